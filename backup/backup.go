@@ -1,0 +1,232 @@
+// Package backup turns a stream into a snapshot: content-defined chunks,
+// deduplicated against the repository's index, compressed, packed,
+// encrypted to the repository key and uploaded, with memory bounded by a
+// fixed number of buffers in flight.
+package backup
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/restic/chunker"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/repository"
+)
+
+// Options describe the snapshot to write.
+type Options struct {
+	Source string   // the source's name; required
+	Host   string   // the host the stream came from
+	Tags   []string // free-form labels
+	Engine string   // stdin, exec, postgres, …
+	Format string   // the dump format
+	Tool   string   // e.g. "coffer 0.1.0"
+	Time   time.Time
+	// Private, when non-nil, is encrypted to the repository key and kept in
+	// the snapshot (per-table digests).
+	Private any
+	// Progress, when non-nil, is called about five times a second.
+	Progress func(Progress)
+	// Workers is the number of hashing and compressing goroutines
+	// (default GOMAXPROCS); Uploads the number of concurrent uploads
+	// (default 3).
+	Workers, Uploads int
+}
+
+// Progress is a running count.
+type Progress struct {
+	BytesRead, BytesNew, BytesStored int64
+	Chunks, ChunksNew                int64
+}
+
+// Summary describes a finished backup.
+type Summary struct {
+	Snapshot    *repository.Snapshot
+	BytesRead   int64 // stream bytes
+	BytesNew    int64 // stream bytes in chunks not stored before
+	BytesStored int64 // bytes uploaded (packs, index, snapshot)
+	ChunksTotal int
+	ChunksNew   int
+	Packs       int
+	Duration    time.Duration
+}
+
+// Run backs up src into repo. A read error from src (a dump that failed)
+// fails the backup and writes no snapshot.
+func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options) (*Summary, error) {
+	if opts.Source == "" {
+		return nil, fmt.Errorf("backup: a source name is required (--source)")
+	}
+	start := time.Now()
+	if opts.Time.IsZero() {
+		opts.Time = start
+	}
+	idx, err := repo.LoadIndex(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: load index: %w", err)
+	}
+	p := newPipeline(repo, idx, opts)
+	stopProgress := p.reportProgress(opts.Progress)
+	err = p.run(ctx, src)
+	stopProgress()
+	if err != nil {
+		return nil, err
+	}
+	snap := &repository.Snapshot{
+		Time: opts.Time.UTC(), Host: opts.Host, Source: opts.Source, Tags: opts.Tags,
+		Engine: opts.Engine, Format: opts.Format, Tool: opts.Tool,
+		Size: p.read.Load(), ChunksNew: int(p.chunksNew.Load()), ChunksTotal: len(p.ids),
+		Digest: p.digest, Chunks: p.ids,
+	}
+	if opts.Private != nil {
+		if snap.Private, err = repo.SealPrivate(opts.Private); err != nil {
+			return nil, err
+		}
+	}
+	snap.Stored = p.stored.Load()
+	if _, err := repo.SaveSnapshot(ctx, snap); err != nil {
+		return nil, err
+	}
+	return &Summary{
+		Snapshot: snap, BytesRead: snap.Size, BytesNew: p.bytesNew.Load(), BytesStored: p.stored.Load(),
+		ChunksTotal: snap.ChunksTotal, ChunksNew: snap.ChunksNew, Packs: int(p.packs.Load()),
+		Duration: time.Since(start),
+	}, nil
+}
+
+type chunkJob struct {
+	seq  int
+	data *[]byte
+}
+
+type chunkResult struct {
+	seq        int
+	id         repository.ID
+	compressed *[]byte // nil when the chunk is already stored
+	raw        int
+}
+
+type pipeline struct {
+	repo *repository.Repo
+	idx  *repository.Index
+	opts Options
+
+	bufs sync.Pool // *[]byte of chunker max size
+	zbuf sync.Pool // *[]byte for compressed chunks
+
+	seenMu sync.Mutex
+	seen   map[repository.ID]struct{}
+
+	ids    []repository.ID // the stream's chunks in order, owned by the packer
+	digest repository.ID
+
+	read, bytesNew, stored, chunks, chunksNew, packs atomic.Int64
+}
+
+func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pipeline {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Uploads <= 0 {
+		opts.Uploads = 3
+	}
+	max := repo.Config().Chunker.Max
+	p := &pipeline{repo: repo, idx: idx, opts: opts, seen: map[repository.ID]struct{}{}}
+	p.bufs.New = func() any { b := make([]byte, 0, max); return &b }
+	p.zbuf.New = func() any { b := make([]byte, 0, max/2); return &b }
+	return p
+}
+
+// isNew reports whether id must be stored, and claims it for this backup.
+func (p *pipeline) isNew(id repository.ID) bool {
+	if p.idx.Has(id) {
+		return false
+	}
+	p.seenMu.Lock()
+	defer p.seenMu.Unlock()
+	if _, ok := p.seen[id]; ok {
+		return false
+	}
+	p.seen[id] = struct{}{}
+	return true
+}
+
+func (p *pipeline) run(ctx context.Context, src io.Reader) error {
+	g, ctx := errgroup.WithContext(ctx)
+	jobs := make(chan chunkJob, 2*p.opts.Workers)
+	results := make(chan chunkResult, 2*p.opts.Workers)
+	packs := make(chan finishedPack)
+	g.Go(func() error { defer close(jobs); return p.chunk(ctx, src, jobs) })
+	var workers sync.WaitGroup
+	for range p.opts.Workers {
+		workers.Add(1)
+		g.Go(func() error { defer workers.Done(); return p.work(ctx, jobs, results) })
+	}
+	go func() { workers.Wait(); close(results) }()
+	g.Go(func() error { defer close(packs); return p.pack(ctx, results, packs) })
+	up := newUploader(p.repo, &p.stored, &p.packs)
+	for range p.opts.Uploads {
+		g.Go(func() error { return up.upload(ctx, packs) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return up.flushIndex(ctx)
+}
+
+// chunk reads src, cuts it into chunks and computes the stream digest.
+func (p *pipeline) chunk(ctx context.Context, src io.Reader, jobs chan<- chunkJob) error {
+	wk := p.repo.WriterKey()
+	cp := p.repo.Config().Chunker
+	digest := hmac.New(sha256.New, wk.ChunkIDKey[:])
+	ch := chunker.New(io.TeeReader(src, digest), wk.Polynomial,
+		chunker.WithBoundaries(cp.Min, cp.Max), chunker.WithAverageBits(cp.AvgBits))
+	for seq := 0; ; seq++ {
+		buf := p.bufs.Get().(*[]byte)
+		c, err := ch.Next(*buf)
+		if err == io.EOF {
+			p.bufs.Put(buf)
+			digest.Sum(p.digest[:0])
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read source %q: %w", p.opts.Source, err)
+		}
+		*buf = c.Data
+		p.read.Add(int64(len(c.Data)))
+		select {
+		case jobs <- chunkJob{seq: seq, data: buf}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// work hashes chunks and compresses the new ones.
+func (p *pipeline) work(ctx context.Context, jobs <-chan chunkJob, results chan<- chunkResult) error {
+	h := p.repo.WriterKey().ChunkHasher()
+	for j := range jobs {
+		data := *j.data
+		r := chunkResult{seq: j.seq, id: h.Sum(data), raw: len(data)}
+		if p.isNew(r.id) {
+			z := p.zbuf.Get().(*[]byte)
+			*z = repository.Compress((*z)[:0], data)
+			r.compressed = z
+		}
+		p.bufs.Put(j.data)
+		select {
+		case results <- r:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package backup
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coffer-backup/coffer/repository"
+)
+
+type finishedPack struct {
+	entry repository.PackEntry
+	data  []byte
+}
+
+// pack puts results in stream order and fills packs with the new chunks.
+func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out chan<- finishedPack) error {
+	size := p.repo.Config().PackSize
+	var pw *repository.PackWriter
+	flush := func() error {
+		if pw == nil || pw.Count() == 0 {
+			return nil
+		}
+		e, ct, err := pw.Finish()
+		if err != nil {
+			return err
+		}
+		pw = nil
+		select {
+		case out <- finishedPack{entry: e, data: ct}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	for r := range results {
+		for len(p.ids) <= r.seq {
+			p.ids = append(p.ids, repository.ID{})
+		}
+		p.ids[r.seq] = r.id
+		p.chunks.Add(1)
+		if r.compressed == nil {
+			continue
+		}
+		if pw == nil {
+			var err error
+			if pw, err = p.repo.NewPackWriter(size); err != nil {
+				return err
+			}
+		}
+		if err := pw.Add(r.id, *r.compressed, r.raw); err != nil {
+			return err
+		}
+		p.zbuf.Put(r.compressed)
+		p.chunksNew.Add(1)
+		p.bytesNew.Add(int64(r.raw))
+		if pw.Plain() >= int64(size) {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+// indexEvery is how many packs a backup stores before it writes an index
+// object for them, so a backup killed late leaves packs the next one reuses.
+const indexEvery = 64
+
+type uploader struct {
+	repo          *repository.Repo
+	stored, count *atomic.Int64
+
+	mu      sync.Mutex
+	pending []repository.PackEntry
+}
+
+func newUploader(repo *repository.Repo, stored, count *atomic.Int64) *uploader {
+	return &uploader{repo: repo, stored: stored, count: count}
+}
+
+func (u *uploader) upload(ctx context.Context, packs <-chan finishedPack) error {
+	for fp := range packs {
+		if err := u.repo.SavePack(ctx, fp.entry, fp.data); err != nil {
+			return err
+		}
+		u.stored.Add(int64(len(fp.data)))
+		u.count.Add(1)
+		u.mu.Lock()
+		u.pending = append(u.pending, fp.entry)
+		var batch []repository.PackEntry
+		if len(u.pending) >= indexEvery {
+			batch, u.pending = u.pending, nil
+		}
+		u.mu.Unlock()
+		if batch != nil {
+			if err := u.saveIndex(ctx, batch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (u *uploader) flushIndex(ctx context.Context) error {
+	u.mu.Lock()
+	batch := u.pending
+	u.pending = nil
+	u.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	return u.saveIndex(ctx, batch)
+}
+
+func (u *uploader) saveIndex(ctx context.Context, batch []repository.PackEntry) error {
+	_, err := u.repo.SaveIndex(ctx, &repository.IndexFile{Packs: batch})
+	return err
+}

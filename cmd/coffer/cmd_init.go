@@ -1,0 +1,180 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"filippo.io/age"
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/internal/agekeys"
+	"github.com/coffer-backup/coffer/repository"
+)
+
+type initOptions struct {
+	recipients     []string
+	recipientsFile string
+	identityFile   string
+	writerKeyFile  string
+}
+
+func newInitCmd(g *globals) *cobra.Command {
+	o := &initOptions{}
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a repository, its repository key and a writer key",
+		Long: `init creates a repository. Data is encrypted to a new repository key, whose
+private half is stored in the repository encrypted to the operators' recipients
+(--recipient, --recipients-file). With no recipient, init generates an operator
+identity and writes it to --identity-file (default $COFFER_IDENTITY_FILE).
+
+The writer key (what a backup host needs) is written to --writer-key-file
+(default $COFFER_WRITER_KEY_FILE) with mode 0600. Keep its fingerprint: restorers
+pin it with COFFER_WRITER_FINGERPRINT.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(cmd, g, o) },
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.recipients, "recipient", nil, "operator's age recipient (repeatable)")
+	f.StringVar(&o.recipientsFile, "recipients-file", "", "file of operators' recipients, one per line")
+	f.StringVar(&o.identityFile, "identity-file", "", "where to write a generated identity when no recipient is given")
+	f.StringVar(&o.writerKeyFile, "writer-key-file", "", "where to write the writer key")
+	return cmd
+}
+
+type initResult struct {
+	Repository  string   `json:"repository"`
+	ID          string   `json:"id"`
+	Operators   []string `json:"operators"`
+	Fingerprint string   `json:"writer_key_fingerprint"`
+	WriterKey   string   `json:"writer_key_file"`
+	Identity    string   `json:"identity_file,omitempty"`
+}
+
+func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
+	ctx := cmd.Context()
+	if o.writerKeyFile == "" {
+		o.writerKeyFile = os.Getenv("COFFER_WRITER_KEY_FILE")
+	}
+	if o.writerKeyFile == "" {
+		return errors.New("init: where should the writer key go? pass --writer-key-file or set COFFER_WRITER_KEY_FILE")
+	}
+	if err := refuseExisting(o.writerKeyFile); err != nil {
+		return err
+	}
+	rs, names, generated, err := initRecipients(o)
+	if err != nil {
+		return err
+	}
+	if generated != nil {
+		if err := refuseExisting(o.identityFile); err != nil {
+			return err
+		}
+	}
+	be, err := g.backend(ctx, true)
+	if err != nil {
+		return err
+	}
+	repo, err := repository.Init(ctx, be, repository.InitOptions{Operators: rs, OperatorNames: names})
+	if err != nil {
+		return err
+	}
+	wk := repo.WriterKey()
+	if err := writeSecret(o.writerKeyFile, wk.Marshal()); err != nil {
+		return fmt.Errorf("init: the repository was created, but writing the writer key failed: %w; recover it with `age -d -i IDENTITY keys/writer.age`", err)
+	}
+	res := initResult{Repository: be.Location(), ID: repo.Config().ID, Operators: names, Fingerprint: wk.Fingerprint(), WriterKey: o.writerKeyFile}
+	if generated != nil {
+		text := fmt.Sprintf("# coffer operator identity, created for repository %s\n# public key: %s\n%s\n", res.ID, generated.Recipient(), generated)
+		if err := writeSecret(o.identityFile, []byte(text)); err != nil {
+			return fmt.Errorf("init: writing the identity failed: %w", err)
+		}
+		res.Identity = o.identityFile
+	}
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), res)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "created repository %s at %s\n", res.ID, res.Repository)
+	for _, n := range names {
+		fmt.Fprintf(out, "operator recipient:      %s\n", n)
+	}
+	if res.Identity != "" {
+		fmt.Fprintf(out, "operator identity:       %s (keep it offline; it decrypts every backup)\n", res.Identity)
+	}
+	fmt.Fprintf(out, "writer key:              %s (for backup hosts; it cannot decrypt backups)\n", res.WriterKey)
+	fmt.Fprintf(out, "writer key fingerprint:  %s\n", res.Fingerprint)
+	return nil
+}
+
+func initRecipients(o *initOptions) ([]age.Recipient, []string, *age.X25519Identity, error) {
+	ui := pluginUI()
+	var rs []age.Recipient
+	names := append([]string(nil), o.recipients...)
+	for _, s := range o.recipients {
+		r, err := agekeys.ParseRecipient(s, ui)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("init: --recipient: %w", err)
+		}
+		rs = append(rs, r)
+	}
+	if o.recipientsFile != "" {
+		more, moreNames, err := agekeys.ReadRecipientsFile(o.recipientsFile, ui)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("init: %w", err)
+		}
+		rs, names = append(rs, more...), append(names, moreNames...)
+	}
+	if len(rs) > 0 {
+		return rs, names, nil, nil
+	}
+	if o.identityFile == "" {
+		o.identityFile = os.Getenv("COFFER_IDENTITY_FILE")
+	}
+	if o.identityFile == "" {
+		return nil, nil, nil, errors.New("init: give operators' recipients (--recipient, --recipients-file), or --identity-file (or COFFER_IDENTITY_FILE) for a new identity to be written to")
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return []age.Recipient{id.Recipient()}, []string{id.Recipient().String()}, id, nil
+}
+
+func refuseExisting(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("init: %s already exists: move it away or choose another path (coffer never overwrites a key)", path)
+	}
+	return nil
+}
+
+// writeSecret writes a key file with mode 0600, atomically.
+func writeSecret(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".coffer-key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Link(f.Name(), path) // fails rather than overwrite
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/repository"
+)
+
+func newSnapshotsCmd(g *globals) *cobra.Command {
+	var source string
+	cmd := &cobra.Command{
+		Use:   "snapshots [--source NAME]",
+		Short: "List snapshots (works with the writer key alone)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := g.openRepo(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			all, err := repo.Snapshots(cmd.Context())
+			if err != nil {
+				return err
+			}
+			var list []snapshotJSON
+			for _, s := range all {
+				if source == "" || s.Source == source {
+					list = append(list, toSnapshotJSON(s))
+				}
+			}
+			if g.json {
+				if list == nil {
+					list = []snapshotJSON{}
+				}
+				return printJSON(cmd.OutOrStdout(), list)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tTIME\tSOURCE\tHOST\tENGINE\tSIZE\tSTORED\tTAGS")
+			for _, s := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID[:8], s.Time.Local().Format(time.DateTime), s.Source,
+					s.Host, s.Engine, bytesStr(s.Size), bytesStr(s.Stored), strings.Join(s.Tags, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&source, "source", "", "only this source's snapshots")
+	return cmd
+}
+
+type snapshotJSON struct {
+	ID          string    `json:"id"`
+	Time        time.Time `json:"time"`
+	Source      string    `json:"source"`
+	Host        string    `json:"host"`
+	Tags        []string  `json:"tags"`
+	Engine      string    `json:"engine"`
+	Format      string    `json:"format"`
+	Size        int64     `json:"size"`
+	Stored      int64     `json:"stored"`
+	ChunksTotal int       `json:"chunks_total"`
+	ChunksNew   int       `json:"chunks_new"`
+	Tool        string    `json:"tool"`
+}
+
+func toSnapshotJSON(s *repository.Snapshot) snapshotJSON {
+	tags := s.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	return snapshotJSON{ID: s.ID().String(), Time: s.Time, Source: s.Source, Host: s.Host, Tags: tags,
+		Engine: s.Engine, Format: s.Format, Size: s.Size, Stored: s.Stored,
+		ChunksTotal: s.ChunksTotal, ChunksNew: s.ChunksNew, Tool: s.Tool}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"filippo.io/age"
+	"filippo.io/age/plugin"
+	"golang.org/x/term"
+
+	"github.com/coffer-backup/coffer/internal/agekeys"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/storage"
+	"github.com/coffer-backup/coffer/storage/location"
+)
+
+// globals are the settings every command shares, from flags and the
+// environment. Secrets only ever come from files or the environment.
+type globals struct {
+	repo string
+	json bool
+}
+
+func (g *globals) repoURL() (string, error) {
+	if g.repo != "" {
+		return g.repo, nil
+	}
+	if v := os.Getenv("COFFER_REPO"); v != "" {
+		return v, nil
+	}
+	return "", errors.New("no repository: set COFFER_REPO or pass --repo (a path, file:///path or s3://BUCKET/PREFIX)")
+}
+
+func (g *globals) backend(ctx context.Context, create bool) (storage.Backend, error) {
+	u, err := g.repoURL()
+	if err != nil {
+		return nil, err
+	}
+	return location.Open(ctx, u, location.S3Options{
+		Endpoint:     os.Getenv("COFFER_S3_ENDPOINT"),
+		AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
+		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
+		Region:       os.Getenv("AWS_REGION"),
+		CreateBucket: create,
+	})
+}
+
+func pluginUI() *plugin.ClientUI {
+	return plugin.NewTerminalUI(func(f string, v ...any) { fmt.Fprintf(os.Stderr, f+"\n", v...) },
+		func(f string, v ...any) { fmt.Fprintf(os.Stderr, "warning: "+f+"\n", v...) })
+}
+
+func identities() ([]age.Identity, string, error) {
+	path := os.Getenv("COFFER_IDENTITY_FILE")
+	if path == "" {
+		return nil, "", nil
+	}
+	ids, err := agekeys.LoadIdentities(path, passphrase, pluginUI())
+	return ids, path, err
+}
+
+func passphrase() (string, error) {
+	if f := os.Getenv("COFFER_IDENTITY_PASSPHRASE_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		return strings.TrimRight(string(b), "\r\n"), err
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return "", errors.New("the identity file is passphrase-protected and there is no terminal to ask on: set COFFER_IDENTITY_PASSPHRASE_FILE")
+	}
+	fmt.Fprint(os.Stderr, "Passphrase for the identity file: ")
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	return string(b), err
+}
+
+func writerKey() (*repository.WriterKey, error) {
+	path := os.Getenv("COFFER_WRITER_KEY_FILE")
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("writer key: %w (check COFFER_WRITER_KEY_FILE)", err)
+	}
+	return repository.ParseWriterKey(b, path)
+}
+
+// openRepo opens the repository with the best key available: an operator
+// identity when set (needed when read is true), else the writer key.
+func (g *globals) openRepo(ctx context.Context, read bool) (*repository.Repo, error) {
+	be, err := g.backend(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	ids, idPath, err := identities()
+	if err != nil {
+		return nil, err
+	}
+	wk, err := writerKey()
+	if err != nil {
+		return nil, err
+	}
+	if ids != nil {
+		r, err := repository.OpenRestorer(ctx, be, ids, repository.OpenOptions{WriterKey: wk, Fingerprint: os.Getenv("COFFER_WRITER_FINGERPRINT")})
+		var wi *repository.WrongIdentityError
+		if errors.As(err, &wi) {
+			return nil, fmt.Errorf("%s is encrypted to %s; none matches the identity in %s: use an operator's identity", wi.Object, strings.Join(wi.Operators, ", "), idPath)
+		}
+		return r, err
+	}
+	if read {
+		return nil, repository.ErrNeedIdentity
+	}
+	if wk == nil {
+		return nil, errors.New("no key: set COFFER_WRITER_KEY_FILE (backup host, maintainer) or COFFER_IDENTITY_FILE (operator)")
+	}
+	return repository.OpenWriter(ctx, be, wk)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

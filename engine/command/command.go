@@ -1,0 +1,119 @@
+// Package command streams a command's standard output as a backup source.
+// The stream ends with io.EOF only if the command exits 0: a dump that fails
+// halfway makes the read fail, so no snapshot is written for it.
+package command
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// Stream is a running command's standard output.
+type Stream struct {
+	cmd    *exec.Cmd
+	stdout io.ReadCloser
+	stderr *tailBuffer
+	name   string
+
+	once    sync.Once
+	waitErr error
+}
+
+// Start runs command with `sh -c` and returns its standard output. Its
+// standard error is kept (the last few KiB) for error messages.
+func Start(ctx context.Context, command string) (*Stream, error) {
+	return StartArgs(ctx, command, "sh", "-c", command)
+}
+
+// StartArgs runs argv directly; name is how errors refer to it.
+func StartArgs(ctx context.Context, name string, argv ...string) (*Stream, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	s := &Stream{cmd: cmd, stderr: &tailBuffer{max: 4096}, name: name}
+	cmd.Stderr = s.stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.stdout = out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %q: %w", name, err)
+	}
+	return s, nil
+}
+
+// Read reads the command's output. At the end of the output it waits for
+// the command and returns io.EOF only when it succeeded.
+func (s *Stream) Read(p []byte) (int, error) {
+	n, err := s.stdout.Read(p)
+	if err == io.EOF {
+		if werr := s.wait(); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
+
+// Close stops the command if it is still running and releases it.
+func (s *Stream) Close() error {
+	if s.cmd.ProcessState == nil && s.cmd.Process != nil {
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	err := s.wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return nil // already reported by Read, or we killed it
+	}
+	return err
+}
+
+func (s *Stream) wait() error {
+	s.once.Do(func() {
+		err := s.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			why := ee.String()
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				why = "killed by signal " + ws.Signal().String()
+			}
+			msg := strings.TrimSpace(s.stderr.String())
+			if msg != "" {
+				msg = ": " + msg
+			}
+			err = fmt.Errorf("command %q failed (%s)%s: no snapshot was written; fix the command and run the backup again", s.name, why, msg)
+		}
+		s.waitErr = err
+	})
+	return s.waitErr
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if over := t.buf.Len() - t.max; over > 0 {
+		t.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.String()
+}

@@ -1,0 +1,223 @@
+package repository
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// CheckOptions select how deep Check goes.
+type CheckOptions struct {
+	// ReadData downloads packs, verifies their checksums, decrypts them and
+	// verifies every chunk. It needs the repository key.
+	ReadData bool
+	// Subset, in (0, 1], is the fraction of packs ReadData reads, chosen at
+	// random. Zero means all.
+	Subset float64
+	// Progress, when set, is called after each pack read.
+	Progress func(done, total int)
+}
+
+// Problem is one damaged or missing object.
+type Problem struct {
+	Object string `json:"object"`
+	Reason string `json:"reason"`
+}
+
+// CheckReport is the result of Check.
+type CheckReport struct {
+	Snapshots    int       `json:"snapshots"`
+	IndexFiles   int       `json:"index_files"`
+	Packs        int       `json:"packs"`
+	PacksRead    int       `json:"packs_read"`
+	Unreferenced []string  `json:"unreferenced_packs,omitempty"` // garbage, not damage
+	Problems     []Problem `json:"problems"`
+}
+
+// OK reports whether no problem was found.
+func (c *CheckReport) OK() bool { return len(c.Problems) == 0 }
+
+func (c *CheckReport) add(object, format string, args ...any) {
+	c.Problems = append(c.Problems, Problem{Object: object, Reason: fmt.Sprintf(format, args...)})
+}
+
+// Check verifies the repository's structure: every index and snapshot
+// decrypts and is authentic, every indexed pack exists with its size, every
+// chunk a snapshot needs is indexed. With ReadData it also reads packs.
+// It returns an error only when it cannot run; damage is in the report.
+func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
+	if opts.ReadData && r.data == nil {
+		return nil, fmt.Errorf("check --read-data: %w", ErrNeedIdentity)
+	}
+	rep := &CheckReport{Problems: []Problem{}}
+	stored := map[string]int64{}
+	if err := r.be.List(ctx, "data/", func(fi storage.Info) error {
+		stored[fi.Name] = fi.Size
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("check: list data/ in %s: %w", r.be.Location(), err)
+	}
+	idx, err := r.checkIndex(ctx, rep)
+	if err != nil {
+		return nil, err
+	}
+	packs := idx.Packs()
+	rep.Packs = len(packs)
+	indexed := map[string]bool{}
+	for _, p := range packs {
+		name := PackName(p.ID)
+		indexed[name] = true
+		size, ok := stored[name]
+		switch {
+		case !ok:
+			rep.add(name, "pack is listed in the index but missing from storage")
+		case size != p.Size:
+			rep.add(name, "pack is %d bytes, the index says %d (truncated or replaced)", size, p.Size)
+		}
+	}
+	for name := range stored {
+		if !indexed[name] {
+			rep.Unreferenced = append(rep.Unreferenced, name)
+		}
+	}
+	sort.Strings(rep.Unreferenced)
+	if err := r.checkSnapshots(ctx, idx, rep); err != nil {
+		return nil, err
+	}
+	if opts.ReadData {
+		if err := r.readData(ctx, idx, stored, opts, rep); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(rep.Problems, func(i, j int) bool { return rep.Problems[i].Object < rep.Problems[j].Object })
+	return rep, nil
+}
+
+func (r *Repo) checkIndex(ctx context.Context, rep *CheckReport) (*Index, error) {
+	ids, err := r.ListIDs(ctx, "index")
+	if err != nil {
+		return nil, err
+	}
+	idx := NewIndex()
+	superseded := map[ID]bool{}
+	files := map[ID]*IndexFile{}
+	for _, id := range ids {
+		f, err := r.LoadIndexFile(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			rep.add("index/"+id.String(), "%v", trimRemedy(err))
+			continue
+		}
+		files[id] = f
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	for id, f := range files {
+		if !superseded[id] {
+			idx.Add(f.Packs)
+			rep.IndexFiles++
+		}
+	}
+	return idx, nil
+}
+
+func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport) error {
+	ids, err := r.ListIDs(ctx, "snapshots")
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		name := "snapshots/" + id.String()
+		s, err := r.LoadSnapshot(ctx, id)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.add(name, "%v", trimRemedy(err))
+			continue
+		}
+		rep.Snapshots++
+		missing := 0
+		for _, c := range s.Chunks {
+			if !idx.Has(c) {
+				missing++
+			}
+		}
+		if missing > 0 {
+			rep.add(name, "%d of its %d chunks are in no index (their packs were deleted or never finished)", missing, len(s.Chunks))
+		}
+	}
+	return nil
+}
+
+func (r *Repo) readData(ctx context.Context, idx *Index, stored map[string]int64, opts CheckOptions, rep *CheckReport) error {
+	byPack := map[ID][]Blob{}
+	idx.ForEachBlob(func(p PackInfo, b Blob) { byPack[p.ID] = append(byPack[p.ID], b) })
+	var todo []PackInfo
+	for _, p := range idx.Packs() {
+		if _, ok := stored[PackName(p.ID)]; !ok {
+			continue // already reported
+		}
+		if opts.Subset > 0 && opts.Subset < 1 && rand.Float64() >= opts.Subset {
+			continue
+		}
+		todo = append(todo, p)
+	}
+	results := make([]error, len(todo))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	var done atomic.Int64
+	for i, p := range todo {
+		g.Go(func() error {
+			results[i] = r.readPack(gctx, p, byPack[p.ID])
+			if opts.Progress != nil {
+				opts.Progress(int(done.Add(1)), len(todo))
+			}
+			return gctx.Err()
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for i, err := range results {
+		rep.PacksRead++
+		if err != nil {
+			rep.add(PackName(todo[i].ID), "%v", trimRemedy(err))
+		}
+	}
+	return nil
+}
+
+func (r *Repo) readPack(ctx context.Context, p PackInfo, blobs []Blob) error {
+	name := PackName(p.ID)
+	ct, err := storage.ReadAll(ctx, r.be, name)
+	if err != nil {
+		return fmt.Errorf("cannot read: %w", err)
+	}
+	if !VerifyPackChecksum(p.ID, ct) {
+		return fmt.Errorf("content does not match its name (SHA-256): altered or damaged")
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Off < blobs[j].Off })
+	mem := &memPack{name: name, data: ct}
+	return r.readBlobsFrom(ctx, mem, p, blobs, func(Blob, []byte) error { return nil })
+}
+
+// trimRemedy drops the generic remedy from a CorruptError for the report,
+// which gives its own.
+func trimRemedy(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, " (run `coffer check"); i > 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,85 @@
+package repository
+
+import (
+	"crypto/hmac"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// ChunkerParams are the content-defined chunking parameters.
+type ChunkerParams struct {
+	Min     uint `json:"min"`
+	AvgBits int  `json:"avg_bits"`
+	Max     uint `json:"max"`
+}
+
+// DefaultChunker is a 64 KiB average between 16 KiB and 256 KiB (see
+// docs/format.md, "Choosing the chunk size").
+var DefaultChunker = ChunkerParams{Min: 16 << 10, AvgBits: 16, Max: 256 << 10}
+
+// DefaultPackSize is the target plaintext size of a pack.
+const DefaultPackSize = 16 << 20
+
+// Config is the repository's `config` object.
+type Config struct {
+	Version     int           `json:"version"`
+	ID          string        `json:"id"`
+	Created     time.Time     `json:"created"`
+	Recipient   string        `json:"recipient"`
+	Operators   []string      `json:"operators"`
+	Chunker     ChunkerParams `json:"chunker"`
+	PackSize    int           `json:"pack_size"`
+	Compression string        `json:"compression"`
+	MAC         string        `json:"mac"`
+}
+
+func (c *Config) computeMAC(wk *WriterKey) string {
+	cp := *c
+	cp.MAC = ""
+	b, _ := json.Marshal(&cp)
+	m := hmacSHA256(wk.MACKey[:])
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// Validate checks the config's parameters and that wk authenticates it.
+func (c *Config) Validate(wk *WriterKey) error {
+	if c.ID != wk.RepositoryID {
+		return fmt.Errorf("the writer key belongs to repository %s, this repository is %s: use this repository's writer key", wk.RepositoryID, c.ID)
+	}
+	if !hmac.Equal([]byte(c.MAC), []byte(c.computeMAC(wk))) {
+		return &CorruptError{Object: "config", Reason: "not authenticated by the writer key (altered)"}
+	}
+	p := c.Chunker
+	if p.AvgBits < 10 || p.AvgBits > 22 || p.Min < 512 || p.Max <= p.Min || p.Max > 8<<20 || c.PackSize < 1<<20 || c.PackSize > 1<<30 {
+		return &CorruptError{Object: "config", Reason: "chunker or pack parameters out of range"}
+	}
+	if c.Compression != "zstd" {
+		return &CorruptError{Object: "config", Reason: fmt.Sprintf("unknown compression %q", c.Compression)}
+	}
+	return nil
+}
+
+// ParseConfig decodes the `config` object, refusing unknown versions before
+// anything else.
+func ParseConfig(data []byte) (*Config, error) {
+	var v struct {
+		Version int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, &CorruptError{Object: "config", Reason: "not valid JSON", Err: err}
+	}
+	if v.Version != FormatVersion {
+		if v.Version > FormatVersion {
+			return nil, &UnsupportedVersionError{Object: "config", Version: v.Version}
+		}
+		return nil, &CorruptError{Object: "config", Reason: fmt.Sprintf("invalid format version %d", v.Version)}
+	}
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, &CorruptError{Object: "config", Reason: "malformed", Err: err}
+	}
+	return &c, nil
+}

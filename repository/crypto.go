@@ -1,0 +1,89 @@
+package repository
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+)
+
+func hmacSHA256(key []byte) hash.Hash { return hmac.New(sha256.New, key) }
+
+// encrypt returns plaintext as an age file to recipients.
+func encrypt(plaintext []byte, recipients ...age.Recipient) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := age.Encrypt(&buf, recipients...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(plaintext); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// decrypt opens an age file. object names it in errors.
+func decrypt(object string, ciphertext []byte, identities ...age.Identity) ([]byte, error) {
+	r, err := age.Decrypt(bytes.NewReader(ciphertext), identities...)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, err
+		}
+		return nil, &CorruptError{Object: object, Reason: "cannot decrypt", Err: err}
+	}
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil, &CorruptError{Object: object, Reason: "decryption failed (truncated or altered)", Err: err}
+	}
+	return out, nil
+}
+
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+// Compress appends the zstd frame of src to dst. It is safe for concurrent use.
+func Compress(dst, src []byte) []byte { return zenc.EncodeAll(src, dst) }
+
+// Decompress appends the content of one zstd frame to dst. It is safe for
+// concurrent use.
+func Decompress(dst, src []byte) ([]byte, error) { return zdec.DecodeAll(src, dst) }
+
+// sealMeta encodes a metadata object: the name is its MAC, the content
+// zstd-compressed and encrypted to the metadata recipient.
+func (wk *WriterKey) sealMeta(kind string, plaintext []byte) (ID, []byte, error) {
+	id := macID(wk.MACKey[:], kind, plaintext)
+	ct, err := encrypt(Compress(nil, plaintext), wk.Metadata.Recipient())
+	return id, ct, err
+}
+
+// openMeta decrypts and authenticates a metadata object stored as object.
+func (wk *WriterKey) openMeta(kind, object string, id ID, ciphertext []byte) ([]byte, error) {
+	compressed, err := decrypt(object, ciphertext, wk.Metadata)
+	if err != nil {
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return nil, &CorruptError{Object: object, Reason: "not encrypted to this repository's metadata key (written by another repository, or forged)", Err: err}
+		}
+		return nil, err
+	}
+	plaintext, err := Decompress(nil, compressed)
+	if err != nil {
+		return nil, &CorruptError{Object: object, Reason: "decompression failed", Err: err}
+	}
+	if got := macID(wk.MACKey[:], kind, plaintext); !hmac.Equal(got[:], id[:]) {
+		return nil, &CorruptError{Object: object, Reason: fmt.Sprintf("%s is not authenticated by the writer key (forged, altered or renamed)", kind)}
+	}
+	return plaintext, nil
+}

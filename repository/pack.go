@@ -1,0 +1,183 @@
+package repository
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+
+	"filippo.io/age"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// PackName returns the object name of a pack.
+func PackName(id ID) string {
+	s := id.String()
+	return "data/" + s[:2] + "/" + s
+}
+
+// PackWriter builds one pack: blobs are encrypted as they are added.
+type PackWriter struct {
+	buf   bytes.Buffer
+	enc   io.WriteCloser
+	plain int64
+	blobs []Blob
+}
+
+// NewPackWriter starts a pack encrypted to the repository key.
+func (r *Repo) NewPackWriter(sizeHint int) (*PackWriter, error) {
+	p := &PackWriter{}
+	p.buf.Grow(sizeHint + sizeHint/64 + 4096)
+	enc, err := age.Encrypt(&p.buf, r.wk.Recipient)
+	if err != nil {
+		return nil, err
+	}
+	p.enc = enc
+	return p, nil
+}
+
+// Add appends a compressed chunk.
+func (p *PackWriter) Add(id ID, compressed []byte, raw int) error {
+	if _, err := p.enc.Write(compressed); err != nil {
+		return err
+	}
+	p.blobs = append(p.blobs, Blob{ID: id, Off: uint32(p.plain), Len: uint32(len(compressed)), Raw: uint32(raw)})
+	p.plain += int64(len(compressed))
+	return nil
+}
+
+// Plain returns the plaintext bytes added so far.
+func (p *PackWriter) Plain() int64 { return p.plain }
+
+// Count returns the number of blobs added.
+func (p *PackWriter) Count() int { return len(p.blobs) }
+
+// Finish closes the pack and returns its index entry and ciphertext.
+func (p *PackWriter) Finish() (PackEntry, []byte, error) {
+	if err := p.enc.Close(); err != nil {
+		return PackEntry{}, nil, err
+	}
+	ct := p.buf.Bytes()
+	e := PackEntry{ID: sha256ID(ct), Size: int64(len(ct)), Plain: p.plain, Blobs: p.blobs}
+	return e, ct, nil
+}
+
+// SavePack stores a finished pack.
+func (r *Repo) SavePack(ctx context.Context, e PackEntry, ct []byte) error {
+	if err := r.be.Put(ctx, PackName(e.ID), ct, storage.PutOptions{}); err != nil {
+		return fmt.Errorf("save pack: %w", err)
+	}
+	return nil
+}
+
+const (
+	segSize    = 64 << 10
+	encSegSize = segSize + 16
+)
+
+// payloadOffset returns where age's STREAM segments start in a pack object.
+func payloadOffset(p PackInfo) int64 {
+	segs := (p.Plain + segSize - 1) / segSize
+	if segs == 0 {
+		segs = 1
+	}
+	return p.Size - (p.Plain + 16*segs)
+}
+
+// ReadBlobs fetches blobs of one pack, decrypts, decompresses and verifies
+// each against its id, and calls fn with each chunk in the order given.
+// The chunk passed to fn is only valid during the call.
+func (r *Repo) ReadBlobs(ctx context.Context, p PackInfo, blobs []Blob, fn func(Blob, []byte) error) error {
+	if r.data == nil {
+		return ErrNeedIdentity
+	}
+	if len(blobs) == 0 {
+		return nil
+	}
+	name := PackName(p.ID)
+	lo, hi := int64(blobs[0].Off), int64(0)
+	for _, b := range blobs {
+		lo = min(lo, int64(b.Off))
+		hi = max(hi, int64(b.Off)+int64(b.Len))
+	}
+	if hi > p.Plain || payloadOffset(p) <= 0 {
+		return &CorruptError{Object: name, Reason: "index entry out of the pack's bounds"}
+	}
+	src := newRangeReader(ctx, r.be, name, p.Size)
+	if err := src.prefetch(p, lo, hi); err != nil {
+		return err
+	}
+	return r.readBlobsFrom(ctx, src, p, blobs, fn)
+}
+
+// packSource is where a pack's bytes come from: storage, or memory.
+type packSource interface {
+	io.ReaderAt
+	storageErr() error // the first storage error, to tell it from damage
+}
+
+type memPack struct {
+	name string
+	data []byte
+}
+
+func (m *memPack) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memPack) storageErr() error { return nil }
+
+func (r *Repo) readBlobsFrom(ctx context.Context, src packSource, p PackInfo, blobs []Blob, fn func(Blob, []byte) error) error {
+	name := PackName(p.ID)
+	lo, hi := int64(blobs[0].Off), int64(0)
+	for _, b := range blobs {
+		lo = min(lo, int64(b.Off))
+		hi = max(hi, int64(b.Off)+int64(b.Len))
+	}
+	plain, _, err := age.DecryptReaderAt(src, p.Size, r.data)
+	if err != nil {
+		if serr := src.storageErr(); serr != nil {
+			return serr
+		}
+		return &CorruptError{Object: name, Reason: "cannot decrypt pack", Err: err}
+	}
+	span := make([]byte, hi-lo)
+	if _, err := plain.ReadAt(span, lo); err != nil {
+		if serr := src.storageErr(); serr != nil {
+			return serr
+		}
+		return &CorruptError{Object: name, Reason: "pack fails authentication (altered or truncated)", Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	h := r.wk.ChunkHasher()
+	var raw []byte
+	for _, b := range blobs {
+		raw, err = Decompress(raw[:0], span[int64(b.Off)-lo:int64(b.Off)-lo+int64(b.Len)])
+		if err != nil {
+			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not decompress", b.ID.Short()), Err: err}
+		}
+		if h.Sum(raw) != b.ID || len(raw) != int(b.Raw) {
+			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not match its id", b.ID.Short())}
+		}
+		if err := fn(b, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// VerifyPackChecksum reports whether ciphertext matches the pack's name.
+func VerifyPackChecksum(id ID, ciphertext []byte) bool {
+	return sha256.Sum256(ciphertext) == id
+}

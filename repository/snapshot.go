@@ -1,0 +1,177 @@
+package repository
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// Snapshot is the content of a `snapshots/ID` object.
+type Snapshot struct {
+	Version     int       `json:"version"`
+	Time        time.Time `json:"time"`
+	Host        string    `json:"host"`
+	Source      string    `json:"source"`
+	Tags        []string  `json:"tags,omitempty"`
+	Engine      string    `json:"engine"`
+	Format      string    `json:"format"`
+	Tool        string    `json:"tool"`
+	Size        int64     `json:"size"`
+	Stored      int64     `json:"stored"`
+	ChunksNew   int       `json:"chunks_new"`
+	ChunksTotal int       `json:"chunks_total"`
+	Digest      ID        `json:"digest"`
+	Chunks      []ID      `json:"chunks"`
+	// Private is an age file to the repository key holding what is derived
+	// from customer rows (per-table digests).
+	Private []byte `json:"private,omitempty"`
+
+	id ID
+}
+
+// ID returns the snapshot's id (zero until saved or loaded).
+func (s *Snapshot) ID() ID { return s.id }
+
+// SaveSnapshot stores a snapshot and sets its id.
+func (r *Repo) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
+	s.Version = FormatVersion
+	plain, err := json.Marshal(s)
+	if err != nil {
+		return ID{}, err
+	}
+	id, ct, err := r.wk.sealMeta("snapshot", plain)
+	if err != nil {
+		return ID{}, err
+	}
+	if err := r.be.Put(ctx, "snapshots/"+id.String(), ct, storage.PutOptions{}); err != nil {
+		return ID{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	s.id = id
+	return id, nil
+}
+
+// SealPrivate encrypts v as JSON to the repository key, for Snapshot.Private.
+func (r *Repo) SealPrivate(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return encrypt(Compress(nil, b), r.wk.Recipient)
+}
+
+// OpenPrivate decrypts a snapshot's private part into v.
+func (r *Repo) OpenPrivate(s *Snapshot, v any) error {
+	if r.data == nil {
+		return ErrNeedIdentity
+	}
+	object := "snapshots/" + s.id.String() + " (private part)"
+	c, err := decrypt(object, s.Private, r.data)
+	if err != nil {
+		return err
+	}
+	b, err := Decompress(nil, c)
+	if err != nil {
+		return &CorruptError{Object: object, Reason: "decompression failed", Err: err}
+	}
+	return json.Unmarshal(b, v)
+}
+
+// LoadSnapshot reads and authenticates one snapshot.
+func (r *Repo) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
+	name := "snapshots/" + id.String()
+	ct, err := storage.ReadAll(ctx, r.be, name)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("snapshot %s not found in %s: list snapshots with `coffer snapshots`", id.Short(), r.be.Location())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	plain, err := r.wk.openMeta("snapshot", name, id, ct)
+	if err != nil {
+		return nil, err
+	}
+	var s Snapshot
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return nil, &CorruptError{Object: name, Reason: "malformed JSON", Err: err}
+	}
+	if s.Version != FormatVersion {
+		return nil, &UnsupportedVersionError{Object: name, Version: s.Version}
+	}
+	s.id = id
+	return &s, nil
+}
+
+// Snapshots loads every snapshot, oldest first. A snapshot that fails to
+// load is an error: a listing must not silently hide a damaged one.
+func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
+	ids, err := r.ListIDs(ctx, "snapshots")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Snapshot, len(ids))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, id := range ids {
+		g.Go(func() error {
+			s, err := r.LoadSnapshot(gctx, id)
+			out[i] = s
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].id.String() < out[j].id.String()
+	})
+	return out, nil
+}
+
+// FindSnapshot resolves "latest", a full id, or a unique id prefix, among
+// the snapshots of source (any source when empty).
+func (r *Repo) FindSnapshot(ctx context.Context, ref, source string) (*Snapshot, error) {
+	if ref == "latest" || ref == "" {
+		all, err := r.Snapshots(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for i := len(all) - 1; i >= 0; i-- {
+			if source == "" || all[i].Source == source {
+				return all[i], nil
+			}
+		}
+		if source != "" {
+			return nil, fmt.Errorf("no snapshot of source %q in %s: list sources with `coffer snapshots`", source, r.be.Location())
+		}
+		return nil, fmt.Errorf("no snapshots in %s yet: run `coffer backup` first", r.be.Location())
+	}
+	ids, err := r.ListIDs(ctx, "snapshots")
+	if err != nil {
+		return nil, err
+	}
+	var match []ID
+	for _, id := range ids {
+		if strings.HasPrefix(id.String(), strings.ToLower(ref)) {
+			match = append(match, id)
+		}
+	}
+	switch len(match) {
+	case 0:
+		return nil, fmt.Errorf("no snapshot %q in %s: list them with `coffer snapshots`", ref, r.be.Location())
+	case 1:
+		return r.LoadSnapshot(ctx, match[0])
+	default:
+		return nil, fmt.Errorf("snapshot prefix %q is ambiguous (%d matches): give more digits", ref, len(match))
+	}
+}

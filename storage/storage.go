@@ -1,0 +1,93 @@
+// Package storage defines the object store that a coffer repository lives
+// in, and the errors its backends return. Backends are plain: storage/local
+// keeps objects in a directory, storage/s3 in an S3-compatible bucket.
+// Cross-cutting behaviour (retries) wraps a Backend rather than living in it.
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) when an object does not exist.
+var ErrNotFound = errors.New("object not found")
+
+// ErrLocked is returned (wrapped) when an object cannot be deleted or
+// overwritten because its retention (S3 Object Lock) has not expired.
+var ErrLocked = errors.New("object is under retention")
+
+// ErrUnsupported is returned (wrapped) by operations the backend cannot
+// perform, such as retention on a local directory.
+var ErrUnsupported = errors.New("operation not supported by this backend")
+
+// Info describes one stored object.
+type Info struct {
+	Name    string    // full object name, relative to the repository root
+	Size    int64     // bytes
+	ModTime time.Time // last modification, as the backend reports it
+}
+
+// PutOptions are optional settings for Put.
+type PutOptions struct {
+	// RetainUntil, when non-zero, locks the object against deletion and
+	// overwrite until that time (S3 Object Lock). Backends that cannot lock
+	// return ErrUnsupported.
+	RetainUntil time.Time
+}
+
+// Backend is an object store. Object names use "/" as separator and never
+// start with "/". Implementations must make Put atomic: an object is either
+// absent or complete under its final name, never partial.
+type Backend interface {
+	// Put stores data under name, replacing any existing object.
+	Put(ctx context.Context, name string, data []byte, opts PutOptions) error
+	// Get calls fn with a reader of length bytes of the object starting at
+	// offset. length <= 0 reads to the end. fn's error is returned as is;
+	// the reader is only valid during fn, so a failed read can be retried
+	// by calling Get again.
+	Get(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error
+	// Stat describes one object.
+	Stat(ctx context.Context, name string) (Info, error)
+	// List calls fn for every object whose name starts with prefix, in no
+	// particular order. An error from fn stops the listing and is returned.
+	List(ctx context.Context, prefix string, fn func(Info) error) error
+	// Delete removes an object. Deleting a missing object is not an error.
+	Delete(ctx context.Context, name string) error
+	// Location names the store for messages, e.g. "s3://bucket/prefix".
+	Location() string
+}
+
+// Retainer is implemented by backends that support object retention.
+type Retainer interface {
+	// SetRetention extends the retain-until date of an existing object.
+	// It never shortens a retention.
+	SetRetention(ctx context.Context, name string, until time.Time) error
+	// Retention returns the object's retain-until date (zero when none).
+	Retention(ctx context.Context, name string) (time.Time, error)
+}
+
+// ReadAll returns the whole object.
+func ReadAll(ctx context.Context, b Backend, name string) ([]byte, error) {
+	return ReadRange(ctx, b, name, 0, 0)
+}
+
+// ReadRange returns length bytes of an object from offset (length <= 0: to
+// the end), failing if the object is shorter than asked.
+func ReadRange(ctx context.Context, b Backend, name string, offset, length int64) ([]byte, error) {
+	var out []byte
+	err := b.Get(ctx, name, offset, length, func(r io.Reader) error {
+		var err error
+		out, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if length > 0 && int64(len(out)) != length {
+		return nil, fmt.Errorf("read %s at %d: got %d bytes, want %d: %w", name, offset, len(out), length, io.ErrUnexpectedEOF)
+	}
+	return out, nil
+}
