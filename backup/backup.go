@@ -160,21 +160,21 @@ func (p *pipeline) isNew(id repository.ID) bool {
 }
 
 func (p *pipeline) run(ctx context.Context, src io.Reader) error {
-	g, ctx := errgroup.WithContext(ctx)
+	g, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan chunkJob, 2*p.opts.Workers)
 	results := make(chan chunkResult, 2*p.opts.Workers)
 	packs := make(chan finishedPack)
-	g.Go(func() error { defer close(jobs); return p.chunk(ctx, src, jobs) })
+	g.Go(func() error { defer close(jobs); return p.chunk(gctx, src, jobs) })
 	var workers sync.WaitGroup
 	for range p.opts.Workers {
 		workers.Add(1)
-		g.Go(func() error { defer workers.Done(); return p.work(ctx, jobs, results) })
+		g.Go(func() error { defer workers.Done(); return p.work(gctx, jobs, results) })
 	}
 	go func() { workers.Wait(); close(results) }()
-	g.Go(func() error { defer close(packs); return p.pack(ctx, results, packs) })
+	g.Go(func() error { defer close(packs); return p.pack(gctx, results, packs) })
 	up := newUploader(p.repo, &p.stored, &p.packs)
 	for range p.opts.Uploads {
-		g.Go(func() error { return up.upload(ctx, packs) })
+		g.Go(func() error { return up.upload(gctx, packs) })
 	}
 	if err := g.Wait(); err != nil {
 		return err

@@ -151,7 +151,11 @@ func (r *Repo) readBlobsFrom(ctx context.Context, src packSource, p PackInfo, bl
 		return &CorruptError{Object: name, Reason: "cannot decrypt pack", Err: err}
 	}
 	span := make([]byte, hi-lo)
-	if _, err := plain.ReadAt(span, lo); err != nil {
+	n, err := plain.ReadAt(span, lo)
+	if err == io.EOF && n == len(span) {
+		err = nil // io.ReaderAt may report EOF with a read that ends the data
+	}
+	if err != nil {
 		if serr := src.storageErr(); serr != nil {
 			return serr
 		}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/restore"
+)
+
+func newRestoreCmd(g *globals) *cobra.Command {
+	var source, output string
+	cmd := &cobra.Command{
+		Use:   "restore SNAPSHOT|latest [--source NAME] [--output FILE]",
+		Short: "Restore a snapshot's stream to a file or standard output",
+		Long: `restore writes a snapshot's stream to --output FILE, or to standard output.
+Every chunk is checked against its id and the whole stream against the digest
+recorded at backup time. A file is written under a temporary name and renamed
+only when the stream is complete and verified; an existing file is never
+overwritten. Needs an operator identity (COFFER_IDENTITY_FILE).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			repo, err := g.openRepo(ctx, true)
+			if err != nil {
+				return err
+			}
+			snap, err := repo.FindSnapshot(ctx, args[0], source)
+			if err != nil {
+				return err
+			}
+			prog := newProgress(os.Stderr, "restore")
+			opts := restore.Options{Progress: prog.restore}
+			var sum *restore.Summary
+			if output == "" || output == "-" {
+				bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
+				sum, err = restore.Run(ctx, repo, snap, bw, opts)
+				if err == nil {
+					err = bw.Flush()
+				}
+			} else {
+				sum, err = restoreToFile(output, func(w io.Writer) (*restore.Summary, error) {
+					return restore.Run(ctx, repo, snap, w, opts)
+				})
+			}
+			prog.done()
+			if err != nil {
+				if output == "" || output == "-" {
+					return fmt.Errorf("%w\nthe output written so far is incomplete or wrong: discard it", err)
+				}
+				return err
+			}
+			if output != "" && output != "-" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "restored snapshot %s (%s) to %s in %s\n", snap.ID().Short(),
+					bytesStr(sum.Bytes), output, sum.Duration.Round(time.Millisecond))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&source, "source", "", "with latest or a short id: only this source's snapshots")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default: standard output)")
+	return cmd
+}
+
+// restoreToFile runs fn into a temporary file beside path, syncs it and
+// renames it to path only on success; on failure nothing is left behind.
+func restoreToFile(path string, fn func(io.Writer) (*restore.Summary, error)) (*restore.Summary, error) {
+	if _, err := os.Lstat(path); err == nil {
+		return nil, fmt.Errorf("restore: %s already exists: choose another --output or remove it first", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".coffer-*")
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	tmp := f.Name()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	sum, err := fn(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("%w\nnothing was written to %s", err, path)
+	}
+	return sum, nil
+}

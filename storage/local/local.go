@@ -1,0 +1,235 @@
+// Package local keeps a repository's objects as files in a directory.
+//
+// Writes are atomic: each object is written to a temporary file in the same
+// directory, synced, and renamed into place, so a reader (or a crash) sees
+// either the whole object or none of it. Files are private to the owner.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// tempPrefix marks files being written; List skips them and a later
+// Cleanup may remove them.
+const tempPrefix = ".tmp-"
+
+// Backend stores objects under a root directory.
+type Backend struct {
+	root string
+}
+
+// Open returns a Backend rooted at dir. With create it makes dir (mode
+// 0700) when missing; without it, a missing dir is an error.
+func Open(dir string, create bool) (*Backend, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("repository path %s: %w", dir, err)
+	}
+	if create {
+		if err := os.MkdirAll(abs, 0o700); err != nil {
+			return nil, fmt.Errorf("create repository directory %s: %w", abs, err)
+		}
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("repository directory %s does not exist: check COFFER_REPO, or run coffer init", abs)
+		}
+		return nil, fmt.Errorf("repository directory %s: %w", abs, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("repository path %s is not a directory", abs)
+	}
+	return &Backend{root: abs}, nil
+}
+
+// Location is the repository directory.
+func (b *Backend) Location() string { return b.root }
+
+func (b *Backend) path(name string) (string, error) {
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "..") || strings.Contains(name, "\\") {
+		return "", fmt.Errorf("invalid object name %q", name)
+	}
+	return filepath.Join(b.root, filepath.FromSlash(name)), nil
+}
+
+// Put writes data to a temporary file, syncs it and renames it into place.
+func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storage.PutOptions) error {
+	if !opts.RetainUntil.IsZero() {
+		return fmt.Errorf("put %s: retention: %w (object lock needs an S3 bucket)", name, storage.ErrUnsupported)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.path(name)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return diskError("create directory", dir, err)
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
+	if err != nil {
+		return diskError("create temporary file in", dir, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return diskError("write", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return diskError("sync", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return diskError("close", tmp, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return diskError("rename into", p, err)
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+// diskError explains the failures an operator can act on.
+func diskError(op, path string, err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%s %s: the disk is full: free space or move the repository; nothing partial was kept: %w", op, path, err)
+	case errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%s %s: disk quota exceeded: raise the quota or free space: %w", op, path, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s %s: permission denied: the repository directory must be writable by this user: %w", op, path, err)
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return diskError("sync directory", dir, err)
+	}
+	return nil
+}
+
+// Get opens the object and hands fn a reader of the asked range.
+func (b *Backend) Get(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.path(name)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return notFound(name, err)
+	}
+	defer f.Close()
+	var r io.Reader = f
+	if offset > 0 || length > 0 {
+		if length <= 0 {
+			length = 1<<63 - 1 - offset
+		}
+		r = io.NewSectionReader(f, offset, length)
+	}
+	return fn(r)
+}
+
+func notFound(name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", name, storage.ErrNotFound)
+	}
+	return err
+}
+
+// Stat describes one object.
+func (b *Backend) Stat(ctx context.Context, name string) (storage.Info, error) {
+	p, err := b.path(name)
+	if err != nil {
+		return storage.Info{}, err
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return storage.Info{}, notFound(name, err)
+	}
+	return storage.Info{Name: name, Size: st.Size(), ModTime: st.ModTime()}, nil
+}
+
+// List walks the directory under prefix. Temporary files are skipped.
+func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	// Walk from the deepest directory the prefix names, then filter.
+	start := b.root
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		start = filepath.Join(b.root, filepath.FromSlash(prefix[:i]))
+	}
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		rel, err := filepath.Rel(b.root, p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		if !strings.HasPrefix(name, prefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted while listing
+			}
+			return err
+		}
+		return fn(storage.Info{Name: name, Size: info.Size(), ModTime: info.ModTime()})
+	})
+	return err
+}
+
+// Delete removes an object; a missing one is not an error.
+func (b *Backend) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := b.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
