@@ -109,25 +109,35 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
 	return &s, nil
 }
 
-// Snapshots loads every snapshot, oldest first. A snapshot that fails to
-// load is an error: a listing must not silently hide a damaged one.
+// Snapshots loads every snapshot, oldest first. Snapshots that fail to
+// load are left out of the list and reported in a *DamagedError, so that a
+// listing shows what is intact without hiding what is not.
 func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	ids, err := r.ListIDs(ctx, "snapshots")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*Snapshot, len(ids))
+	loaded := make([]*Snapshot, len(ids))
+	errs := make([]error, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(8)
 	for i, id := range ids {
 		g.Go(func() error {
-			s, err := r.LoadSnapshot(gctx, id)
-			out[i] = s
-			return err
+			loaded[i], errs[i] = r.LoadSnapshot(gctx, id)
+			return gctx.Err()
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	var out []*Snapshot
+	damaged := &DamagedError{}
+	for i, s := range loaded {
+		if errs[i] != nil {
+			damaged.Errs = append(damaged.Errs, errs[i])
+			continue
+		}
+		out = append(out, s)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Time.Equal(out[j].Time) {
@@ -135,7 +145,21 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 		}
 		return out[i].id.String() < out[j].id.String()
 	})
+	if len(damaged.Errs) > 0 {
+		return out, damaged
+	}
 	return out, nil
+}
+
+// DamagedError lists the objects that could not be loaded.
+type DamagedError struct{ Errs []error }
+
+func (e *DamagedError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, err := range e.Errs {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "\n")
 }
 
 // FindSnapshot resolves "latest", a full id, or a unique id prefix, among

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -22,9 +23,10 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			all, err := repo.Snapshots(cmd.Context())
-			if err != nil {
-				return err
+			all, damaged := repo.Snapshots(cmd.Context())
+			var de *repository.DamagedError
+			if damaged != nil && !errors.As(damaged, &de) {
+				return damaged
 			}
 			var list []snapshotJSON
 			for _, s := range all {
@@ -36,7 +38,10 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				if list == nil {
 					list = []snapshotJSON{}
 				}
-				return printJSON(cmd.OutOrStdout(), list)
+				if err := printJSON(cmd.OutOrStdout(), list); err != nil {
+					return err
+				}
+				return damaged
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIME\tSOURCE\tHOST\tENGINE\tSIZE\tSTORED\tTAGS")
@@ -44,7 +49,10 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID[:8], s.Time.Local().Format(time.DateTime), s.Source,
 					s.Host, s.Engine, bytesStr(s.Size), bytesStr(s.Stored), strings.Join(s.Tags, ","))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return damaged
 		},
 	}
 	cmd.Flags().StringVar(&source, "source", "", "only this source's snapshots")
