@@ -28,8 +28,11 @@ type Options struct {
 	Tags   []string // free-form labels
 	Engine string   // stdin, exec, postgres, …
 	Format string   // the dump format
-	Tool   string   // e.g. "coffer 0.1.0"
-	Time   time.Time
+	// ServerVersion and Databases describe a database source.
+	ServerVersion string
+	Databases     []string
+	Tool          string // e.g. "coffer 0.1.0"
+	Time          time.Time
 	// Private, when non-nil, is encrypted to the repository key and kept in
 	// the snapshot (per-table digests).
 	Private any
@@ -83,6 +86,7 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 	snap := &repository.Snapshot{
 		Time: opts.Time.UTC(), Host: opts.Host, Source: opts.Source, Tags: opts.Tags,
 		Engine: opts.Engine, Format: opts.Format, Tool: opts.Tool,
+		ServerVersion: opts.ServerVersion, Databases: opts.Databases,
 		Size: p.read.Load(), ChunksNew: int(p.chunksNew.Load()), ChunksTotal: len(p.ids),
 		Digest: p.digest, Chunks: p.ids,
 	}

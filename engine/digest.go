@@ -129,3 +129,9 @@ func AllMatch(rs []TableResult) bool {
 	}
 	return true
 }
+
+// Report is what a snapshot keeps, encrypted to the repository key, about
+// the rows of a database dump.
+type Report struct {
+	Tables []TableDigest `json:"tables"`
+}

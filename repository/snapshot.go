@@ -16,20 +16,23 @@ import (
 
 // Snapshot is the content of a `snapshots/ID` object.
 type Snapshot struct {
-	Version     int       `json:"version"`
-	Time        time.Time `json:"time"`
-	Host        string    `json:"host"`
-	Source      string    `json:"source"`
-	Tags        []string  `json:"tags,omitempty"`
-	Engine      string    `json:"engine"`
-	Format      string    `json:"format"`
-	Tool        string    `json:"tool"`
-	Size        int64     `json:"size"`
-	Stored      int64     `json:"stored"`
-	ChunksNew   int       `json:"chunks_new"`
-	ChunksTotal int       `json:"chunks_total"`
-	Digest      ID        `json:"digest"`
-	Chunks      []ID      `json:"chunks"`
+	Version int       `json:"version"`
+	Time    time.Time `json:"time"`
+	Host    string    `json:"host"`
+	Source  string    `json:"source"`
+	Tags    []string  `json:"tags,omitempty"`
+	Engine  string    `json:"engine"`
+	Format  string    `json:"format"`
+	// ServerVersion and Databases describe a database source.
+	ServerVersion string   `json:"server_version,omitempty"`
+	Databases     []string `json:"databases,omitempty"`
+	Tool          string   `json:"tool"`
+	Size          int64    `json:"size"`
+	Stored        int64    `json:"stored"`
+	ChunksNew     int      `json:"chunks_new"`
+	ChunksTotal   int      `json:"chunks_total"`
+	Digest        ID       `json:"digest"`
+	Chunks        []ID     `json:"chunks"`
 	// Private is an age file to the repository key holding what is derived
 	// from customer rows (per-table digests).
 	Private []byte `json:"private,omitempty"`

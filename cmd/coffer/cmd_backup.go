@@ -10,13 +10,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/backup"
+	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/engine/command"
+	"github.com/coffer-backup/coffer/engine/sqlite"
 )
 
 type backupOptions struct {
 	source string
 	stdin  bool
 	exec   string
+	sqlite string
 	tags   []string
 	host   string
 }
@@ -24,7 +27,7 @@ type backupOptions struct {
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOptions{}
 	cmd := &cobra.Command{
-		Use:   "backup --source NAME (--stdin | --exec COMMAND)",
+		Use:   "backup --source NAME (--stdin | --exec COMMAND | --sqlite PATH)",
 		Short: "Back up a stream into a new snapshot",
 		Long: `backup reads a stream (standard input, or a command's standard output), stores
 what the repository does not have yet, and writes a snapshot. It needs only the
@@ -37,6 +40,7 @@ no snapshot is written.`,
 	f.StringVar(&o.source, "source", "", "name of what is backed up, e.g. customers-db (required)")
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.exec, "exec", "", "back up the standard output of this shell command")
+	f.StringVar(&o.sqlite, "sqlite", "", "back up this SQLite database (a consistent copy; it may be in use)")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot (repeatable)")
 	f.StringVar(&o.host, "host", "", "host name to record (default: this host's name)")
 	return cmd
@@ -59,8 +63,8 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	if o.source == "" {
 		return errors.New("backup: --source NAME is required")
 	}
-	if o.stdin == (o.exec != "") {
-		return errors.New("backup: give exactly one of --stdin or --exec COMMAND")
+	if n := countSet(o.stdin, o.exec != "", o.sqlite != ""); n != 1 {
+		return errors.New("backup: give exactly one of --stdin, --exec COMMAND or --sqlite PATH")
 	}
 	if o.host == "" {
 		o.host, _ = os.Hostname()
@@ -69,21 +73,29 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	if err != nil {
 		return err
 	}
+	opts := backup.Options{Source: o.source, Host: o.host, Tags: o.tags, Engine: "stdin", Format: "raw", Tool: "coffer " + version}
 	var src io.Reader = cmd.InOrStdin()
-	engine := "stdin"
-	if o.exec != "" {
+	switch {
+	case o.exec != "":
 		s, err := command.Start(ctx, o.exec)
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		src, engine = s, "exec"
+		src, opts.Engine = s, "exec"
+	case o.sqlite != "":
+		d, err := sqlite.Start(ctx, o.sqlite, "")
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		src, opts.Engine, opts.Format = d, "sqlite", sqlite.Format
+		opts.ServerVersion, opts.Databases = "SQLite "+d.Version, []string{d.Database}
+		opts.Private = engine.Report{Tables: d.Digests}
 	}
 	prog := newProgress(os.Stderr, "backup")
-	sum, err := backup.Run(ctx, repo, src, backup.Options{
-		Source: o.source, Host: o.host, Tags: o.tags, Engine: engine, Format: "raw",
-		Tool: "coffer " + version, Progress: prog.backup,
-	})
+	opts.Progress = prog.backup
+	sum, err := backup.Run(ctx, repo, src, opts)
 	prog.done()
 	if err != nil {
 		return err
@@ -100,4 +112,14 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 		sum.Snapshot.ID().Short(), bytesStr(sum.BytesRead), bytesStr(sum.BytesNew), bytesStr(sum.BytesStored),
 		sum.Duration.Round(time.Millisecond), sum.ChunksNew, sum.ChunksTotal)
 	return nil
+}
+
+func countSet(flags ...bool) int {
+	n := 0
+	for _, f := range flags {
+		if f {
+			n++
+		}
+	}
+	return n
 }

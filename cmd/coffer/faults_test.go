@@ -69,7 +69,8 @@ func TestFaultWrongIdentity(t *testing.T) {
 	other, _ := age.GenerateX25519Identity()
 	p := filepath.Join(t.TempDir(), "someone-else.txt")
 	os.WriteFile(p, []byte(other.String()+"\n"), 0o600)
-	msg := f.with("COFFER_IDENTITY_FILE=" + p).restoreFails(f.snap)
+	wrong := &faultRepo{cli: f.with("COFFER_IDENTITY_FILE=" + p), root: f.root}
+	msg := wrong.restoreFails(f.snap)
 	mustContain(t, "restore with a wrong identity", msg, "keys/repository.age", "operator's identity", p)
 }
 

@@ -24,6 +24,7 @@ type Stream struct {
 
 	once    sync.Once
 	waitErr error
+	ended   bool // the output ended and the command was waited for
 }
 
 // Start runs command with `sh -c` and returns its standard output. Its
@@ -53,8 +54,16 @@ func StartArgs(ctx context.Context, name string, argv ...string) (*Stream, error
 // Read reads the command's output. At the end of the output it waits for
 // the command and returns io.EOF only when it succeeded.
 func (s *Stream) Read(p []byte) (int, error) {
+	if s.ended {
+		// Wait has closed the pipe; repeat the outcome.
+		if s.waitErr != nil {
+			return 0, s.waitErr
+		}
+		return 0, io.EOF
+	}
 	n, err := s.stdout.Read(p)
 	if err == io.EOF {
+		s.ended = true
 		if werr := s.wait(); werr != nil {
 			return n, werr
 		}

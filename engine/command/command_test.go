@@ -68,3 +68,11 @@ func TestCommandCancel(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestReadAfterEnd(t *testing.T) {
+	s, _ := Start(context.Background(), "echo hi")
+	io.ReadAll(s)
+	if n, err := s.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Fatalf("read after the end: %d, %v; want 0, EOF", n, err)
+	}
+}
