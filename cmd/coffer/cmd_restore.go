@@ -16,15 +16,21 @@ import (
 )
 
 func newRestoreCmd(g *globals) *cobra.Command {
-	var source, output string
+	var source, output, to string
+	var clean, verify bool
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest [--source NAME] [--output FILE]",
-		Short: "Restore a snapshot's stream to a file or standard output",
+		Use:   "restore SNAPSHOT|latest [--source NAME] [--output FILE | --to DATABASE]",
+		Short: "Restore a snapshot to a file, standard output or a database",
 		Long: `restore writes a snapshot's stream to --output FILE, or to standard output.
 Every chunk is checked against its id and the whole stream against the digest
 recorded at backup time. A file is written under a temporary name and renamed
 only when the stream is complete and verified; an existing file is never
-overwritten. Needs an operator identity (COFFER_IDENTITY_FILE).`,
+overwritten.
+
+--to loads a database snapshot into a database (sqlite:PATH), refusing a
+non-empty target unless --clean, and then compares every table's row count and
+digest with those recorded at backup time. Needs an operator identity
+(COFFER_IDENTITY_FILE).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -38,6 +44,14 @@ overwritten. Needs an operator identity (COFFER_IDENTITY_FILE).`,
 			}
 			prog := newProgress(os.Stderr, "restore")
 			opts := restore.Options{Progress: prog.restore}
+			if to != "" {
+				if output != "" {
+					return fmt.Errorf("restore: give --output or --to, not both")
+				}
+				err := restoreToDatabase(cmd, g, repo, snap, to, restore.DBOptions{Options: opts, Clean: clean, Verify: verify})
+				prog.done()
+				return err
+			}
 			var sum *restore.Summary
 			if output == "" || output == "-" {
 				bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
@@ -66,6 +80,9 @@ overwritten. Needs an operator identity (COFFER_IDENTITY_FILE).`,
 	}
 	cmd.Flags().StringVar(&source, "source", "", "with latest or a short id: only this source's snapshots")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default: standard output)")
+	cmd.Flags().StringVar(&to, "to", "", "load into this database: sqlite:PATH")
+	cmd.Flags().BoolVar(&clean, "clean", false, "with --to: replace a target that is not empty")
+	cmd.Flags().BoolVar(&verify, "verify", true, "with --to: compare per-table digests after loading")
 	return cmd
 }
 

@@ -44,10 +44,10 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 				return damaged
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tTIME\tSOURCE\tHOST\tENGINE\tSIZE\tSTORED\tTAGS")
+			fmt.Fprintln(tw, "ID\tTIME\tSOURCE\tHOST\tENGINE\tDATABASE\tSIZE\tSTORED\tTAGS")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID[:8], s.Time.Local().Format(time.DateTime), s.Source,
-					s.Host, s.Engine, bytesStr(s.Size), bytesStr(s.Stored), strings.Join(s.Tags, ","))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID[:8], s.Time.Local().Format(time.DateTime), s.Source,
+					s.Host, s.Engine, orDash(strings.Join(s.Databases, ",")), bytesStr(s.Size), bytesStr(s.Stored), orDash(strings.Join(s.Tags, ",")))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -67,6 +67,8 @@ type snapshotJSON struct {
 	Tags        []string  `json:"tags"`
 	Engine      string    `json:"engine"`
 	Format      string    `json:"format"`
+	Server      string    `json:"server_version,omitempty"`
+	Databases   []string  `json:"databases,omitempty"`
 	Size        int64     `json:"size"`
 	Stored      int64     `json:"stored"`
 	ChunksTotal int       `json:"chunks_total"`
@@ -80,6 +82,13 @@ func toSnapshotJSON(s *repository.Snapshot) snapshotJSON {
 		tags = []string{}
 	}
 	return snapshotJSON{ID: s.ID().String(), Time: s.Time, Source: s.Source, Host: s.Host, Tags: tags,
-		Engine: s.Engine, Format: s.Format, Size: s.Size, Stored: s.Stored,
+		Engine: s.Engine, Format: s.Format, Server: s.ServerVersion, Databases: s.Databases, Size: s.Size, Stored: s.Stored,
 		ChunksTotal: s.ChunksTotal, ChunksNew: s.ChunksNew, Tool: s.Tool}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
