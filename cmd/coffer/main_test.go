@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/coffer-backup/coffer/internal/testminio"
 )
 
 func TestMain(m *testing.M) {
@@ -13,6 +15,7 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	code := m.Run()
+	testminio.Stop()
 	cleanup()
 	os.Exit(code)
 }

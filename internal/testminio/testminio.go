@@ -73,10 +73,16 @@ func Server(t testing.TB) *MinIO {
 // removes its data directory.
 func Main(m *testing.M) {
 	code := m.Run()
+	Stop()
+	os.Exit(code)
+}
+
+// Stop stops the server, if one was started, and removes its data. For a
+// TestMain that has more to clean up than Main does.
+func Stop() {
 	if server != nil {
 		server.stop()
 	}
-	os.Exit(code)
 }
 
 // Binary finds the minio executable: on PATH, then in $HOME/go/bin, then
