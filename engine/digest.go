@@ -134,4 +134,6 @@ func AllMatch(rs []TableResult) bool {
 // the rows of a database dump.
 type Report struct {
 	Tables []TableDigest `json:"tables"`
+	// Parts, when the stream holds several dumps, says where each is.
+	Parts []Part `json:"parts,omitempty"`
 }

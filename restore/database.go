@@ -17,18 +17,26 @@ import (
 
 // Target is a database a snapshot can be loaded into.
 type Target interface {
-	// Load reads the dump stream into the database.
-	Load(ctx context.Context, r io.Reader) error
+	// Load reads the dump stream into the database. rep is what the
+	// snapshot recorded about the stream (its parts, its tables).
+	Load(ctx context.Context, r io.Reader, rep engine.Report) error
 	// Digests computes the per-table digests of the loaded database.
 	Digests(ctx context.Context) ([]engine.TableDigest, error)
+	// Engine is the engine whose snapshots it loads: postgres, mysql, sqlite.
+	Engine() string
 	// String names the target for messages, without secrets.
 	String() string
+}
+
+// TargetOptions tune how a target loads.
+type TargetOptions struct {
+	Clean bool // replace what the target holds
+	Jobs  int  // parallel load jobs, where the engine can
 }
 
 // DBOptions tune a restore into a database.
 type DBOptions struct {
 	Options
-	Clean  bool // replace a non-empty target
 	Verify bool // compare per-table digests after loading
 }
 
@@ -40,11 +48,11 @@ type DBSummary struct {
 	Tables []engine.TableResult // per-table comparison, when verified
 }
 
-// ParseTarget turns a --to address into a Target for a snapshot of engine.
-func ParseTarget(addr string, clean bool) (Target, error) {
+// ParseTarget turns a --to address into a Target.
+func ParseTarget(addr string, opts TargetOptions) (Target, error) {
 	switch {
 	case strings.HasPrefix(addr, "sqlite:"):
-		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: clean}, nil
+		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean}, nil
 	}
 	return nil, fmt.Errorf("restore target %q: give sqlite:PATH, postgres://… or mysql://…", addr)
 }
@@ -52,14 +60,15 @@ func ParseTarget(addr string, clean bool) (Target, error) {
 // ToDatabase streams snapshot snap into target and, with Verify, compares
 // the loaded tables with the digests recorded at backup time.
 func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, target Target, opts DBOptions) (*DBSummary, error) {
+	if snap.Engine != target.Engine() {
+		return nil, fmt.Errorf("snapshot %s is a %s backup and cannot be loaded into %s: restore it into a %s target, or with --output", snap.ID().Short(), snap.Engine, target, snap.Engine)
+	}
+	if len(snap.Private) == 0 {
+		return nil, fmt.Errorf("snapshot %s is a %s backup, not a database dump: restore it with --output", snap.ID().Short(), snap.Engine)
+	}
 	var want engine.Report
-	if opts.Verify {
-		if len(snap.Private) == 0 {
-			return nil, fmt.Errorf("snapshot %s has no per-table digests (it is a %s backup): restore it with --output, or pass --verify=false", snap.ID().Short(), snap.Engine)
-		}
-		if err := repo.OpenPrivate(snap, &want); err != nil {
-			return nil, err
-		}
+	if err := repo.OpenPrivate(snap, &want); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	pr, pw := io.Pipe()
@@ -72,7 +81,7 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 		return err
 	})
 	g.Go(func() error {
-		err := target.Load(gctx, pr)
+		err := target.Load(gctx, pr, want)
 		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
 		return err
 	})
@@ -98,7 +107,7 @@ type sqliteTarget struct {
 	clean bool
 }
 
-func (t *sqliteTarget) Load(ctx context.Context, r io.Reader) error {
+func (t *sqliteTarget) Load(ctx context.Context, r io.Reader, _ engine.Report) error {
 	return sqlite.Load(ctx, r, t.path, t.clean)
 }
 
@@ -107,3 +116,5 @@ func (t *sqliteTarget) Digests(ctx context.Context) ([]engine.TableDigest, error
 }
 
 func (t *sqliteTarget) String() string { return "sqlite:" + t.path }
+
+func (t *sqliteTarget) Engine() string { return "sqlite" }

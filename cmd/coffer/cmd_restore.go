@@ -18,6 +18,7 @@ import (
 func newRestoreCmd(g *globals) *cobra.Command {
 	var source, output, to string
 	var clean, verify bool
+	var jobs int
 	cmd := &cobra.Command{
 		Use:   "restore SNAPSHOT|latest [--source NAME] [--output FILE | --to DATABASE]",
 		Short: "Restore a snapshot to a file, standard output or a database",
@@ -48,7 +49,7 @@ digest with those recorded at backup time. Needs an operator identity
 				if output != "" {
 					return fmt.Errorf("restore: give --output or --to, not both")
 				}
-				err := restoreToDatabase(cmd, g, repo, snap, to, restore.DBOptions{Options: opts, Clean: clean, Verify: verify})
+				err := restoreToDatabase(cmd, g, repo, snap, to, restore.TargetOptions{Clean: clean, Jobs: jobs}, restore.DBOptions{Options: opts, Verify: verify})
 				prog.done()
 				return err
 			}
@@ -82,6 +83,7 @@ digest with those recorded at backup time. Needs an operator identity
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default: standard output)")
 	cmd.Flags().StringVar(&to, "to", "", "load into this database: sqlite:PATH")
 	cmd.Flags().BoolVar(&clean, "clean", false, "with --to: replace a target that is not empty")
+	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "with --to: parallel load jobs, where the engine allows")
 	cmd.Flags().BoolVar(&verify, "verify", true, "with --to: compare per-table digests after loading")
 	return cmd
 }

@@ -23,8 +23,8 @@ type restoreDBJSON struct {
 	Tables   []engine.TableResult `json:"tables"`
 }
 
-func restoreToDatabase(cmd *cobra.Command, g *globals, repo *repository.Repo, snap *repository.Snapshot, to string, opts restore.DBOptions) error {
-	target, err := restore.ParseTarget(to, opts.Clean)
+func restoreToDatabase(cmd *cobra.Command, g *globals, repo *repository.Repo, snap *repository.Snapshot, to string, topts restore.TargetOptions, opts restore.DBOptions) error {
+	target, err := restore.ParseTarget(to, topts)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		size(n2.BytesRead), size(n2.BytesStored), 100*(1-float64(n2.BytesNew)/float64(max(1, n2.BytesRead))))
 
 	target := filepath.Join(opts.Dir, "restored-night1.db")
-	tgt, err := restore.ParseTarget("sqlite:"+target, false)
+	tgt, err := restore.ParseTarget("sqlite:"+target, restore.TargetOptions{})
 	if err != nil {
 		return nil, err
 	}
