@@ -5,6 +5,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -123,8 +124,9 @@ type pipeline struct {
 	idx  *repository.Index
 	opts Options
 
-	bufs sync.Pool // *[]byte of chunker max size
-	zbuf sync.Pool // *[]byte for compressed chunks
+	bufs     *freeList[*[]byte]       // chunks, of the chunker's max size
+	zbufs    *freeList[*[]byte]       // compressed chunks
+	packBufs *freeList[*bytes.Buffer] // packs
 
 	seenMu sync.Mutex
 	seen   map[repository.ID]struct{}
@@ -144,8 +146,10 @@ func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pi
 	}
 	max := repo.Config().Chunker.Max
 	p := &pipeline{repo: repo, idx: idx, opts: opts, seen: map[repository.ID]struct{}{}}
-	p.bufs.New = func() any { b := make([]byte, 0, max); return &b }
-	p.zbuf.New = func() any { b := make([]byte, 0, max/2); return &b }
+	inFlight := 64 * opts.Workers // the channels' capacity, and then some
+	p.bufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max); return &b })
+	p.zbufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max/2); return &b })
+	p.packBufs = newFreeList(opts.Uploads+2, func() *bytes.Buffer { return new(bytes.Buffer) })
 	return p
 }
 
@@ -165,8 +169,8 @@ func (p *pipeline) isNew(id repository.ID) bool {
 
 func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 	g, gctx := errgroup.WithContext(ctx)
-	jobs := make(chan chunkJob, 2*p.opts.Workers)
-	results := make(chan chunkResult, 2*p.opts.Workers)
+	jobs := make(chan chunkJob, 16*p.opts.Workers)
+	results := make(chan chunkResult, 16*p.opts.Workers)
 	packs := make(chan finishedPack)
 	g.Go(func() error { defer close(jobs); return p.chunk(gctx, src, jobs) })
 	var workers sync.WaitGroup
@@ -176,7 +180,7 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 	}
 	go func() { workers.Wait(); close(results) }()
 	g.Go(func() error { defer close(packs); return p.pack(gctx, results, packs) })
-	up := newUploader(p.repo, &p.stored, &p.packs)
+	up := newUploader(p.repo, &p.stored, &p.packs, p.packBufs)
 	for range p.opts.Uploads {
 		g.Go(func() error { return up.upload(gctx, packs) })
 	}
@@ -194,10 +198,10 @@ func (p *pipeline) chunk(ctx context.Context, src io.Reader, jobs chan<- chunkJo
 	ch := chunker.New(io.TeeReader(src, digest), wk.Polynomial,
 		chunker.WithBoundaries(cp.Min, cp.Max), chunker.WithAverageBits(cp.AvgBits))
 	for seq := 0; ; seq++ {
-		buf := p.bufs.Get().(*[]byte)
+		buf := p.bufs.get()
 		c, err := ch.Next(*buf)
 		if err == io.EOF {
-			p.bufs.Put(buf)
+			p.bufs.put(buf)
 			digest.Sum(p.digest[:0])
 			return nil
 		}
@@ -221,11 +225,11 @@ func (p *pipeline) work(ctx context.Context, jobs <-chan chunkJob, results chan<
 		data := *j.data
 		r := chunkResult{seq: j.seq, id: h.Sum(data), raw: len(data)}
 		if p.isNew(r.id) {
-			z := p.zbuf.Get().(*[]byte)
+			z := p.zbufs.get()
 			*z = repository.Compress((*z)[:0], data)
 			r.compressed = z
 		}
-		p.bufs.Put(j.data)
+		p.bufs.put(j.data)
 		select {
 		case results <- r:
 		case <-ctx.Done():

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -10,24 +11,25 @@ import (
 
 type finishedPack struct {
 	entry repository.PackEntry
-	data  []byte
+	buf   *bytes.Buffer // holds the ciphertext; returned to its free list once stored
 }
 
 // pack puts results in stream order and fills packs with the new chunks.
 func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out chan<- finishedPack) error {
 	size := p.repo.Config().PackSize
 	var pw *repository.PackWriter
+	var buf *bytes.Buffer
 	flush := func() error {
 		if pw == nil || pw.Count() == 0 {
 			return nil
 		}
-		e, ct, err := pw.Finish()
+		e, _, err := pw.Finish()
 		if err != nil {
 			return err
 		}
 		pw = nil
 		select {
-		case out <- finishedPack{entry: e, data: ct}:
+		case out <- finishedPack{entry: e, buf: buf}:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
@@ -44,14 +46,15 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 		}
 		if pw == nil {
 			var err error
-			if pw, err = p.repo.NewPackWriter(size); err != nil {
+			buf = p.packBufs.get()
+			if pw, err = p.repo.NewPackWriter(buf, size); err != nil {
 				return err
 			}
 		}
 		if err := pw.Add(r.id, *r.compressed, r.raw); err != nil {
 			return err
 		}
-		p.zbuf.Put(r.compressed)
+		p.zbufs.put(r.compressed)
 		p.chunksNew.Add(1)
 		p.bytesNew.Add(int64(r.raw))
 		if pw.Plain() >= int64(size) {
@@ -70,21 +73,23 @@ const indexEvery = 64
 type uploader struct {
 	repo          *repository.Repo
 	stored, count *atomic.Int64
+	free          *freeList[*bytes.Buffer]
 
 	mu      sync.Mutex
 	pending []repository.PackEntry
 }
 
-func newUploader(repo *repository.Repo, stored, count *atomic.Int64) *uploader {
-	return &uploader{repo: repo, stored: stored, count: count}
+func newUploader(repo *repository.Repo, stored, count *atomic.Int64, free *freeList[*bytes.Buffer]) *uploader {
+	return &uploader{repo: repo, stored: stored, count: count, free: free}
 }
 
 func (u *uploader) upload(ctx context.Context, packs <-chan finishedPack) error {
 	for fp := range packs {
-		if err := u.repo.SavePack(ctx, fp.entry, fp.data); err != nil {
+		if err := u.repo.SavePack(ctx, fp.entry, fp.buf.Bytes()); err != nil {
 			return err
 		}
-		u.stored.Add(int64(len(fp.data)))
+		u.stored.Add(int64(fp.buf.Len()))
+		u.free.put(fp.buf)
 		u.count.Add(1)
 		u.mu.Lock()
 		u.pending = append(u.pending, fp.entry)

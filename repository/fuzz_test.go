@@ -88,7 +88,7 @@ func FuzzReadPack(f *testing.F) {
 	}
 	wk, _ := NewWriterKey("00112233445566778899aabbccddeeff", data.Recipient())
 	r := &Repo{wk: wk, data: data}
-	pw, err := r.NewPackWriter(1 << 20)
+	pw, err := r.NewPackWriter(new(bytes.Buffer), 1<<20)
 	if err != nil {
 		f.Fatal(err)
 	}
