@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -73,9 +74,17 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 	if opts.Time.IsZero() {
 		opts.Time = start
 	}
+	lock, err := repo.AcquireLock(ctx, opts.Host, os.Getpid(), time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	defer lock.Release(context.WithoutCancel(ctx))
 	idx, err := repo.LoadIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: load index: %w", err)
+	}
+	if err := repo.ExcludeMarked(ctx, idx, lock.Markers()); err != nil {
+		return nil, fmt.Errorf("backup: read prune markers: %w", err)
 	}
 	p := newPipeline(repo, idx, opts)
 	stopProgress := p.reportProgress(opts.Progress)

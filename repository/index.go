@@ -220,3 +220,17 @@ func (r *Repo) LoadIndex(ctx context.Context) (*Index, error) {
 	}
 	return ix, nil
 }
+
+// dropPacks forgets the chunks stored in the given packs.
+func (ix *Index) dropPacks(packs map[ID]bool) {
+	if len(packs) == 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for id, loc := range ix.chunks {
+		if packs[ix.packs[loc.pack].ID] {
+			delete(ix.chunks, id)
+		}
+	}
+}

@@ -202,3 +202,11 @@ func (r *Repo) FindSnapshot(ctx context.Context, ref, source string) (*Snapshot,
 		return nil, fmt.Errorf("snapshot prefix %q is ambiguous (%d matches): give more digits", ref, len(match))
 	}
 }
+
+// DeleteSnapshot removes a snapshot (forget). Its chunks stay until prune.
+func (r *Repo) DeleteSnapshot(ctx context.Context, id ID) error {
+	if err := r.be.Delete(ctx, "snapshots/"+id.String()); err != nil {
+		return fmt.Errorf("forget snapshot %s: %w", id.Short(), err)
+	}
+	return nil
+}

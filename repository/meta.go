@@ -1,0 +1,60 @@
+package repository
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// saveMeta seals v as a metadata object of kind under dir ("locks", …)
+// and returns its id.
+func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any) (ID, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return ID{}, err
+	}
+	id, ct, err := r.wk.sealMeta(kind, plain)
+	if err != nil {
+		return ID{}, err
+	}
+	if err := r.be.Put(ctx, dir+"/"+id.String(), ct, storage.PutOptions{}); err != nil {
+		return ID{}, fmt.Errorf("save %s: %w", kind, err)
+	}
+	return id, nil
+}
+
+// loadMeta reads and authenticates a metadata object into v. A missing
+// object is reported with storage.ErrNotFound.
+func (r *Repo) loadMeta(ctx context.Context, kind, dir string, id ID, v any) error {
+	name := dir + "/" + id.String()
+	ct, err := storage.ReadAll(ctx, r.be, name)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	plain, err := r.wk.openMeta(kind, name, id, ct)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(plain, v); err != nil {
+		return &CorruptError{Object: name, Reason: "malformed JSON", Err: err}
+	}
+	return nil
+}
+
+// versioned is embedded by metadata objects to check their version.
+type versioned struct {
+	Version int `json:"version"`
+}
+
+func (v versioned) check(object string) error {
+	if v.Version != FormatVersion {
+		return &UnsupportedVersionError{Object: object, Version: v.Version}
+	}
+	return nil
+}
+
+// isNotFound reports a missing object.
+func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }

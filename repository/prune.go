@@ -1,0 +1,353 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// PruneMarker is the content of a `prune/ID` object.
+type PruneMarker struct {
+	versioned
+	Created    time.Time `json:"created"`
+	Host       string    `json:"host"`
+	Candidates []ID      `json:"candidates"` // packs no snapshot needed when marked
+}
+
+// PruneOptions tune Prune.
+type PruneOptions struct {
+	DryRun bool             // report what would go; write and delete nothing
+	Host   string           // recorded in the marker
+	Now    func() time.Time // the clock, for stale locks (default time.Now)
+}
+
+// PruneReport says what Prune found and did.
+type PruneReport struct {
+	Marker         string   `json:"marker,omitempty"`
+	Candidates     int      `json:"candidate_packs"`
+	CandidateBytes int64    `json:"candidate_bytes"`
+	Deleted        int      `json:"deleted_packs"`
+	DeletedBytes   int64    `json:"deleted_bytes"`
+	Kept           int      `json:"kept_packs"` // candidates a snapshot referenced by sweep time
+	Locked         []string `json:"locked,omitempty"`
+	WaitingFor     []string `json:"waiting_for,omitempty"` // backups that block the sweep
+	StaleLocks     int      `json:"stale_locks_removed"`
+	IndexRewritten bool     `json:"index_rewritten"`
+	Swept          bool     `json:"swept"`
+}
+
+// Prune removes packs that no snapshot needs, with the two-phase protocol
+// of docs/format.md, safe while backups run elsewhere. It needs only the
+// writer key.
+func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	rep := &PruneReport{}
+	locks, err := r.liveLocks(ctx, opts, rep)
+	if err != nil {
+		return nil, err
+	}
+	markerID, marker, err := r.pendingMarker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if marker == nil {
+		cands, sizes, err := r.pruneCandidates(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rep.Candidates = len(cands)
+		for _, s := range sizes {
+			rep.CandidateBytes += s
+		}
+		if opts.DryRun || len(cands) == 0 {
+			return rep, nil
+		}
+		marker = &PruneMarker{versioned: versioned{FormatVersion}, Created: opts.Now().UTC(), Host: opts.Host, Candidates: cands}
+		if markerID, err = r.saveMeta(ctx, "prune", "prune", marker); err != nil {
+			return nil, err
+		}
+		// Locks written before the marker existed may not honour it.
+		if locks, err = r.liveLocks(ctx, opts, nil); err != nil {
+			return nil, err
+		}
+	} else {
+		rep.Candidates = len(marker.Candidates)
+	}
+	rep.Marker = markerID.String()
+	for _, l := range locks {
+		if !containsID(l.Honours, markerID) {
+			rep.WaitingFor = append(rep.WaitingFor, fmt.Sprintf("backup on %s (pid %d) since %s", l.Host, l.PID, l.Started.Format(time.RFC3339)))
+		}
+	}
+	if len(rep.WaitingFor) > 0 || opts.DryRun {
+		return rep, nil
+	}
+	if err := r.sweep(ctx, markerID, marker, rep); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func containsID(ids []ID, id ID) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// liveLocks returns the locks of running backups and, unless dry, removes
+// stale ones (counting them in rep when given).
+func (r *Repo) liveLocks(ctx context.Context, opts PruneOptions, rep *PruneReport) ([]*LockInfo, error) {
+	all, err := r.Locks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var live []*LockInfo
+	for id, l := range all {
+		if !l.Stale(opts.Now()) {
+			live = append(live, l)
+			continue
+		}
+		if opts.DryRun {
+			continue
+		}
+		if err := r.be.Delete(ctx, "locks/"+id.String()); err == nil && rep != nil {
+			rep.StaleLocks++
+		}
+	}
+	return live, nil
+}
+
+// pendingMarker returns the oldest marker left by an earlier prune.
+func (r *Repo) pendingMarker(ctx context.Context) (ID, *PruneMarker, error) {
+	ids, err := r.ListIDs(ctx, "prune")
+	if err != nil {
+		return ID{}, nil, err
+	}
+	var bestID ID
+	var best *PruneMarker
+	for _, id := range ids {
+		var m PruneMarker
+		if err := r.loadMeta(ctx, "prune", "prune", id, &m); err != nil {
+			if isNotFound(err) {
+				continue
+			}
+			return ID{}, nil, err
+		}
+		if err := m.check("prune/" + id.String()); err != nil {
+			return ID{}, nil, err
+		}
+		if best == nil || m.Created.Before(best.Created) {
+			bestID, best = id, &m
+		}
+	}
+	return bestID, best, nil
+}
+
+// referenced returns every chunk a snapshot needs. A snapshot that cannot
+// be read stops prune: deleting what it might need would lose data.
+func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("prune needs every snapshot: %w\nforget or repair the damaged snapshot first", err)
+	}
+	refs := map[ID]bool{}
+	for _, s := range snaps {
+		for _, c := range s.Chunks {
+			refs[c] = true
+		}
+	}
+	return refs, nil
+}
+
+// pruneCandidates returns the packs none of whose chunks a snapshot
+// references: indexed packs, and packs in no index (left by killed
+// backups, or by one still running: the marker protocol waits for those).
+func (r *Repo) pruneCandidates(ctx context.Context) ([]ID, map[ID]int64, error) {
+	refs, err := r.referenced(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, entries, err := r.indexEntries(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	needed := map[ID]bool{}
+	for _, e := range entries {
+		if packReferenced(e, refs) {
+			needed[e.ID] = true
+		}
+	}
+	sizes := map[ID]int64{}
+	err = r.be.List(ctx, "data/", func(fi storage.Info) error {
+		id, err := ParseID(fi.Name[len(fi.Name)-64:])
+		if err == nil && len(fi.Name) == len("data/xx/")+64 && !needed[id] {
+			sizes[id] = fi.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	cands := make([]ID, 0, len(sizes))
+	for id := range sizes {
+		cands = append(cands, id)
+	}
+	sort.Slice(cands, func(i, j int) bool { return cands[i].String() < cands[j].String() })
+	return cands, sizes, nil
+}
+
+// sweep deletes the marker's candidates that are still unreferenced.
+func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *PruneReport) error {
+	refs, err := r.referenced(ctx)
+	if err != nil {
+		return err
+	}
+	files, entries, err := r.indexEntries(ctx)
+	if err != nil {
+		return err
+	}
+	doomed := map[ID]bool{}
+	for _, c := range m.Candidates {
+		doomed[c] = true
+	}
+	// A referenced chunk keeps its doomed pack unless a pack that stays
+	// holds a copy (a backup honouring the marker stored it again).
+	elsewhere := map[ID]bool{}
+	for _, e := range entries {
+		if !doomed[e.ID] {
+			for _, b := range e.Blobs {
+				elsewhere[b.ID] = true
+			}
+		}
+	}
+	var keep []PackEntry
+	for _, e := range entries {
+		if doomed[e.ID] && needs(e, refs, elsewhere) {
+			delete(doomed, e.ID)
+			rep.Kept++
+		}
+		if !doomed[e.ID] {
+			keep = append(keep, e)
+		}
+	}
+	if _, err := r.SaveIndex(ctx, &IndexFile{Supersedes: files, Packs: keep}); err != nil {
+		return err
+	}
+	rep.IndexRewritten = true
+	for _, f := range files {
+		r.deleteOrNote(ctx, "index/"+f.String(), rep)
+	}
+	for _, id := range m.Candidates {
+		if !doomed[id] {
+			continue
+		}
+		name := PackName(id)
+		info, err := r.be.Stat(ctx, name)
+		if isNotFound(err) {
+			continue
+		}
+		if r.deleteOrNote(ctx, name, rep) {
+			rep.Deleted++
+			rep.DeletedBytes += info.Size
+		}
+	}
+	if err := r.be.Delete(ctx, "prune/"+markerID.String()); err != nil {
+		return fmt.Errorf("delete prune marker: %w", err)
+	}
+	rep.Swept = true
+	return nil
+}
+
+func packReferenced(e PackEntry, refs map[ID]bool) bool {
+	for _, b := range e.Blobs {
+		if refs[b.ID] {
+			return true
+		}
+	}
+	return false
+}
+
+// needs reports whether pack e holds a referenced chunk found nowhere else.
+func needs(e PackEntry, refs, elsewhere map[ID]bool) bool {
+	for _, b := range e.Blobs {
+		if refs[b.ID] && !elsewhere[b.ID] {
+			return true
+		}
+	}
+	return false
+}
+
+// deleteOrNote deletes an object; one under retention is noted, not fatal.
+func (r *Repo) deleteOrNote(ctx context.Context, name string, rep *PruneReport) bool {
+	err := r.be.Delete(ctx, name)
+	if errors.Is(err, storage.ErrLocked) {
+		rep.Locked = append(rep.Locked, name)
+		return false
+	}
+	return err == nil
+}
+
+// indexEntries reads every index object that is not superseded and
+// returns their ids and the packs they list (each pack once).
+func (r *Repo) indexEntries(ctx context.Context) ([]ID, []PackEntry, error) {
+	ids, err := r.ListIDs(ctx, "index")
+	if err != nil {
+		return nil, nil, err
+	}
+	var all []*IndexFile
+	superseded := map[ID]bool{}
+	for _, id := range ids {
+		f, err := r.LoadIndexFile(ctx, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prune needs every index object: %w", err)
+		}
+		all = append(all, f)
+		for _, s := range f.Supersedes {
+			superseded[s] = true
+		}
+	}
+	seen := map[ID]bool{}
+	var entries []PackEntry
+	for i, f := range all {
+		if superseded[ids[i]] {
+			continue
+		}
+		for _, p := range f.Packs {
+			if !seen[p.ID] {
+				seen[p.ID] = true
+				entries = append(entries, p)
+			}
+		}
+	}
+	return ids, entries, nil
+}
+
+// ExcludeMarked removes from idx the chunks of the packs that the given
+// prune markers name as candidates, so a backup honouring those markers
+// stores such chunks again instead of depending on packs about to go.
+func (r *Repo) ExcludeMarked(ctx context.Context, idx *Index, markers []ID) error {
+	drop := map[ID]bool{}
+	for _, id := range markers {
+		var m PruneMarker
+		if err := r.loadMeta(ctx, "prune", "prune", id, &m); err != nil {
+			if isNotFound(err) {
+				continue // swept meanwhile: its packs are gone from the index too
+			}
+			return err
+		}
+		for _, c := range m.Candidates {
+			drop[c] = true
+		}
+	}
+	idx.dropPacks(drop)
+	return nil
+}

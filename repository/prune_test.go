@@ -1,0 +1,169 @@
+package repository_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/coffer-backup/coffer/backup"
+	"github.com/coffer-backup/coffer/internal/synth"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/repository/repotest"
+	"github.com/coffer-backup/coffer/restore"
+	"github.com/coffer-backup/coffer/storage/local"
+)
+
+func pruneRepo(t *testing.T) *repotest.Repo {
+	be, err := local.Open(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repotest.New(t, be, repository.InitOptions{PackSize: 1 << 20})
+}
+
+func snap(t *testing.T, r *repository.Repo, data []byte, source string) *repository.Snapshot {
+	t.Helper()
+	sum, err := backup.Run(context.Background(), r, bytes.NewReader(data), backup.Options{Source: source, Host: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum.Snapshot
+}
+
+func mustRestore(t *testing.T, r *repository.Repo, s *repository.Snapshot, want []byte) {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := restore.Run(context.Background(), r, s, &out, restore.Options{}); err != nil {
+		t.Fatalf("restore %s: %v", s.ID().Short(), err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("snapshot %s restores to different bytes", s.ID().Short())
+	}
+}
+
+func mustCheck(t *testing.T, r *repository.Repo) *repository.CheckReport {
+	t.Helper()
+	rep, err := r.Check(context.Background(), repository.CheckOptions{ReadData: true})
+	if err != nil || !rep.OK() {
+		t.Fatalf("check: %v %+v", err, rep)
+	}
+	return rep
+}
+
+func prune(t *testing.T, r *repository.Repo) *repository.PruneReport {
+	t.Helper()
+	rep, err := r.Prune(context.Background(), repository.PruneOptions{Host: "maint"})
+	if err != nil {
+		t.Fatalf("prune: %v", err)
+	}
+	return rep
+}
+
+func TestPruneDeletesWhatNoSnapshotNeeds(t *testing.T) {
+	ctx := context.Background()
+	r := pruneRepo(t)
+	a, b := synth.Bytes(1, 6<<20), synth.Bytes(2, 6<<20)
+	sa := snap(t, r.Writer, a, "a")
+	sb := snap(t, r.Writer, b, "b")
+	if err := r.Writer.DeleteSnapshot(ctx, sa.ID()); err != nil {
+		t.Fatal(err)
+	}
+	dry, err := r.Writer.Prune(ctx, repository.PruneOptions{DryRun: true})
+	if err != nil || dry.Candidates == 0 || dry.Deleted != 0 {
+		t.Fatalf("dry run: %v %+v", err, dry)
+	}
+	rep := prune(t, r.Writer)
+	if !rep.Swept || rep.Deleted != dry.Candidates || rep.DeletedBytes != dry.CandidateBytes {
+		t.Fatalf("prune: %+v (dry run said %+v)", rep, dry)
+	}
+	mustRestore(t, r.Restorer, sb, b)
+	if c := mustCheck(t, r.Restorer); len(c.Unreferenced) != 0 || c.IndexFiles != 1 {
+		t.Fatalf("after prune: %+v", c)
+	}
+	if again := prune(t, r.Writer); again.Candidates != 0 {
+		t.Fatalf("second prune found %+v", again)
+	}
+}
+
+// TestPruneWaitsForOlderBackup: a backup that started before the marker may
+// depend on a candidate; prune must not sweep until it has finished, and
+// must keep what it came to reference.
+func TestPruneWaitsForOlderBackup(t *testing.T) {
+	ctx := context.Background()
+	r := pruneRepo(t)
+	a := synth.Bytes(1, 6<<20)
+	sa := snap(t, r.Writer, a, "a")
+	r.Writer.DeleteSnapshot(ctx, sa.ID())
+
+	// A backup on another host has loaded the index: it holds a lock that
+	// predates the marker.
+	lock, err := r.Writer.AcquireLock(ctx, "db2", 77, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := prune(t, r.Writer)
+	if rep.Swept || len(rep.WaitingFor) != 1 || rep.Marker == "" {
+		t.Fatalf("prune with an older backup running: %+v", rep)
+	}
+	// That backup finishes, referencing the candidates (it deduplicated
+	// against them), as a snapshot with the old chunk list.
+	old := *sa
+	if _, err := r.Writer.SaveSnapshot(ctx, &old); err != nil {
+		t.Fatal(err)
+	}
+	lock.Release(ctx)
+
+	// A backup started now honours the marker and stores its chunks anew.
+	c := synth.Bytes(3, 3<<20)
+	sc := snap(t, r.Writer, c, "c")
+
+	rep = prune(t, r.Writer)
+	if !rep.Swept || rep.Kept == 0 || rep.Deleted != 0 {
+		t.Fatalf("sweep after the backup finished: %+v", rep)
+	}
+	mustRestore(t, r.Restorer, &old, a)
+	mustRestore(t, r.Restorer, sc, c)
+	mustCheck(t, r.Restorer)
+}
+
+// TestBackupHonoursMarker: chunks of marked packs are stored again, so the
+// sweep can delete the packs even though the new snapshot has the same data.
+func TestBackupHonoursMarker(t *testing.T) {
+	ctx := context.Background()
+	r := pruneRepo(t)
+	a := synth.Bytes(1, 6<<20)
+	sa := snap(t, r.Writer, a, "a")
+	r.Writer.DeleteSnapshot(ctx, sa.ID())
+	blocker, _ := r.Writer.AcquireLock(ctx, "db2", 1, time.Now)
+	rep := prune(t, r.Writer)
+	if rep.Swept {
+		t.Fatal("swept with a blocking lock")
+	}
+	again := snap(t, r.Writer, a, "a") // honours the marker: stores everything anew
+	if again.ChunksNew != again.ChunksTotal {
+		t.Fatalf("a backup honouring the marker reused %d marked chunks", again.ChunksTotal-again.ChunksNew)
+	}
+	blocker.Release(ctx)
+	rep = prune(t, r.Writer)
+	if !rep.Swept || rep.Deleted == 0 || rep.Kept != 0 {
+		t.Fatalf("sweep: %+v", rep)
+	}
+	mustRestore(t, r.Restorer, again, a)
+	mustCheck(t, r.Restorer)
+}
+
+func TestStaleLockIgnored(t *testing.T) {
+	ctx := context.Background()
+	r := pruneRepo(t)
+	sa := snap(t, r.Writer, synth.Bytes(1, 2<<20), "a")
+	r.Writer.DeleteSnapshot(ctx, sa.ID())
+	past := func() time.Time { return time.Now().Add(-2 * repository.LockStale) }
+	if _, err := r.Writer.AcquireLock(ctx, "dead-host", 9, past); err != nil {
+		t.Fatal(err)
+	}
+	rep := prune(t, r.Writer)
+	if !rep.Swept || rep.StaleLocks != 1 {
+		t.Fatalf("prune with a stale lock: %+v", rep)
+	}
+}
