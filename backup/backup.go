@@ -35,9 +35,10 @@ type Options struct {
 	Databases     []string
 	Tool          string // e.g. "coffer 0.1.0"
 	Time          time.Time
-	// Private, when non-nil, is encrypted to the repository key and kept in
+	// Private, when non-nil, is called once the stream has been read; what
+	// it returns is encrypted to the repository key and kept in
 	// the snapshot (per-table digests).
-	Private any
+	Private func() any
 	// Progress, when non-nil, is called about five times a second.
 	Progress func(Progress)
 	// Workers is the number of hashing and compressing goroutines
@@ -101,7 +102,7 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 		Digest: p.digest, Chunks: p.ids,
 	}
 	if opts.Private != nil {
-		if snap.Private, err = repo.SealPrivate(opts.Private); err != nil {
+		if snap.Private, err = repo.SealPrivate(opts.Private()); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/engine"
+	"github.com/coffer-backup/coffer/engine/mysql"
 	"github.com/coffer-backup/coffer/engine/sqlite"
 	"github.com/coffer-backup/coffer/repository"
 )
@@ -53,6 +54,8 @@ func ParseTarget(addr string, opts TargetOptions) (Target, error) {
 	switch {
 	case strings.HasPrefix(addr, "sqlite:"):
 		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean}, nil
+	case strings.HasPrefix(addr, "mysql://"), strings.HasPrefix(addr, "mariadb://"):
+		return mysql.NewTarget(addr, opts.Clean, opts.Jobs)
 	}
 	return nil, fmt.Errorf("restore target %q: give sqlite:PATH, postgres://… or mysql://…", addr)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"github.com/coffer-backup/coffer/backup"
 	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/engine/command"
+	"github.com/coffer-backup/coffer/engine/mysql"
 	"github.com/coffer-backup/coffer/engine/sqlite"
 )
 
@@ -20,6 +22,9 @@ type backupOptions struct {
 	stdin  bool
 	exec   string
 	sqlite string
+	pg     string
+	mysql  string
+	allDBs bool
 	tags   []string
 	host   string
 }
@@ -27,12 +32,19 @@ type backupOptions struct {
 func newBackupCmd(g *globals) *cobra.Command {
 	o := &backupOptions{}
 	cmd := &cobra.Command{
-		Use:   "backup --source NAME (--stdin | --exec COMMAND | --sqlite PATH)",
+		Use:   "backup --source NAME (--stdin | --exec COMMAND | --sqlite PATH | --postgres URL | --mysql URL)",
 		Short: "Back up a stream into a new snapshot",
 		Long: `backup reads a stream (standard input, or a command's standard output), stores
 what the repository does not have yet, and writes a snapshot. It needs only the
 writer key (COFFER_WRITER_KEY_FILE). If the command fails or the stream breaks,
-no snapshot is written.`,
+no snapshot is written.
+
+Databases are dumped consistently and their per-table digests recorded:
+  --postgres postgres://USER@HOST:5432/DB   pg_dump (custom format) and the globals
+  --mysql mysql://USER@HOST:3306/DB         mariadb-dump / mysqldump --single-transaction
+  --sqlite PATH                             an online copy of the database file
+Passwords come from the environment or files, never from the URL: PGPASSWORD or
+PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runBackup(cmd, g, o) },
 	}
@@ -41,6 +53,9 @@ no snapshot is written.`,
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.exec, "exec", "", "back up the standard output of this shell command")
 	f.StringVar(&o.sqlite, "sqlite", "", "back up this SQLite database (a consistent copy; it may be in use)")
+	f.StringVar(&o.pg, "postgres", "", "back up this PostgreSQL database (postgres://USER@HOST:PORT/DB)")
+	f.StringVar(&o.mysql, "mysql", "", "back up this MariaDB/MySQL database (mysql://USER@HOST:PORT/DB)")
+	f.BoolVar(&o.allDBs, "all-databases", false, "with --postgres or --mysql: every database of the server")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot (repeatable)")
 	f.StringVar(&o.host, "host", "", "host name to record (default: this host's name)")
 	return cmd
@@ -63,8 +78,11 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	if o.source == "" {
 		return errors.New("backup: --source NAME is required")
 	}
-	if n := countSet(o.stdin, o.exec != "", o.sqlite != ""); n != 1 {
-		return errors.New("backup: give exactly one of --stdin, --exec COMMAND or --sqlite PATH")
+	if n := countSet(o.stdin, o.exec != "", o.sqlite != "", o.pg != "", o.mysql != ""); n != 1 {
+		return errors.New("backup: give exactly one of --stdin, --exec COMMAND, --sqlite PATH, --postgres URL or --mysql URL")
+	}
+	if o.allDBs && o.pg == "" && o.mysql == "" {
+		return errors.New("backup: --all-databases goes with --postgres or --mysql")
 	}
 	if o.host == "" {
 		o.host, _ = os.Hostname()
@@ -91,7 +109,15 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 		defer d.Close()
 		src, opts.Engine, opts.Format = d, "sqlite", sqlite.Format
 		opts.ServerVersion, opts.Databases = "SQLite "+d.Version, []string{d.Database}
-		opts.Private = engine.Report{Tables: d.Digests}
+		opts.Private = func() any { return engine.Report{Tables: d.Digests} }
+	case o.mysql != "":
+		s, err := mysql.Open(ctx, o.mysql, mysql.Options{AllDatabases: o.allDBs})
+		if err != nil {
+			return err
+		}
+		c := useDatabase(ctx, &opts, "mysql", mysql.Format, s)
+		defer c.Close()
+		src = c
 	}
 	prog := newProgress(os.Stderr, "backup")
 	opts.Progress = prog.backup
@@ -122,4 +148,26 @@ func countSet(flags ...bool) int {
 		}
 	}
 	return n
+}
+
+// database is a database server's dump, as the engines provide it.
+type database interface {
+	Parts() []engine.PartSource
+	Report() engine.Report
+	ServerVersion() string
+	Databases() []string
+}
+
+// useDatabase makes the stream of db's parts the backup's source and
+// records what the snapshot says about it.
+func useDatabase(ctx context.Context, opts *backup.Options, name, format string, db database) *engine.Concat {
+	c := engine.NewConcat(ctx, db.Parts()...)
+	opts.Engine, opts.Format = name, format
+	opts.ServerVersion, opts.Databases = db.ServerVersion(), db.Databases()
+	opts.Private = func() any {
+		rep := db.Report()
+		rep.Parts = c.Parts()
+		return rep
+	}
+	return c
 }

@@ -28,7 +28,8 @@ recorded at backup time. A file is written under a temporary name and renamed
 only when the stream is complete and verified; an existing file is never
 overwritten.
 
---to loads a database snapshot into a database (sqlite:PATH), refusing a
+--to loads a database snapshot into a database (sqlite:PATH, mysql://…,
+postgres://…), creating it when missing and refusing a
 non-empty target unless --clean, and then compares every table's row count and
 digest with those recorded at backup time. Needs an operator identity
 (COFFER_IDENTITY_FILE).`,
@@ -81,7 +82,7 @@ digest with those recorded at backup time. Needs an operator identity
 	}
 	cmd.Flags().StringVar(&source, "source", "", "with latest or a short id: only this source's snapshots")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default: standard output)")
-	cmd.Flags().StringVar(&to, "to", "", "load into this database: sqlite:PATH")
+	cmd.Flags().StringVar(&to, "to", "", "load into this database: sqlite:PATH, mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB")
 	cmd.Flags().BoolVar(&clean, "clean", false, "with --to: replace a target that is not empty")
 	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "with --to: parallel load jobs, where the engine allows")
 	cmd.Flags().BoolVar(&verify, "verify", true, "with --to: compare per-table digests after loading")

@@ -142,6 +142,6 @@ func backupDB(ctx context.Context, repo *repository.Repo, path, tool, tag string
 	return backup.Run(ctx, repo, d, backup.Options{
 		Source: "demo-customers", Host: host, Tags: []string{"demo", tag}, Engine: "sqlite", Format: sqlite.Format,
 		ServerVersion: "SQLite " + d.Version, Databases: []string{d.Database}, Tool: tool,
-		Private: engine.Report{Tables: d.Digests},
+		Private: func() any { return engine.Report{Tables: d.Digests} },
 	})
 }
