@@ -19,7 +19,7 @@ import (
 type Stream struct {
 	cmd    *exec.Cmd
 	stdout io.ReadCloser
-	stderr *tailBuffer
+	stderr *Tail
 	name   string
 
 	once    sync.Once
@@ -38,7 +38,7 @@ func StartArgs(ctx context.Context, name string, argv ...string) (*Stream, error
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	s := &Stream{cmd: cmd, stderr: &tailBuffer{max: 4096}, name: name}
+	s := &Stream{cmd: cmd, stderr: NewTail(4096), name: name}
 	cmd.Stderr = s.stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -104,14 +104,18 @@ func (s *Stream) wait() error {
 	return s.waitErr
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// NewTail returns a Tail that keeps the last max bytes.
+func NewTail(max int) *Tail { return &Tail{max: max} }
+
+// Tail keeps the last bytes written to it: a command's standard error,
+// for error messages.
+type Tail struct {
 	mu  sync.Mutex
 	max int
 	buf bytes.Buffer
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+func (t *Tail) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.buf.Write(p)
@@ -121,7 +125,7 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
+func (t *Tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.buf.String()

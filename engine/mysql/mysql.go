@@ -208,20 +208,7 @@ func serverVersion(ctx context.Context, db *sql.DB) (string, error) {
 }
 
 func listDatabases(ctx context.Context, db *sql.DB) ([]string, error) {
-	rows, err := db.QueryContext(ctx, "SHOW DATABASES")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-	}
-	return out, rows.Err()
+	return engine.QueryStrings(ctx, db, "SHOW DATABASES")
 }
 
 // tools are the dump program and the client found on PATH.

@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,10 +8,10 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/coffer-backup/coffer/engine"
+	"github.com/coffer-backup/coffer/engine/command"
 )
 
 // Target is a MariaDB or MySQL server that snapshots are restored into.
@@ -160,7 +159,7 @@ func (t *Target) load(ctx context.Context, db string, r io.Reader) error {
 	cmd := exec.CommandContext(ctx, t.t.client, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stderr := &tail{max: 4096}
+	stderr := command.NewTail(4096)
 	cmd.Stderr, cmd.Stdout = stderr, io.Discard
 	// A stream that fails must not reach the client as an end of input,
 	// on which it would run a half-read statement: kill it first.
@@ -222,27 +221,4 @@ func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 		}
 	}
 	return dg.Result(), nil
-}
-
-// tail keeps the last max bytes written to it.
-type tail struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if over := t.buf.Len() - t.max; over > 0 {
-		t.buf.Next(over)
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.buf.String()
 }
