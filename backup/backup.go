@@ -107,6 +107,11 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 		}
 	}
 	snap.Stored = p.stored.Load()
+	// Under Object Lock, what the snapshot reuses must stay locked as long
+	// as it: extend before the snapshot exists.
+	if _, err := repo.ExtendRetention(ctx, idx, snap); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
 	if _, err := repo.SaveSnapshot(ctx, snap); err != nil {
 		return nil, err
 	}

@@ -32,7 +32,26 @@ type Config struct {
 	Chunker     ChunkerParams `json:"chunker"`
 	PackSize    int           `json:"pack_size"`
 	Compression string        `json:"compression"`
+	Lock        *ObjectLock   `json:"lock,omitempty"`
 	MAC         string        `json:"mac"`
+}
+
+// ObjectLock is the repository's S3 Object Lock policy: every stored object
+// is retained Days days from when it was last written or reused.
+type ObjectLock struct {
+	Mode string `json:"mode"` // "governance" or "compliance"
+	Days int    `json:"days"`
+}
+
+// Validate checks the policy's values.
+func (l *ObjectLock) Validate() error {
+	if l.Mode != "governance" && l.Mode != "compliance" {
+		return fmt.Errorf("object lock mode %q: use governance or compliance", l.Mode)
+	}
+	if l.Days < 1 || l.Days > 36500 {
+		return fmt.Errorf("object lock days %d: give between 1 and 36500", l.Days)
+	}
+	return nil
 }
 
 func (c *Config) computeMAC(wk *WriterKey) string {
@@ -55,6 +74,11 @@ func (c *Config) Validate(wk *WriterKey) error {
 	p := c.Chunker
 	if p.AvgBits < 10 || p.AvgBits > 22 || p.Min < 512 || p.Max <= p.Min || p.Max > 8<<20 || c.PackSize < 1<<20 || c.PackSize > 1<<30 {
 		return &CorruptError{Object: "config", Reason: "chunker or pack parameters out of range"}
+	}
+	if c.Lock != nil {
+		if err := c.Lock.Validate(); err != nil {
+			return &CorruptError{Object: "config", Reason: err.Error()}
+		}
 	}
 	if c.Compression != "zstd" {
 		return &CorruptError{Object: "config", Reason: fmt.Sprintf("unknown compression %q", c.Compression)}

@@ -141,7 +141,7 @@ func (r *Repo) SaveIndex(ctx context.Context, f *IndexFile) (ID, error) {
 		return ID{}, err
 	}
 	name := "index/" + id.String()
-	if err := r.be.Put(ctx, name, ct, storage.PutOptions{}); err != nil {
+	if err := r.be.Put(ctx, name, ct, r.putOptions()); err != nil {
 		return ID{}, fmt.Errorf("save index: %w", err)
 	}
 	return id, nil

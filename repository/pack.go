@@ -9,7 +9,6 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/coffer-backup/coffer/storage"
 )
 
 // PackName returns the object name of a pack.
@@ -70,7 +69,7 @@ func (p *PackWriter) Finish() (PackEntry, []byte, error) {
 
 // SavePack stores a finished pack.
 func (r *Repo) SavePack(ctx context.Context, e PackEntry, ct []byte) error {
-	if err := r.be.Put(ctx, PackName(e.ID), ct, storage.PutOptions{}); err != nil {
+	if err := r.be.Put(ctx, PackName(e.ID), ct, r.putOptions()); err != nil {
 		return fmt.Errorf("save pack: %w", err)
 	}
 	return nil

@@ -29,6 +29,7 @@ type Repo struct {
 	cfg  *Config
 	wk   *WriterKey
 	data age.Identity // the repository identity; nil for writers
+	now  func() time.Time
 }
 
 // Backend returns the storage the repository lives in.
@@ -51,6 +52,7 @@ type InitOptions struct {
 	Chunker       ChunkerParams // zero: DefaultChunker
 	PackSize      int           // zero: DefaultPackSize
 	Now           time.Time     // zero: time.Now()
+	Lock          *ObjectLock   // S3 Object Lock policy, or nil
 }
 
 // Init creates a repository in be. It refuses to overwrite an existing one.
@@ -89,7 +91,17 @@ func Init(ctx context.Context, be storage.Backend, opts InitOptions) (*Repo, err
 		Recipient: dataID.Recipient().String(), Operators: opts.OperatorNames,
 		Chunker: opts.Chunker, PackSize: opts.PackSize, Compression: "zstd",
 	}
+	if opts.Lock != nil {
+		if err := opts.Lock.Validate(); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if err := setupLock(ctx, be, opts.Lock); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		cfg.Lock = opts.Lock
+	}
 	cfg.MAC = cfg.computeMAC(wk)
+	r := &Repo{be: be, cfg: cfg, wk: wk, data: dataID, now: func() time.Time { return opts.Now }}
 	if err := cfg.Validate(wk); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
@@ -101,16 +113,17 @@ func Init(ctx context.Context, be storage.Backend, opts InitOptions) (*Repo, err
 		if err != nil {
 			return nil, fmt.Errorf("init: encrypt %s to the operators: %w", obj.name, err)
 		}
-		if err := be.Put(ctx, obj.name, ct, storage.PutOptions{}); err != nil {
+		if err := be.Put(ctx, obj.name, ct, r.putOptions()); err != nil {
 			return nil, fmt.Errorf("init: %w", err)
 		}
 	}
 	// config last: its presence marks a complete repository.
 	b, _ := json.MarshalIndent(cfg, "", "  ")
-	if err := be.Put(ctx, ConfigObject, append(b, '\n'), storage.PutOptions{}); err != nil {
+	if err := be.Put(ctx, ConfigObject, append(b, '\n'), r.putOptions()); err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
-	return &Repo{be: be, cfg: cfg, wk: wk, data: dataID}, nil
+	r.now = nil
+	return r, nil
 }
 
 // LoadConfig reads and parses the config without authenticating it.
@@ -133,6 +146,9 @@ func OpenWriter(ctx context.Context, be storage.Backend, wk *WriterKey) (*Repo, 
 		return nil, err
 	}
 	if err := cfg.Validate(wk); err != nil {
+		return nil, err
+	}
+	if err := setupLock(ctx, be, cfg.Lock); err != nil {
 		return nil, err
 	}
 	return &Repo{be: be, cfg: cfg, wk: wk}, nil
@@ -208,6 +224,9 @@ func OpenRestorer(ctx context.Context, be storage.Backend, ids []age.Identity, o
 		return nil, &CorruptError{Object: WriterKeyObject, Reason: "its recipient does not match keys/repository.age"}
 	}
 	if err := cfg.Validate(wk); err != nil {
+		return nil, err
+	}
+	if err := setupLock(ctx, be, cfg.Lock); err != nil {
 		return nil, err
 	}
 	return &Repo{be: be, cfg: cfg, wk: wk, data: dataID}, nil

@@ -54,7 +54,7 @@ func (r *Repo) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
 	if err != nil {
 		return ID{}, err
 	}
-	if err := r.be.Put(ctx, "snapshots/"+id.String(), ct, storage.PutOptions{}); err != nil {
+	if err := r.be.Put(ctx, "snapshots/"+id.String(), ct, r.putOptions()); err != nil {
 		return ID{}, fmt.Errorf("save snapshot: %w", err)
 	}
 	s.id = id

@@ -91,3 +91,24 @@ func ReadRange(ctx context.Context, b Backend, name string, offset, length int64
 	}
 	return out, nil
 }
+
+// Unwrapper is implemented by backends that wrap another (retries).
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// Find returns the first backend in b's chain of wrappers that implements
+// T, such as Retainer.
+func Find[T any](b Backend) (T, bool) {
+	for {
+		if t, ok := b.(T); ok {
+			return t, true
+		}
+		u, ok := b.(Unwrapper)
+		if !ok {
+			var zero T
+			return zero, false
+		}
+		b = u.Unwrap()
+	}
+}

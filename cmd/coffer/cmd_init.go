@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"filippo.io/age"
 	"github.com/spf13/cobra"
@@ -18,6 +19,9 @@ type initOptions struct {
 	recipientsFile string
 	identityFile   string
 	writerKeyFile  string
+	lockMode       string
+	lockDays       int
+	chunkAvg       string
 }
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -41,6 +45,9 @@ pin it with COFFER_WRITER_FINGERPRINT.`,
 	f.StringVar(&o.recipientsFile, "recipients-file", "", "file of operators' recipients, one per line")
 	f.StringVar(&o.identityFile, "identity-file", "", "where to write a generated identity when no recipient is given")
 	f.StringVar(&o.writerKeyFile, "writer-key-file", "", "where to write the writer key")
+	f.StringVar(&o.lockMode, "lock", "", "S3 Object Lock: governance or compliance (the bucket is created with Object Lock when missing)")
+	f.IntVar(&o.lockDays, "lock-days", 0, "with --lock: days every object stays locked after it was last written or reused")
+	f.StringVar(&o.chunkAvg, "chunk-avg", "64K", "average chunk size, a power of two from 16K to 1M (see docs/format.md)")
 	return cmd
 }
 
@@ -73,11 +80,19 @@ func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
 			return err
 		}
 	}
-	be, err := g.backend(ctx, true)
+	lock, err := lockPolicy(o)
 	if err != nil {
 		return err
 	}
-	repo, err := repository.Init(ctx, be, repository.InitOptions{Operators: rs, OperatorNames: names})
+	chunker, err := chunkerParams(o.chunkAvg)
+	if err != nil {
+		return err
+	}
+	be, err := g.backend(ctx, true, lock != nil)
+	if err != nil {
+		return err
+	}
+	repo, err := repository.Init(ctx, be, repository.InitOptions{Operators: rs, OperatorNames: names, Lock: lock, Chunker: chunker})
 	if err != nil {
 		return err
 	}
@@ -177,4 +192,29 @@ func writeSecret(path string, data []byte) error {
 		return err
 	}
 	return os.Link(f.Name(), path) // fails rather than overwrite
+}
+
+func lockPolicy(o *initOptions) (*repository.ObjectLock, error) {
+	switch {
+	case o.lockMode == "" && o.lockDays == 0:
+		return nil, nil
+	case o.lockMode == "" || o.lockDays <= 0:
+		return nil, errors.New("init: give both --lock governance|compliance and --lock-days N (N > 0)")
+	}
+	l := &repository.ObjectLock{Mode: o.lockMode, Days: o.lockDays}
+	if err := l.Validate(); err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	return l, nil
+}
+
+// chunkerParams turns --chunk-avg into chunker parameters: the average, a
+// quarter of it as minimum and four times it as maximum.
+func chunkerParams(avg string) (repository.ChunkerParams, error) {
+	sizes := map[string]int{"16K": 14, "32K": 15, "64K": 16, "128K": 17, "256K": 18, "512K": 19, "1M": 20}
+	bits, ok := sizes[strings.ToUpper(avg)]
+	if !ok {
+		return repository.ChunkerParams{}, fmt.Errorf("init: --chunk-avg %q: give a power of two from 16K to 1M", avg)
+	}
+	return repository.ChunkerParams{Min: 1 << (bits - 2), AvgBits: bits, Max: 1 << (bits + 2)}, nil
 }

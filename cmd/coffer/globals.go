@@ -36,7 +36,7 @@ func (g *globals) repoURL() (string, error) {
 	return "", errors.New("no repository: set COFFER_REPO or pass --repo (a path, file:///path or s3://BUCKET/PREFIX)")
 }
 
-func (g *globals) backend(ctx context.Context, create bool) (storage.Backend, error) {
+func (g *globals) backend(ctx context.Context, create, objectLock bool) (storage.Backend, error) {
 	u, err := g.repoURL()
 	if err != nil {
 		return nil, err
@@ -47,6 +47,7 @@ func (g *globals) backend(ctx context.Context, create bool) (storage.Backend, er
 		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
 		Region:       os.Getenv("AWS_REGION"),
 		CreateBucket: create,
+		ObjectLock:   objectLock,
 	})
 }
 
@@ -93,7 +94,7 @@ func writerKey() (*repository.WriterKey, error) {
 // openRepo opens the repository with the best key available: an operator
 // identity when set (needed when read is true), else the writer key.
 func (g *globals) openRepo(ctx context.Context, read bool) (*repository.Repo, error) {
-	be, err := g.backend(ctx, false)
+	be, err := g.backend(ctx, false, false)
 	if err != nil {
 		return nil, err
 	}

@@ -310,3 +310,7 @@ func (l *logBuffer) tail() string {
 	}
 	return s
 }
+
+// Client returns a MinIO client with the server's root credentials, for
+// tests that act on the bucket directly, as an operator or attacker would.
+func (m *MinIO) Client() *minio.Client { return m.client }

@@ -1,0 +1,114 @@
+package repository_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/coffer-backup/coffer/backup"
+	"github.com/coffer-backup/coffer/internal/synth"
+	"github.com/coffer-backup/coffer/internal/testminio"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/repository/repotest"
+	"github.com/coffer-backup/coffer/storage"
+	"github.com/coffer-backup/coffer/storage/location"
+)
+
+func lockedRepo(t *testing.T, mode string, days int) (*repotest.Repo, string) {
+	m := testminio.Server(t)
+	bucket := m.Bucket(t, true)
+	be, err := location.Open(context.Background(), "s3://"+bucket+"/repo", location.S3Options{
+		Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repotest.New(t, be, repository.InitOptions{Lock: &repository.ObjectLock{Mode: mode, Days: days}, PackSize: 1 << 20}), bucket
+}
+
+func retention(t *testing.T, be storage.Backend, name string) time.Time {
+	t.Helper()
+	r, ok := storage.Find[storage.Retainer](be)
+	if !ok {
+		t.Fatal("the S3 backend does not retain")
+	}
+	until, err := r.Retention(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return until
+}
+
+// TestObjectLockReuseExtends: a chunk first stored 30 simulated days ago
+// and reused today is retained as long as today's snapshot.
+func TestObjectLockReuseExtends(t *testing.T) {
+	ctx := context.Background()
+	r, _ := lockedRepo(t, "governance", 31)
+	data := synth.Bytes(9, 3<<20)
+	now := time.Now()
+	r.Writer.SetClock(func() time.Time { return now.Add(-30 * 24 * time.Hour) })
+	old, err := backup.Run(ctx, r.Writer, bytes.NewReader(data), backup.Options{Source: "db", Time: now.Add(-30 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := r.Writer.LoadIndex(ctx)
+	pack, _, _ := idx.Lookup(old.Snapshot.Chunks[0])
+	name := repository.PackName(pack.ID)
+	if u := retention(t, r.Backend, name); u.After(now.Add(25 * time.Hour)) {
+		t.Fatalf("a pack stored 30 days ago under a 31-day lock is retained until %s, want about a day from now", u)
+	}
+
+	r.Writer.SetClock(time.Now)
+	today, err := backup.Run(ctx, r.Writer, bytes.NewReader(data), backup.Options{Source: "db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if today.ChunksNew != 0 {
+		t.Fatalf("today's backup stored %d chunks again instead of reusing them", today.ChunksNew)
+	}
+	want := time.Now().Add(31 * 24 * time.Hour).Add(-time.Minute)
+	if u := retention(t, r.Backend, name); u.Before(want) {
+		t.Fatalf("the reused pack is retained until %s, want at least %s", u, want)
+	}
+	snapName := "snapshots/" + today.Snapshot.ID().String()
+	if u := retention(t, r.Backend, snapName); u.Before(want) {
+		t.Fatalf("today's snapshot is retained until %s", u)
+	}
+}
+
+// TestObjectLockNoEarlyDelete: neither coffer nor the same credentials
+// talking S3 directly can delete a locked snapshot's objects.
+func TestObjectLockNoEarlyDelete(t *testing.T) {
+	ctx := context.Background()
+	r, bucket := lockedRepo(t, "compliance", 2)
+	data := synth.Bytes(10, 2<<20)
+	sum, err := backup.Run(ctx, r.Writer, bytes.NewReader(data), backup.Options{Source: "db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Writer.DeleteSnapshot(ctx, sum.Snapshot.ID()); !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("coffer deleted a locked snapshot: %v", err)
+	}
+	idx, _ := r.Writer.LoadIndex(ctx)
+	pack, _, _ := idx.Lookup(sum.Snapshot.Chunks[0])
+	if err := r.Backend.Delete(ctx, repository.PackName(pack.ID)); !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("coffer deleted a locked pack: %v", err)
+	}
+
+	c := testminio.Server(t).Client()
+	for _, name := range []string{"repo/snapshots/" + sum.Snapshot.ID().String(), "repo/" + repository.PackName(pack.ID)} {
+		st, err := c.StatObject(ctx, bucket, name, minio.StatObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.RemoveObject(ctx, bucket, name, minio.RemoveObjectOptions{VersionID: st.VersionID, GovernanceBypass: true})
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "worm") {
+			t.Fatalf("S3 DeleteObject of %s version %s with the same credentials: %v, want refused", name, st.VersionID, err)
+		}
+	}
+	mustRestore(t, r.Restorer, sum.Snapshot, data)
+}
