@@ -22,25 +22,27 @@ finished, and deletes on this run or a later one (docs/format.md, "Locks and
 prune markers"). It needs only the writer key. With S3 Object Lock, objects
 still under retention are left and listed.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := g.openRepo(cmd.Context(), false)
-			if err != nil {
-				return err
-			}
-			host, _ := os.Hostname()
-			rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host})
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(cmd.OutOrStdout(), rep)
-			}
-			printPrune(cmd, rep, dryRun)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, g, dryRun) },
 	}
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "show what would be deleted and how much space it frees")
 	return cmd
+}
+
+func runPrune(cmd *cobra.Command, g *globals, dryRun bool) error {
+	repo, err := g.openRepo(cmd.Context(), false)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(cmd.OutOrStdout(), rep)
+	}
+	printPrune(cmd, rep, dryRun)
+	return nil
 }
 
 func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
