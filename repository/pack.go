@@ -8,7 +8,6 @@ import (
 	"io"
 
 	"filippo.io/age"
-
 )
 
 // PackName returns the object name of a pack.
