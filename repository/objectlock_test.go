@@ -111,4 +111,8 @@ func TestObjectLockNoEarlyDelete(t *testing.T) {
 		}
 	}
 	mustRestore(t, r.Restorer, sum.Snapshot, data)
+	st, err := r.Writer.Stats(ctx)
+	if err != nil || st.LockedBytes == 0 || st.LockedBytes > st.Stored {
+		t.Fatalf("stats of a locked repository: %v %+v", err, st)
+	}
 }

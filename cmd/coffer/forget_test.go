@@ -54,4 +54,15 @@ func TestCLIForget(t *testing.T) {
 		mustContain(t, "forget "+strings.Join(tc.args, " "), w.fail(nil, append([]string{"forget"}, tc.args...)...), tc.want)
 	}
 	mustContain(t, "check", c.ok(nil, "check", "--read-data"), "no errors")
+	var st struct {
+		Snapshots int     `json:"snapshots"`
+		Ratio     float64 `json:"dedup_ratio"`
+		Sources   []struct {
+			Source    string `json:"source"`
+			Snapshots int    `json:"snapshots"`
+		} `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(w.ok(nil, "stats", "--json")), &st); err != nil || st.Snapshots != 4 || len(st.Sources) != 2 || st.Sources[1].Snapshots != 3 || st.Ratio <= 1 {
+		t.Fatalf("stats: %v %+v", err, st)
+	}
 }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+)
+
+func newStatsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "stats",
+		Short: "Show snapshots per source, sizes, deduplication and locked bytes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, err := g.openRepo(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			st, err := repo.Stats(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			w := cmd.OutOrStdout()
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SOURCE\tSNAPSHOTS\tLOGICAL SIZE")
+			for _, s := range st.Sources {
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", s.Source, s.Snapshots, bytesStr(s.Logical))
+			}
+			tw.Flush()
+			fmt.Fprintf(w, "\n%d snapshots holding %s, stored in %s (%.1f× smaller: deduplication and compression)\n",
+				st.Snapshots, bytesStr(st.Logical), bytesStr(st.Stored), st.DedupRatio)
+			fmt.Fprintf(w, "%d distinct chunks (%s before compression) in %d packs\n", st.Chunks, bytesStr(st.ChunkBytes), st.Packs)
+			if st.LockedBytes > 0 {
+				fmt.Fprintf(w, "%s of packs under Object Lock retention\n", bytesStr(st.LockedBytes))
+			}
+			return nil
+		},
+	}
+}

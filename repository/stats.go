@@ -1,0 +1,105 @@
+package repository
+
+import (
+	"context"
+	"sort"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// SourceStats describes one source's snapshots.
+type SourceStats struct {
+	Source    string `json:"source"`
+	Snapshots int    `json:"snapshots"`
+	Logical   int64  `json:"logical_bytes"` // the sum of their stream sizes
+}
+
+// Stats describes the repository's use of storage.
+type Stats struct {
+	Sources     []SourceStats `json:"sources"`
+	Snapshots   int           `json:"snapshots"`
+	Logical     int64         `json:"logical_bytes"` // every snapshot's stream, added up
+	Chunks      int           `json:"chunks"`        // distinct chunks indexed
+	ChunkBytes  int64         `json:"chunk_bytes"`   // their plaintext size
+	Packs       int           `json:"packs"`
+	Stored      int64         `json:"stored_bytes"` // everything under data/, index/, snapshots/
+	DedupRatio  float64       `json:"dedup_ratio"`  // logical / stored
+	LockedBytes int64         `json:"locked_bytes"` // packs under Object Lock retention now
+}
+
+// Stats adds up what the repository holds. With an Object Lock policy it
+// reads every pack's retention (one request per pack).
+func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{}
+	bySource := map[string]*SourceStats{}
+	for _, s := range snaps {
+		ss := bySource[s.Source]
+		if ss == nil {
+			ss = &SourceStats{Source: s.Source}
+			bySource[s.Source] = ss
+		}
+		ss.Snapshots++
+		ss.Logical += s.Size
+		st.Snapshots++
+		st.Logical += s.Size
+	}
+	for _, ss := range bySource {
+		st.Sources = append(st.Sources, *ss)
+	}
+	sort.Slice(st.Sources, func(i, j int) bool { return st.Sources[i].Source < st.Sources[j].Source })
+	idx, err := r.LoadIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st.Chunks = idx.Len()
+	idx.ForEachBlob(func(_ PackInfo, b Blob) { st.ChunkBytes += int64(b.Raw) })
+	packs := map[string]int64{}
+	for _, dir := range []string{"data/", "index/", "snapshots/"} {
+		err := r.be.List(ctx, dir, func(fi storage.Info) error {
+			st.Stored += fi.Size
+			if dir == "data/" {
+				packs[fi.Name] = fi.Size
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	st.Packs = len(packs)
+	if st.Stored > 0 {
+		st.DedupRatio = float64(st.Logical) / float64(st.Stored)
+	}
+	if st.LockedBytes, err = r.lockedBytes(ctx, packs); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (r *Repo) lockedBytes(ctx context.Context, packs map[string]int64) (int64, error) {
+	ret, ok := storage.Find[storage.Retainer](r.be)
+	if r.cfg.Lock == nil || !ok {
+		return 0, nil
+	}
+	now := r.clock()
+	var locked atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for name, size := range packs {
+		g.Go(func() error {
+			until, err := ret.Retention(gctx, name)
+			if err == nil && until.After(now) {
+				locked.Add(size)
+			}
+			return err
+		})
+	}
+	return locked.Load(), g.Wait()
+}
