@@ -101,5 +101,8 @@ func (r *Repo) lockedBytes(ctx context.Context, packs map[string]int64) (int64, 
 			return err
 		})
 	}
-	return locked.Load(), g.Wait()
+	if err := g.Wait(); err != nil {
+		return 0, err
+	}
+	return locked.Load(), nil
 }
