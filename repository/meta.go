@@ -58,3 +58,45 @@ func (v versioned) check(object string) error {
 
 // isNotFound reports a missing object.
 func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
+
+// SaveRecord stores v (JSON) as an authenticated metadata object of kind
+// under dir, such as a drill report under "drills". Records are retained
+// under the repository's Object Lock policy like snapshots.
+func (r *Repo) SaveRecord(ctx context.Context, kind, dir string, v any) (ID, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return ID{}, err
+	}
+	id, ct, err := r.wk.sealMeta(kind, plain)
+	if err != nil {
+		return ID{}, err
+	}
+	if err := r.be.Put(ctx, dir+"/"+id.String(), ct, r.putOptions()); err != nil {
+		return ID{}, fmt.Errorf("save %s: %w", kind, err)
+	}
+	return id, nil
+}
+
+// Records calls fn with the id and JSON of every record of kind under dir.
+// A record that fails authentication is an error naming it.
+func (r *Repo) Records(ctx context.Context, kind, dir string, fn func(ID, []byte) error) error {
+	ids, err := r.ListIDs(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		name := dir + "/" + id.String()
+		ct, err := storage.ReadAll(ctx, r.be, name)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		plain, err := r.wk.openMeta(kind, name, id, ct)
+		if err != nil {
+			return err
+		}
+		if err := fn(id, plain); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -92,7 +92,7 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
 	name := "snapshots/" + id.String()
 	ct, err := storage.ReadAll(ctx, r.be, name)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("snapshot %s not found in %s: list snapshots with `coffer snapshots`", id.Short(), r.be.Location())
+		return nil, fmt.Errorf("snapshot %s not found in %s: list snapshots with `coffer snapshots`: %w", id.Short(), r.be.Location(), err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -136,6 +136,9 @@ func (r *Repo) Snapshots(ctx context.Context) ([]*Snapshot, error) {
 	var out []*Snapshot
 	damaged := &DamagedError{}
 	for i, s := range loaded {
+		if isNotFound(errs[i]) {
+			continue // forgotten since the listing
+		}
 		if errs[i] != nil {
 			damaged.Errs = append(damaged.Errs, errs[i])
 			continue
