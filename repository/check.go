@@ -110,6 +110,9 @@ func (r *Repo) checkIndex(ctx context.Context, rep *CheckReport) (*Index, error)
 	files := map[ID]*IndexFile{}
 	for _, id := range ids {
 		f, err := r.LoadIndexFile(ctx, id)
+		if isNotFound(err) {
+			continue // superseded and removed by a prune since the listing
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -139,6 +142,9 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport)
 	for _, id := range ids {
 		name := "snapshots/" + id.String()
 		s, err := r.LoadSnapshot(ctx, id)
+		if isNotFound(err) {
+			continue // forgotten since the listing
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

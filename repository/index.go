@@ -185,8 +185,19 @@ func (r *Repo) ListIDs(ctx context.Context, dir string) ([]ID, error) {
 	return ids, nil
 }
 
-// LoadIndex reads every index object, honouring supersedes.
+// LoadIndex reads every index object, honouring supersedes. An index
+// object that vanishes while it is read was superseded by a prune that
+// wrote its replacement first: the listing is then taken again.
 func (r *Repo) LoadIndex(ctx context.Context) (*Index, error) {
+	for attempt := 0; ; attempt++ {
+		ix, err := r.loadIndexOnce(ctx)
+		if err == nil || !isNotFound(err) || attempt == 4 {
+			return ix, err
+		}
+	}
+}
+
+func (r *Repo) loadIndexOnce(ctx context.Context) (*Index, error) {
 	ids, err := r.ListIDs(ctx, "index")
 	if err != nil {
 		return nil, err
