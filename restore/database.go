@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/engine/mysql"
+	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/engine/sqlite"
 	"github.com/coffer-backup/coffer/repository"
 )
@@ -56,6 +57,8 @@ func ParseTarget(addr string, opts TargetOptions) (Target, error) {
 		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean}, nil
 	case strings.HasPrefix(addr, "mysql://"), strings.HasPrefix(addr, "mariadb://"):
 		return mysql.NewTarget(addr, opts.Clean, opts.Jobs)
+	case strings.HasPrefix(addr, "postgres://"), strings.HasPrefix(addr, "postgresql://"):
+		return postgres.NewTarget(addr, opts.Clean, opts.Jobs)
 	}
 	return nil, fmt.Errorf("restore target %q: give sqlite:PATH, postgres://… or mysql://…", addr)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/engine/command"
 	"github.com/coffer-backup/coffer/engine/mysql"
+	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/engine/sqlite"
 )
 
@@ -110,6 +111,17 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 		src, opts.Engine, opts.Format = d, "sqlite", sqlite.Format
 		opts.ServerVersion, opts.Databases = "SQLite "+d.Version, []string{d.Database}
 		opts.Private = func() any { return engine.Report{Tables: d.Digests} }
+	case o.pg != "":
+		s, err := postgres.Open(ctx, o.pg, postgres.Options{AllDatabases: o.allDBs})
+		if err != nil {
+			return err
+		}
+		for _, n := range s.Notes() {
+			fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
+		}
+		c := useDatabase(ctx, &opts, "postgres", postgres.Format, s)
+		defer c.Close()
+		src = c
 	case o.mysql != "":
 		s, err := mysql.Open(ctx, o.mysql, mysql.Options{AllDatabases: o.allDBs})
 		if err != nil {

@@ -1,0 +1,70 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func postgres(t *testing.T, db string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:5432/"+db)
+	if err != nil {
+		t.Fatalf("PostgreSQL at 127.0.0.1:5432 (user postgres, trust) is needed: %v (start it: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start)", err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// TestCLIPostgres backs a database up twice through the CLI and restores
+// each snapshot into a fresh database, verified table by table.
+func TestCLIPostgres(t *testing.T) {
+	ctx := context.Background()
+	name := fmt.Sprintf("coffer_cli_%d", time.Now().UnixNano()%1e9)
+	admin := postgres(t, "postgres")
+	for _, db := range []string{name, name + "_r1", name + "_r2"} {
+		t.Cleanup(func() { admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)") })
+	}
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	src := postgres(t, name)
+	_, err := src.Exec(ctx, `CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL, email text, photo bytea);
+		CREATE TABLE orders (id serial PRIMARY KEY, customer_id int REFERENCES customers, total numeric(10,2));
+		INSERT INTO customers (name, email, photo) SELECT 'Zoë O''Brien ' || g, CASE WHEN g % 3 = 0 THEN NULL ELSE 'c' || g || '@example.com' END, '\x00ff'::bytea FROM generate_series(1, 5000) g;
+		INSERT INTO orders (customer_id, total) SELECT g, g / 7.0 FROM generate_series(1, 5000) g;`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	url := "postgres://postgres@127.0.0.1:5432/" + name
+	first := c.backup(nil, "--source", "shop", "--postgres", url)
+	src.Exec(ctx, "UPDATE customers SET email = 'changed@example.com' WHERE id = 7; INSERT INTO orders (customer_id, total) VALUES (1, 9.99)")
+	second := c.backup(nil, "--source", "shop", "--postgres", url)
+	mustContain(t, "coffer snapshots", c.ok(nil, "snapshots"), "postgres", name)
+	mustContain(t, "coffer ls", c.ok(nil, "ls", second.Snapshot[:8]), name+".public.orders", "5001")
+
+	for i, s := range []backupJSON{first, second} {
+		var res restoreDB
+		out := c.ok(nil, "restore", s.Snapshot, "--to", fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s_r%d", name, i+1), "--json")
+		if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Verified || len(res.Tables) != 2 {
+			t.Fatalf("restore %d: %v\n%s", i+1, err, out)
+		}
+	}
+	var n1, n2 int
+	postgres(t, name+"_r1").QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n1)
+	postgres(t, name+"_r2").QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n2)
+	if n1 != 5000 || n2 != 5001 {
+		t.Fatalf("restored order counts %d and %d, want 5000 and 5001", n1, n2)
+	}
+	mustContain(t, "restore into a non-empty database", c.fail(nil, "restore", first.Snapshot, "--to", fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s_r2", name)), "--clean")
+	c.ok(nil, "restore", first.Snapshot, "--to", fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s_r2", name), "--clean")
+	mustContain(t, "backup of a missing database", c.fail(nil, "backup", "--source", "x", "--postgres", "postgres://postgres@127.0.0.1:5432/no_such_db_coffer"), "no_such_db_coffer")
+	mustContain(t, "backup with a password in the URL", c.fail(nil, "backup", "--source", "x", "--postgres", "postgres://postgres:secret@127.0.0.1:5432/"+name), "PGPASSWORD")
+}

@@ -1,0 +1,424 @@
+// Package postgres backs up PostgreSQL servers with pg_dump and
+// pg_dumpall, restores them with pg_restore and psql, and computes
+// per-table digests of a dump as it passes, and of a live database from a
+// fresh dump by the same code.
+//
+// Each database is dumped in the custom format without compression
+// (pg_dump -Fc -Z0): unchanged rows give unchanged bytes, which the
+// repository deduplicates across nights, and pg_restore -j restores it in
+// parallel. The server's roles and tablespaces come first, from
+// pg_dumpall --globals-only. Each database's dump is one consistent
+// snapshot of it; several databases are dumped one after the other, so
+// they are not consistent with one another.
+//
+// Passwords never appear on a command line or in an address: the child
+// programs get the server, port, user and database through PGHOST,
+// PGPORT, PGUSER and PGDATABASE, and PGPASSWORD or PGPASSFILE (or
+// ~/.pgpass) pass through from coffer's environment.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/coffer-backup/coffer/engine"
+	"github.com/coffer-backup/coffer/engine/command"
+)
+
+// Format names the stream this package writes: the globals as SQL
+// (globals.sql), then one pg_dump custom-format archive, without
+// compression, per database (<database>.pgdump).
+const Format = "pg_dump-custom"
+
+// GlobalsPart names the part that holds the server's roles and
+// tablespaces.
+const GlobalsPart = "globals.sql"
+
+// partSuffix ends the name of a database's part.
+const partSuffix = ".pgdump"
+
+// ConnectTimeout bounds connecting to the server.
+const ConnectTimeout = 10 * time.Second
+
+// conn is where a server is and how to reach it.
+type conn struct {
+	user    string
+	host    string
+	port    int
+	db      string
+	sslmode string
+}
+
+// parseDSN reads postgres://USER@HOST:PORT/DATABASE (or postgresql://).
+// A password in it is refused: it would show in ps and in shell history.
+func parseDSN(dsn string) (*conn, error) {
+	const want = "want postgres://USER@HOST:5432/DATABASE"
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres address: %w; %s", err, want)
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return nil, fmt.Errorf("postgres address %q: %s", redact(u), want)
+	}
+	if _, ok := u.User.Password(); ok {
+		return nil, fmt.Errorf("postgres address %s holds a password: remove it, and put it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE), never in a flag", redact(u))
+	}
+	c := &conn{user: u.User.Username(), host: u.Hostname(), port: 5432}
+	if c.user == "" {
+		return nil, fmt.Errorf("postgres address %s: give the user, as in postgres://USER@HOST:5432/DATABASE", redact(u))
+	}
+	if c.host == "" {
+		c.host = "127.0.0.1"
+	}
+	if p := u.Port(); p != "" {
+		if c.port, err = strconv.Atoi(p); err != nil || c.port <= 0 || c.port > 65535 {
+			return nil, fmt.Errorf("postgres address %s: bad port %q", redact(u), p)
+		}
+	}
+	c.db = strings.TrimPrefix(u.Path, "/")
+	if strings.Contains(c.db, "/") {
+		return nil, fmt.Errorf("postgres address %s: the path must be one database name", redact(u))
+	}
+	for k, v := range u.Query() {
+		if k != "sslmode" || len(v) != 1 {
+			return nil, fmt.Errorf("postgres address %s: option %q is not supported (only sslmode)", redact(u), k)
+		}
+		c.sslmode = v[0]
+	}
+	return c, nil
+}
+
+func redact(u *url.URL) string {
+	v := *u
+	if v.User != nil {
+		v.User = url.User(v.User.Username())
+	}
+	return v.String()
+}
+
+func (c *conn) addr() string { return net.JoinHostPort(c.host, strconv.Itoa(c.port)) }
+
+// String names the server and database, without secrets.
+func (c *conn) String() string {
+	return (&url.URL{Scheme: "postgres", User: url.User(c.user), Host: c.addr(), Path: "/" + c.db}).String()
+}
+
+// connect opens a connection to database db and explains the usual
+// failures. The password comes, as for libpq, from PGPASSWORD or the
+// password file.
+func (c *conn) connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	u := url.URL{Scheme: "postgres", User: url.User(c.user), Host: c.addr(), Path: "/" + db}
+	q := url.Values{"connect_timeout": {strconv.Itoa(int(ConnectTimeout / time.Second))}}
+	if c.sslmode != "" {
+		q.Set("sslmode", c.sslmode)
+	}
+	u.RawQuery = q.Encode()
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("postgres address %s: %w", c, err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+	defer cancel()
+	pc, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		if ctx.Err() == nil && cctx.Err() != nil {
+			return nil, fmt.Errorf("cannot reach the PostgreSQL server at %s: no answer within %s; is it running, and are the host and port right?", c.addr(), ConnectTimeout)
+		}
+		return nil, c.explain(err, db)
+	}
+	return pc, nil
+}
+
+func (c *conn) explain(err error, db string) error {
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe) && pe.Code == "28P01":
+		return fmt.Errorf("password authentication failed for user %q at %s: check the user in the address and the password in PGPASSWORD or the password file (~/.pgpass, or PGPASSFILE) (%s)", c.user, c.addr(), pe.Message)
+	case errors.As(err, &pe) && pe.Code == "28000" && strings.Contains(pe.Message, "does not exist"):
+		return fmt.Errorf("user %q cannot log in at %s: %s; check the user in the address", c.user, c.addr(), pe.Message)
+	case errors.As(err, &pe) && pe.Code == "28000":
+		return fmt.Errorf("user %q may not connect to database %q at %s: %s; allow it in pg_hba.conf or use another user", c.user, db, c.addr(), pe.Message)
+	case errors.As(err, &pe) && pe.Code == "3D000":
+		return fmt.Errorf("database %q does not exist at %s: check its name (psql -l lists them)", db, c.addr())
+	case errors.As(err, &pe):
+		return fmt.Errorf("PostgreSQL server at %s: %s (SQLSTATE %s)", c.addr(), pe.Message, pe.Code)
+	case errors.As(err, &ne), pgconn.Timeout(err):
+		var oe *net.OpError
+		if errors.As(err, &oe) {
+			err = oe // "dial tcp …: connection refused", without pgx's per-attempt lines
+		}
+		return fmt.Errorf("cannot reach the PostgreSQL server at %s: %w; is it running, and are the host and port right?", c.addr(), err)
+	}
+	return fmt.Errorf("connect to PostgreSQL at %s: %w", c.addr(), err)
+}
+
+// command is the command line that runs program connected to database
+// db: through env(1), which sets the server, port, user and database in
+// the program's environment, and clears the variables that would
+// override them. Nothing secret is on it: PGPASSWORD and PGPASSFILE pass
+// through from coffer's environment. PGTZ fixes the time zone that
+// timestamps are written in, so that digests do not depend on the
+// server's default.
+func (c *conn) command(db, program string, args ...string) []string {
+	argv := []string{"env", "-u", "PGSERVICE", "-u", "PGHOSTADDR", "-u", "PGOPTIONS",
+		"PGHOST=" + c.host, "PGPORT=" + strconv.Itoa(c.port), "PGUSER=" + c.user, "PGDATABASE=" + db,
+		"PGTZ=UTC", "PGAPPNAME=coffer", "PGCONNECT_TIMEOUT=" + strconv.Itoa(int(ConnectTimeout/time.Second))}
+	if c.sslmode != "" {
+		argv = append(argv, "PGSSLMODE="+c.sslmode)
+	}
+	return append(append(argv, program), args...)
+}
+
+// server is what Open learns about the server.
+type server struct {
+	version   string // e.g. "PostgreSQL 15.20"
+	major     int
+	superuser bool
+}
+
+func (c *conn) describe(ctx context.Context, pc *pgx.Conn) (*server, error) {
+	var v string
+	var num int
+	s := &server{}
+	if err := pc.QueryRow(ctx, "SELECT current_setting('server_version'), current_setting('server_version_num')::int, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)").Scan(&v, &num, &s.superuser); err != nil {
+		return nil, fmt.Errorf("PostgreSQL server at %s: read its version: %w", c.addr(), err)
+	}
+	s.major = num / 10000
+	if f := strings.Fields(v); len(f) > 0 {
+		v = f[0]
+	}
+	s.version = "PostgreSQL " + v
+	return s, nil
+}
+
+func listDatabases(ctx context.Context, pc *pgx.Conn) ([]string, error) {
+	rows, err := pc.Query(ctx, "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname")
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Options choose what Open dumps.
+type Options struct {
+	// AllDatabases dumps every database that is not a template and
+	// allows connections; the address's database is then only used to
+	// connect (postgres when it names none).
+	AllDatabases bool
+	// Databases, when not empty, are dumped instead of the address's.
+	Databases []string
+}
+
+// Source is a checked plan to dump the globals and one or several
+// databases of a server.
+type Source struct {
+	c     *conn
+	t     *tools
+	srv   *server
+	dbs   []string
+	notes []string
+	dg    *engine.Digester
+	sizes []int64 // per part (globals first), -1 until it ended complete
+}
+
+// Open checks, before anything is written, that the server at dsn
+// (postgres://USER@HOST:PORT/DATABASE) answers, that the user may log in,
+// that the databases exist, and that pg_dump and pg_dumpall are installed
+// and not older than the server.
+func Open(ctx context.Context, dsn string, opts Options) (*Source, error) {
+	c, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	connectDB := c.db
+	if connectDB == "" {
+		if !opts.AllDatabases && len(opts.Databases) == 0 {
+			return nil, fmt.Errorf("postgres address %s names no database: give one (postgres://USER@HOST:5432/DATABASE) or back up all databases", c)
+		}
+		connectDB = "postgres"
+	}
+	pc, err := c.connect(ctx, connectDB)
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close(context.Background())
+	s := &Source{c: c, dg: engine.NewDigester()}
+	if s.srv, err = c.describe(ctx, pc); err != nil {
+		return nil, err
+	}
+	all, err := listDatabases(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("list the databases at %s: %w", c.addr(), err)
+	}
+	switch {
+	case opts.AllDatabases:
+		s.dbs = all
+	case len(opts.Databases) > 0:
+		s.dbs = slices.Clone(opts.Databases)
+	default:
+		s.dbs = []string{c.db}
+	}
+	if len(s.dbs) == 0 {
+		return nil, fmt.Errorf("the server at %s has no database to back up", c.addr())
+	}
+	for _, d := range s.dbs {
+		if !slices.Contains(all, d) {
+			return nil, fmt.Errorf("database %q does not exist at %s, or does not allow connections (it has: %s)", d, c.addr(), strings.Join(all, ", "))
+		}
+	}
+	if s.t, err = findTools(ctx, s.srv.major, "pg_dump", "pg_dumpall"); err != nil {
+		return nil, err
+	}
+	if !s.srv.superuser {
+		s.notes = append(s.notes, fmt.Sprintf("user %q is not a superuser: the roles are backed up without their passwords (pg_dumpall --no-role-passwords)", c.user))
+	}
+	s.sizes = make([]int64, 1+len(s.dbs))
+	for i := range s.sizes {
+		s.sizes[i] = -1
+	}
+	return s, nil
+}
+
+// ServerVersion is the server's product and version, e.g. "PostgreSQL 15.20".
+func (s *Source) ServerVersion() string { return s.srv.version }
+
+// Databases are the databases dumped, in order.
+func (s *Source) Databases() []string { return slices.Clone(s.dbs) }
+
+// Notes are what the user should know about the backup, e.g. that role
+// passwords are left out.
+func (s *Source) Notes() []string { return slices.Clone(s.notes) }
+
+// Parts are the globals (globals.sql) and then each database's dump
+// (<database>.pgdump), to be read in order (engine.NewConcat). A database
+// part computes its tables' digests as it passes and fails if the dump
+// fails or is incomplete.
+func (s *Source) Parts() []engine.PartSource {
+	out := []engine.PartSource{{Name: GlobalsPart, Open: func(ctx context.Context) (io.ReadCloser, error) {
+		s.sizes[0] = -1
+		return s.startGlobals(ctx, func(n int64) { s.sizes[0] = n })
+	}}}
+	for i, db := range s.dbs {
+		out = append(out, engine.PartSource{Name: db + partSuffix, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			s.sizes[i+1] = -1
+			return startDump(ctx, s.c, s.t, db, db, s.dg, func(n int64) { s.sizes[i+1] = n })
+		}})
+	}
+	return out
+}
+
+// Report is the per-table digests ("database.schema.table") and the
+// parts of the stream. It is complete once every part has been read to
+// its end.
+func (s *Source) Report() engine.Report {
+	rep := engine.Report{Tables: s.dg.Result()}
+	var off int64
+	for i, p := range s.Parts() {
+		if s.sizes[i] < 0 {
+			break
+		}
+		rep.Parts = append(rep.Parts, engine.Part{Name: p.Name, Offset: off, Size: s.sizes[i]})
+		off += s.sizes[i]
+	}
+	return rep
+}
+
+func (s *Source) startGlobals(ctx context.Context, ended func(int64)) (io.ReadCloser, error) {
+	args := []string{"--globals-only", "--no-sync", "--no-password"}
+	if !s.srv.superuser {
+		args = append(args, "--no-role-passwords")
+	}
+	args = append(args, "--database="+s.dbs[0])
+	st, err := command.StartArgs(ctx, "pg_dumpall --globals-only", s.c.command(s.dbs[0], s.t.path["pg_dumpall"], args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &countStream{Stream: st, ended: ended}, nil
+}
+
+// dumpArgs make a dump that deduplicates (no compression) and restores
+// in parallel (custom format).
+var dumpArgs = []string{"--format=custom", "--compress=0", "--no-sync", "--no-password"}
+
+// startDump runs pg_dump of db and returns its stream, digested into dg
+// under label (the database's name in the snapshot).
+func startDump(ctx context.Context, c *conn, t *tools, db, label string, dg *engine.Digester, ended func(int64)) (io.ReadCloser, error) {
+	st, err := command.StartArgs(ctx, "pg_dump "+db, c.command(db, t.path["pg_dump"], dumpArgs...)...)
+	if err != nil {
+		return nil, err
+	}
+	return &dumpStream{digestReader: newDigestReader(st, label, dg, ended), s: st}, nil
+}
+
+type dumpStream struct {
+	*digestReader
+	s *command.Stream
+}
+
+func (d *dumpStream) Close() error {
+	err := d.s.Close()
+	d.digestReader.Close()
+	return err
+}
+
+// countStream counts a command's output and reports its size once it
+// ended complete.
+type countStream struct {
+	*command.Stream
+	n     int64
+	ended func(int64)
+}
+
+func (c *countStream) Read(p []byte) (int, error) {
+	n, err := c.Stream.Read(p)
+	c.n += int64(n)
+	if err == io.EOF && c.ended != nil {
+		c.ended(c.n)
+		c.ended = nil
+	}
+	return n, err
+}
+
+// Digests computes the per-table digests of a live database by dumping
+// it as a backup does and discarding the bytes. Without a database in dsn
+// it digests every database that is not a template.
+func Digests(ctx context.Context, dsn string) ([]engine.TableDigest, error) {
+	c, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	s, err := Open(ctx, dsn, Options{AllDatabases: c.db == ""})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range s.Parts()[1:] {
+		if err := drain(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	return s.dg.Result(), nil
+}
+
+func drain(ctx context.Context, p engine.PartSource) error {
+	r, err := p.Open(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
