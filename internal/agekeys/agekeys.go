@@ -6,6 +6,7 @@ package agekeys
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -101,6 +102,10 @@ func ParseIdentities(data []byte, ui *plugin.ClientUI) ([]age.Identity, error) {
 // age1NAME1… (a plugin).
 func ParseRecipient(s string, ui *plugin.ClientUI) (age.Recipient, error) {
 	s = strings.TrimSpace(s)
+	if u := strings.ToUpper(s); strings.HasPrefix(u, "AGE-SECRET-KEY") || strings.HasPrefix(u, "AGE-PLUGIN-") {
+		// Never echo a secret key into an error (and so into logs).
+		return nil, errors.New("an age identity (secret key) was given, not a recipient: give its public key, age1… (age-keygen -y prints it)")
+	}
 	if strings.HasPrefix(s, "age1") && !strings.HasPrefix(s, "age1pq1") && strings.Count(s, "1") > 1 {
 		if r, err := plugin.NewRecipient(s, ui); err == nil {
 			return r, nil

@@ -162,8 +162,9 @@ func (m *MinIO) run(bin string, port, console int) error {
 	return nil
 }
 
-// waitReady polls the liveness endpoint, then makes the client that
-// Bucket uses.
+// waitReady polls the cluster health endpoint, then makes the client that
+// Bucket uses. The liveness endpoint answers before the object layer and
+// IAM are up, when S3 requests still fail with "Server not initialized yet".
 func (m *MinIO) waitReady() error {
 	deadline := time.Now().Add(startTimeout)
 	for !m.live() {
@@ -188,7 +189,7 @@ func (m *MinIO) waitReady() error {
 
 func (m *MinIO) live() bool {
 	hc := &http.Client{Timeout: time.Second}
-	resp, err := hc.Get(m.Endpoint + "/minio/health/live")
+	resp, err := hc.Get(m.Endpoint + "/minio/health/cluster")
 	if err != nil {
 		return false
 	}

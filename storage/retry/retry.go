@@ -7,6 +7,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"time"
@@ -50,7 +51,9 @@ func (b *Backend) do(ctx context.Context, op func() error) error {
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				return err
+				// Keep both: callers check for cancellation, people read
+				// why the attempts were failing.
+				return fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
 			case <-t.C:
 			}
 		}

@@ -1,0 +1,128 @@
+// Package drill proves backups: it restores snapshots into a scratch
+// database, checks every chunk, the stream, the load, every table's row
+// count and digest and the user's assertions, times each phase (RTO),
+// measures the snapshot's age (RPO), reports, and drops the scratch copy,
+// also after a failure or, through markers, after being killed.
+package drill
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/coffer-backup/coffer/repository"
+)
+
+// Options configure a drill.
+type Options struct {
+	Source   string // the source to drill (required when the repository has several)
+	Snapshot string // a snapshot id or "latest" (default)
+	Sample   int    // also drill this many older snapshots of the source, chosen at random
+
+	Scratch    string // postgres:// or mysql:// server for scratch databases
+	Ephemeral  bool   // PostgreSQL: start a throwaway server instead
+	Jobs       int    // parallel load jobs
+	Assertions []Assertion
+
+	StateDir string // where markers of running drills live (see Cleanup)
+	TempDir  string // for the restored dump; default os.TempDir()
+	Host     string
+	Tool     string
+	Now      func() time.Time
+
+	// AfterLoad, when set, runs between load and verification (tests use
+	// it to alter the scratch database and prove the drill notices).
+	AfterLoad func(ctx context.Context, db Queryer) error
+}
+
+// Run drills the chosen snapshots and returns the report. The error is
+// only for a drill that could not run at all; failed checks are in the
+// report (Report.Passed false).
+func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Snapshot == "" {
+		opts.Snapshot = "latest"
+	}
+	snaps, history, err := choose(ctx, repo, opts)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Version: 1, ID: newID(opts.Now()), Started: opts.Now().UTC(), Host: opts.Host, Tool: opts.Tool, Passed: true}
+	if _, err := Cleanup(ctx, opts.StateDir); err != nil {
+		return nil, fmt.Errorf("drill: clean up after an earlier drill: %w", err)
+	}
+	for i, s := range snaps {
+		run := drillOne(ctx, repo, s, history, fmt.Sprintf("%s_%d", rep.ID, i), opts)
+		rep.Runs = append(rep.Runs, run)
+		rep.Passed = rep.Passed && run.Passed
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	rep.Finished = opts.Now().UTC()
+	return rep, nil
+}
+
+// newID names a drill: its time and a random suffix, so scratch databases
+// named after it cannot collide.
+func newID(t time.Time) string {
+	var b [3]byte
+	crand.Read(b[:])
+	return t.UTC().Format("20060102t150405") + "_" + hex.EncodeToString(b[:])
+}
+
+// choose returns the snapshots to drill, and every snapshot of the source
+// (oldest first) for the RPO.
+func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*repository.Snapshot, []*repository.Snapshot, error) {
+	first, err := repo.FindSnapshot(ctx, opts.Snapshot, opts.Source)
+	if err != nil {
+		return nil, nil, err
+	}
+	all, err := repo.Snapshots(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var history, older []*repository.Snapshot
+	for _, s := range all {
+		if s.Source != first.Source {
+			continue
+		}
+		history = append(history, s)
+		if s.Time.Before(first.Time) {
+			older = append(older, s)
+		}
+	}
+	picked := []*repository.Snapshot{first}
+	for _, i := range rand.Perm(len(older))[:min(opts.Sample, len(older))] {
+		picked = append(picked, older[i])
+	}
+	sort.SliceStable(picked[1:], func(i, j int) bool { return picked[1+i].Time.After(picked[1+j].Time) })
+	return picked, history, nil
+}
+
+// rpo measures the snapshot's age and the gap between the source's two
+// newest snapshots.
+func rpo(s *repository.Snapshot, history []*repository.Snapshot, now time.Time) RPO {
+	r := RPO{Age: now.Sub(s.Time)}
+	if n := len(history); n >= 2 {
+		r.Gap = history[n-1].Time.Sub(history[n-2].Time)
+	}
+	return r
+}
+
+// workDir makes the private directory a run restores into.
+func workDir(parent, name string) (string, error) {
+	if parent == "" {
+		parent = os.TempDir()
+	}
+	dir := filepath.Join(parent, "coffer-drill-"+name)
+	return dir, os.Mkdir(dir, 0o700)
+}
