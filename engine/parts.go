@@ -108,3 +108,17 @@ func Split(r io.Reader, parts []Part, fn func(Part, io.Reader) error) error {
 	}
 	return nil
 }
+
+// Drain reads a part to its end and discards it: the engines compute a
+// live database's digests by dumping it through their parsers this way.
+func (p PartSource) Drain(ctx context.Context) error {
+	r, err := p.Open(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, r)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -163,14 +163,14 @@ func (t *Target) load(ctx context.Context, db string, r io.Reader) error {
 	cmd.Stderr, cmd.Stdout = stderr, io.Discard
 	// A stream that fails must not reach the client as an end of input,
 	// on which it would run a half-read statement: kill it first.
-	in := &killOnError{r: r, cmd: cmd}
+	in := command.NewStdin(r, cmd)
 	cmd.Stdin = in
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", t.t.client, err)
 	}
 	err = cmd.Wait()
-	if in.err != nil {
-		return in.err
+	if in.Err() != nil {
+		return in.Err()
 	}
 	if err != nil {
 		if msg := strings.TrimSpace(stderr.String()); msg != "" {
@@ -179,21 +179,6 @@ func (t *Target) load(ctx context.Context, db string, r io.Reader) error {
 		return fmt.Errorf("%s: %w", t.t.client, err)
 	}
 	return nil
-}
-
-type killOnError struct {
-	r   io.Reader
-	cmd *exec.Cmd
-	err error
-}
-
-func (k *killOnError) Read(p []byte) (int, error) {
-	n, err := k.r.Read(p)
-	if err != nil && err != io.EOF {
-		k.err = err
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	return n, err
 }
 
 // Digests implements restore.Target: the digests of the loaded databases,

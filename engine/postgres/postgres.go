@@ -404,21 +404,9 @@ func Digests(ctx context.Context, dsn string) ([]engine.TableDigest, error) {
 		return nil, err
 	}
 	for _, p := range s.Parts()[1:] {
-		if err := drain(ctx, p); err != nil {
+		if err := p.Drain(ctx); err != nil {
 			return nil, err
 		}
 	}
 	return s.dg.Result(), nil
-}
-
-func drain(ctx context.Context, p engine.PartSource) error {
-	r, err := p.Open(ctx)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(io.Discard, r)
-	if cerr := r.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

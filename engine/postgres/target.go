@@ -276,19 +276,19 @@ func (t *Target) restore(ctx context.Context, db string, r io.Reader, args []str
 	cmd := t.cmd(ctx, db, "pg_restore", argv...)
 	stderr := command.NewTail(4096)
 	cmd.Stderr, cmd.Stdout = stderr, io.Discard
-	var in *killOnError
+	var in *command.Stdin
 	if r != nil {
 		// A stream that fails must not reach pg_restore as an end of
 		// input: kill it first.
-		in = &killOnError{r: r, cmd: cmd}
+		in = command.NewStdin(r, cmd)
 		cmd.Stdin = in
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start pg_restore: %w", err)
 	}
 	err := cmd.Wait()
-	if in != nil && in.err != nil {
-		return in.err
+	if in != nil && in.Err() != nil {
+		return in.Err()
 	}
 	return commandError("pg_restore", err, stderr.String())
 }
@@ -316,21 +316,6 @@ func commandError(name string, err error, stderr string) error {
 // string.
 func conninfoDB(db string) string {
 	return "dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(db) + "'"
-}
-
-type killOnError struct {
-	r   io.Reader
-	cmd *exec.Cmd
-	err error
-}
-
-func (k *killOnError) Read(p []byte) (int, error) {
-	n, err := k.r.Read(p)
-	if err != nil && err != io.EOF {
-		k.err = err
-		_ = syscall.Kill(-k.cmd.Process.Pid, syscall.SIGKILL)
-	}
-	return n, err
 }
 
 // ignoredGlobalsError matches the errors of applying the globals to a
