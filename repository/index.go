@@ -2,7 +2,6 @@ package repository
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -132,35 +131,15 @@ func (ix *Index) ForEachBlob(fn func(PackInfo, Blob)) {
 // SaveIndex stores an index object listing packs.
 func (r *Repo) SaveIndex(ctx context.Context, f *IndexFile) (ID, error) {
 	f.Version = FormatVersion
-	plain, err := json.Marshal(f)
-	if err != nil {
-		return ID{}, err
-	}
-	id, ct, err := r.wk.sealMeta("index", plain)
-	if err != nil {
-		return ID{}, err
-	}
-	name := "index/" + id.String()
-	if err := r.be.Put(ctx, name, ct, r.putOptions()); err != nil {
-		return ID{}, fmt.Errorf("save index: %w", err)
-	}
-	return id, nil
+	return r.saveMeta(ctx, "index", "index", f, true)
 }
 
 // LoadIndexFile reads and authenticates one index object.
 func (r *Repo) LoadIndexFile(ctx context.Context, id ID) (*IndexFile, error) {
 	name := "index/" + id.String()
-	ct, err := storage.ReadAll(ctx, r.be, name)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	plain, err := r.wk.openMeta("index", name, id, ct)
-	if err != nil {
-		return nil, err
-	}
 	var f IndexFile
-	if err := json.Unmarshal(plain, &f); err != nil {
-		return nil, &CorruptError{Object: name, Reason: "malformed JSON", Err: err}
+	if err := r.loadMeta(ctx, "index", "index", id, &f); err != nil {
+		return nil, err
 	}
 	if f.Version != FormatVersion {
 		return nil, &UnsupportedVersionError{Object: name, Version: f.Version}

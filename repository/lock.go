@@ -55,7 +55,7 @@ func (r *Repo) AcquireLock(ctx context.Context, host string, pid int, now func()
 	t := now().UTC()
 	l := &Lock{r: r, info: LockInfo{versioned: versioned{FormatVersion}, Host: host, PID: pid, Started: t, Refreshed: t, Honours: before},
 		stop: make(chan struct{}), done: make(chan struct{})}
-	if l.id, err = r.saveMeta(ctx, "lock", "locks", &l.info); err != nil {
+	if l.id, err = r.saveMeta(ctx, "lock", "locks", &l.info, false); err != nil {
 		return nil, fmt.Errorf("write backup lock: %w", err)
 	}
 	after, err := r.ListIDs(ctx, "prune")
@@ -92,7 +92,7 @@ func (l *Lock) rewrite(ctx context.Context, now func() time.Time) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.info.Refreshed = now().UTC()
-	id, err := l.r.saveMeta(ctx, "lock", "locks", &l.info)
+	id, err := l.r.saveMeta(ctx, "lock", "locks", &l.info, false)
 	if err != nil {
 		return fmt.Errorf("refresh backup lock: %w", err)
 	}

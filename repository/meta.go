@@ -9,9 +9,9 @@ import (
 	"github.com/coffer-backup/coffer/storage"
 )
 
-// saveMeta seals v as a metadata object of kind under dir ("locks", …)
-// and returns its id.
-func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any) (ID, error) {
+// saveMeta seals v as a metadata object of kind under dir and returns its
+// id. With retain, the object gets the Object Lock retention of data.
+func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any, retain bool) (ID, error) {
 	plain, err := json.Marshal(v)
 	if err != nil {
 		return ID{}, err
@@ -20,26 +20,35 @@ func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any) (ID, error
 	if err != nil {
 		return ID{}, err
 	}
-	if err := r.be.Put(ctx, dir+"/"+id.String(), ct, storage.PutOptions{}); err != nil {
+	opts := storage.PutOptions{}
+	if retain {
+		opts = r.putOptions()
+	}
+	if err := r.be.Put(ctx, dir+"/"+id.String(), ct, opts); err != nil {
 		return ID{}, fmt.Errorf("save %s: %w", kind, err)
 	}
 	return id, nil
 }
 
-// loadMeta reads and authenticates a metadata object into v. A missing
-// object is reported with storage.ErrNotFound.
-func (r *Repo) loadMeta(ctx context.Context, kind, dir string, id ID, v any) error {
+// readMeta reads and authenticates a metadata object. A missing object
+// is reported with storage.ErrNotFound.
+func (r *Repo) readMeta(ctx context.Context, kind, dir string, id ID) ([]byte, error) {
 	name := dir + "/" + id.String()
 	ct, err := storage.ReadAll(ctx, r.be, name)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", name, err)
+		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	plain, err := r.wk.openMeta(kind, name, id, ct)
+	return r.wk.openMeta(kind, name, id, ct)
+}
+
+// loadMeta reads and authenticates a metadata object into v.
+func (r *Repo) loadMeta(ctx context.Context, kind, dir string, id ID, v any) error {
+	plain, err := r.readMeta(ctx, kind, dir, id)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(plain, v); err != nil {
-		return &CorruptError{Object: name, Reason: "malformed JSON", Err: err}
+		return &CorruptError{Object: dir + "/" + id.String(), Reason: "malformed JSON", Err: err}
 	}
 	return nil
 }
@@ -63,18 +72,7 @@ func isNotFound(err error) bool { return errors.Is(err, storage.ErrNotFound) }
 // under dir, such as a drill report under "drills". Records are retained
 // under the repository's Object Lock policy like snapshots.
 func (r *Repo) SaveRecord(ctx context.Context, kind, dir string, v any) (ID, error) {
-	plain, err := json.Marshal(v)
-	if err != nil {
-		return ID{}, err
-	}
-	id, ct, err := r.wk.sealMeta(kind, plain)
-	if err != nil {
-		return ID{}, err
-	}
-	if err := r.be.Put(ctx, dir+"/"+id.String(), ct, r.putOptions()); err != nil {
-		return ID{}, fmt.Errorf("save %s: %w", kind, err)
-	}
-	return id, nil
+	return r.saveMeta(ctx, kind, dir, v, true)
 }
 
 // Records calls fn with the id and JSON of every record of kind under dir.
@@ -85,12 +83,7 @@ func (r *Repo) Records(ctx context.Context, kind, dir string, fn func(ID, []byte
 		return err
 	}
 	for _, id := range ids {
-		name := dir + "/" + id.String()
-		ct, err := storage.ReadAll(ctx, r.be, name)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
-		}
-		plain, err := r.wk.openMeta(kind, name, id, ct)
+		plain, err := r.readMeta(ctx, kind, dir, id)
 		if err != nil {
 			return err
 		}

@@ -69,7 +69,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			return rep, nil
 		}
 		marker = &PruneMarker{versioned: versioned{FormatVersion}, Created: opts.Now().UTC(), Host: opts.Host, Candidates: cands}
-		if markerID, err = r.saveMeta(ctx, "prune", "prune", marker); err != nil {
+		if markerID, err = r.saveMeta(ctx, "prune", "prune", marker, false); err != nil {
 			return nil, err
 		}
 		// Locks written before the marker existed may not honour it.

@@ -3,15 +3,12 @@ package repository
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
-
-	"github.com/coffer-backup/coffer/storage"
 )
 
 // Snapshot is the content of a `snapshots/ID` object.
@@ -46,19 +43,11 @@ func (s *Snapshot) ID() ID { return s.id }
 // SaveSnapshot stores a snapshot and sets its id.
 func (r *Repo) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
 	s.Version = FormatVersion
-	plain, err := json.Marshal(s)
-	if err != nil {
-		return ID{}, err
+	id, err := r.saveMeta(ctx, "snapshot", "snapshots", s, true)
+	if err == nil {
+		s.id = id
 	}
-	id, ct, err := r.wk.sealMeta("snapshot", plain)
-	if err != nil {
-		return ID{}, err
-	}
-	if err := r.be.Put(ctx, "snapshots/"+id.String(), ct, r.putOptions()); err != nil {
-		return ID{}, fmt.Errorf("save snapshot: %w", err)
-	}
-	s.id = id
-	return id, nil
+	return id, err
 }
 
 // SealPrivate encrypts v as JSON to the repository key, for Snapshot.Private.
@@ -90,20 +79,13 @@ func (r *Repo) OpenPrivate(s *Snapshot, v any) error {
 // LoadSnapshot reads and authenticates one snapshot.
 func (r *Repo) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
 	name := "snapshots/" + id.String()
-	ct, err := storage.ReadAll(ctx, r.be, name)
-	if errors.Is(err, storage.ErrNotFound) {
+	var s Snapshot
+	err := r.loadMeta(ctx, "snapshot", "snapshots", id, &s)
+	if isNotFound(err) {
 		return nil, fmt.Errorf("snapshot %s not found in %s: list snapshots with `coffer snapshots`: %w", id.Short(), r.be.Location(), err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
-	}
-	plain, err := r.wk.openMeta("snapshot", name, id, ct)
-	if err != nil {
 		return nil, err
-	}
-	var s Snapshot
-	if err := json.Unmarshal(plain, &s); err != nil {
-		return nil, &CorruptError{Object: name, Reason: "malformed JSON", Err: err}
 	}
 	if s.Version != FormatVersion {
 		return nil, &UnsupportedVersionError{Object: name, Version: s.Version}
