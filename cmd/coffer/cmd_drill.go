@@ -49,7 +49,7 @@ restored into a temporary file. A drill that is killed leaves a marker in
 	fl.IntVar(&f.opts.Sample, "sample", 0, "also drill N random older snapshots of the source")
 	fl.StringVar(&f.opts.Scratch, "scratch", "", "server for the scratch database: postgres://… or mysql://…")
 	fl.BoolVar(&f.opts.Ephemeral, "ephemeral", false, "PostgreSQL: start a throwaway server for the drill")
-	fl.IntVarP(&f.opts.Jobs, "jobs", "j", 2, "parallel load jobs, where the engine allows")
+	fl.IntVarP(&f.opts.Jobs, "jobs", "j", 1, "parallel load jobs (pg_restore -j): helps databases with several large tables")
 	fl.StringVar(&f.assertions, "assertions", "", "YAML file of SQL assertions on the restored data")
 	fl.StringVar(&f.reportDir, "report-dir", ".", "where to write the JSON and HTML reports")
 	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where running drills leave their markers")

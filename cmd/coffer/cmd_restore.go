@@ -84,7 +84,7 @@ digest with those recorded at backup time. Needs an operator identity
 	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default: standard output)")
 	cmd.Flags().StringVar(&to, "to", "", "load into this database: sqlite:PATH, mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB")
 	cmd.Flags().BoolVar(&clean, "clean", false, "with --to: replace a target that is not empty")
-	cmd.Flags().IntVarP(&jobs, "jobs", "j", 2, "with --to: parallel load jobs, where the engine allows")
+	cmd.Flags().IntVarP(&jobs, "jobs", "j", 1, "with --to: parallel load jobs (pg_restore -j): helps databases with several large tables")
 	cmd.Flags().BoolVar(&verify, "verify", true, "with --to: compare per-table digests after loading")
 	return cmd
 }
