@@ -16,6 +16,7 @@ import (
 	"github.com/coffer-backup/coffer/engine/mysql"
 	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/engine/sqlite"
+	"github.com/coffer-backup/coffer/repository"
 )
 
 type backupOptions struct {
@@ -135,6 +136,12 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	opts.Progress = prog.backup
 	sum, err := backup.Run(ctx, repo, src, opts)
 	prog.done()
+	rec := repository.AuditRecord{Source: o.source, Detail: map[string]string{"engine": opts.Engine}}
+	if err == nil {
+		rec.Snapshot = sum.Snapshot.ID().String()
+		rec.Detail["bytes_read"], rec.Detail["bytes_stored"] = fmt.Sprint(sum.BytesRead), fmt.Sprint(sum.BytesStored)
+	}
+	audit(ctx, repo, "backup", err, rec)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/drill"
+	"github.com/coffer-backup/coffer/repository"
 )
 
 type drillFlags struct {
@@ -96,7 +97,16 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	f.opts.Host, _ = os.Hostname()
 	rep, err := drill.Run(ctx, repo, f.opts)
 	if err != nil {
+		audit(ctx, repo, "drill", err, repository.AuditRecord{Source: f.opts.Source})
 		return err
+	}
+	for _, run := range rep.Runs {
+		verdict := "passed"
+		if !run.Passed {
+			verdict = "failed"
+		}
+		audit(ctx, repo, "drill", nil, repository.AuditRecord{Snapshot: run.Snapshot, Source: run.Source,
+			Detail: map[string]string{"drill": rep.ID, "verdict": verdict, "scratch": run.Target, "rto": run.RTO.Round(time.Millisecond).String()}})
 	}
 	paths, werr := writeReports(f.reportDir, rep)
 	serr := drill.Save(ctx, repo, rep)

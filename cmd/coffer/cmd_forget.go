@@ -73,9 +73,13 @@ func runForget(cmd *cobra.Command, g *globals, o *forgetOptions, ids []string) e
 	}
 	var locked []string
 	for _, s := range doomed {
-		if err := repo.DeleteSnapshot(ctx, s.ID()); errors.Is(err, storage.ErrLocked) {
+		err := repo.DeleteSnapshot(ctx, s.ID())
+		if errors.Is(err, storage.ErrLocked) {
 			locked = append(locked, s.ID().Short())
-		} else if err != nil {
+			continue
+		}
+		audit(ctx, repo, "forget", err, repository.AuditRecord{Snapshot: s.ID().String(), Source: s.Source})
+		if err != nil {
 			return err
 		}
 	}

@@ -96,6 +96,7 @@ func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
 	if err != nil {
 		return err
 	}
+	audit(ctx, repo, "init", nil, repository.AuditRecord{Detail: map[string]string{"operators": strings.Join(names, " "), "writer_key_fingerprint": repo.WriterKey().Fingerprint()}})
 	wk := repo.WriterKey()
 	if err := writeSecret(o.writerKeyFile, wk.Marshal()); err != nil {
 		return fmt.Errorf("init: the repository was created, but writing the writer key failed: %w; recover it with `age -d -i IDENTITY keys/writer.age`", err)

@@ -35,6 +35,13 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool) error {
 	}
 	host, _ := os.Hostname()
 	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host})
+	if !dryRun && (err != nil || rep.Swept) {
+		rec := repository.AuditRecord{Detail: map[string]string{}}
+		if rep != nil {
+			rec.Detail["deleted_packs"], rec.Detail["deleted_bytes"] = fmt.Sprint(rep.Deleted), fmt.Sprint(rep.DeletedBytes)
+		}
+		audit(cmd.Context(), repo, "prune", err, rec)
+	}
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/restore"
 )
 
@@ -67,6 +68,11 @@ digest with those recorded at backup time. Needs an operator identity
 				})
 			}
 			prog.done()
+			where := output
+			if where == "" || where == "-" {
+				where = "stdout"
+			}
+			audit(ctx, repo, "restore", err, repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": where}})
 			if err != nil {
 				if output == "" || output == "-" {
 					return fmt.Errorf("%w\nthe output written so far is incomplete or wrong: discard it", err)

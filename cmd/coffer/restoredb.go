@@ -29,10 +29,12 @@ func restoreToDatabase(cmd *cobra.Command, g *globals, repo *repository.Repo, sn
 		return err
 	}
 	sum, err := restore.ToDatabase(cmd.Context(), repo, snap, target, opts)
+	ok := err == nil && (!opts.Verify || engine.AllMatch(sum.Tables))
+	audit(cmd.Context(), repo, "restore", err, repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source,
+		Detail: map[string]string{"to": target.String(), "verified": fmt.Sprint(opts.Verify && ok)}})
 	if err != nil {
 		return err
 	}
-	ok := !opts.Verify || engine.AllMatch(sum.Tables)
 	if g.json {
 		if err := printJSON(cmd.OutOrStdout(), restoreDBJSON{Snapshot: snap.ID().String(), Target: target.String(),
 			Bytes: sum.Bytes, Load: sum.Load.Seconds(), Verify: sum.Verify.Seconds(), Verified: opts.Verify && ok, Tables: sum.Tables}); err != nil {
