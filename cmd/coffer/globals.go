@@ -45,6 +45,7 @@ func (g *globals) backend(ctx context.Context, create, objectLock bool) (storage
 		Endpoint:     os.Getenv("COFFER_S3_ENDPOINT"),
 		AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
 		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
+		SessionToken: os.Getenv("AWS_SESSION_TOKEN"),
 		Region:       os.Getenv("AWS_REGION"),
 		CreateBucket: create,
 		ObjectLock:   objectLock,

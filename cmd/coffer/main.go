@@ -53,7 +53,7 @@ backups but never read them. Operators restore with their age identity.
 Environment:
   COFFER_REPO                  repository: a path, file:///path or s3://BUCKET/PREFIX
   COFFER_S3_ENDPOINT           S3 endpoint URL (e.g. http://127.0.0.1:9000); AWS when unset
-  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION   S3 credentials
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION   S3 credentials
   COFFER_WRITER_KEY_FILE       the writer key file (backup hosts, maintainers)
   COFFER_IDENTITY_FILE         an operator's age identity file (restore, check --read-data)
   COFFER_IDENTITY_PASSPHRASE_FILE  passphrase of a protected identity file (else asked on the terminal)
@@ -64,6 +64,6 @@ Environment:
 	}
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "r", "", "repository (default $COFFER_REPO)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON for machines")
-	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newDemoCmd())
+	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newPolicyCmd(g), newDemoCmd())
 	return root
 }

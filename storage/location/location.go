@@ -20,6 +20,7 @@ type S3Options struct {
 	Endpoint     string // e.g. http://127.0.0.1:9000; AWS when empty
 	AccessKey    string
 	SecretKey    string
+	SessionToken string // with temporary credentials
 	Region       string
 	CreateBucket bool // create a missing bucket (coffer init)
 	ObjectLock   bool // create it with Object Lock enabled
@@ -36,7 +37,7 @@ func Open(ctx context.Context, addr string, opts S3Options) (storage.Backend, er
 		}
 		be, err := s3.Open(ctx, s3.Config{
 			Endpoint: opts.Endpoint, Bucket: bucket, Prefix: prefix,
-			AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, Region: opts.Region,
+			AccessKey: opts.AccessKey, SecretKey: opts.SecretKey, SessionToken: opts.SessionToken, Region: opts.Region,
 			CreateBucket: opts.CreateBucket, ObjectLock: opts.ObjectLock,
 		})
 		if err != nil {

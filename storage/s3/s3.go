@@ -46,7 +46,9 @@ type Config struct {
 	// the minio-go chain is used: AWS_* and MINIO_* environment variables,
 	// ~/.aws/credentials, then the EC2/ECS instance role.
 	AccessKey, SecretKey string
-	Region               string
+	// SessionToken goes with temporary credentials (STS, AWS_SESSION_TOKEN).
+	SessionToken string
+	Region       string
 	// CreateBucket makes a missing bucket (coffer init) instead of failing.
 	CreateBucket bool
 	// ObjectLock creates the bucket with Object Lock enabled (only when
@@ -142,7 +144,7 @@ func parseEndpoint(ep string) (host string, secure bool, shown string, err error
 
 func creds(cfg Config) *credentials.Credentials {
 	if cfg.AccessKey != "" || cfg.SecretKey != "" {
-		return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, "")
+		return credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
 	}
 	return credentials.NewChainCredentials([]credentials.Provider{
 		&credentials.EnvAWS{},
@@ -165,6 +167,11 @@ func (b *Backend) probe(ctx context.Context, host string, cfg Config) error {
 	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	ok, err := pc.BucketExists(pctx, b.bucket)
+	if err != nil && minio.ToErrorResponse(err).Code == "AccessDenied" {
+		// A least-privilege role may list only the repository's prefix
+		// (coffer policy): probe that instead of the whole bucket.
+		ok, err = b.probePrefix(pctx, pc)
+	}
 	if err != nil {
 		return b.openError(ctx, err)
 	}
@@ -210,4 +217,22 @@ func (b *Backend) ObjectLockEnabled(ctx context.Context) (bool, error) {
 		return false, b.wrap("object lock configuration of", "bucket "+b.bucket, err)
 	}
 	return enabled == "Enabled", nil
+}
+
+// probePrefix checks access by listing one object under the prefix.
+func (b *Backend) probePrefix(ctx context.Context, pc *minio.Client) (bool, error) {
+	prefix := b.prefix
+	if prefix != "" {
+		prefix += "/"
+	}
+	for o := range pc.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: prefix, MaxKeys: 1}) {
+		if o.Err != nil {
+			if minio.ToErrorResponse(o.Err).Code == "NoSuchBucket" {
+				return false, nil
+			}
+			return false, o.Err
+		}
+		break
+	}
+	return true, nil
 }

@@ -1,0 +1,88 @@
+package repository
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Roles are the least-privilege roles of DESIGN.md.
+var Roles = []string{"writer", "maintainer", "restorer"}
+
+// rolePermissions says, per role, which S3 actions it needs on which of
+// the repository's objects (names relative to the repository root; "*"
+// inside a directory).
+var rolePermissions = map[string]map[string][]string{
+	"writer": {
+		// read metadata (never data/), add data and metadata, keep reused
+		// objects locked, release its own locks
+		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "locks/*", "prune/*", "audit/*", "drills/*"},
+		"s3:PutObject":           {"data/*", "index/*", "snapshots/*", "locks/*", "audit/*"},
+		"s3:GetObjectRetention":  {"data/*", "index/*"},
+		"s3:PutObjectRetention":  {"data/*", "index/*"},
+		"s3:DeleteObject":        {"locks/*"},
+		"s3:DeleteObjectVersion": {"locks/*"},
+	},
+	"maintainer": {
+		// the writer's reads, plus forget and prune: delete and rewrite
+		// metadata, delete packs; still never read data/
+		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "locks/*", "prune/*", "audit/*", "drills/*"},
+		"s3:PutObject":           {"index/*", "prune/*", "audit/*"},
+		"s3:GetObjectRetention":  {"data/*", "index/*"},
+		"s3:DeleteObject":        {"data/*", "index/*", "snapshots/*", "locks/*", "prune/*"},
+		"s3:DeleteObjectVersion": {"data/*", "index/*", "snapshots/*", "locks/*", "prune/*"},
+	},
+	"restorer": {
+		// read everything, record restores and drills
+		"s3:GetObject": {"*"},
+		"s3:PutObject": {"audit/*", "drills/*"},
+	},
+}
+
+// BucketPolicy returns the minimal S3 policy (IAM JSON) for role on the
+// repository at bucket/prefix.
+func BucketPolicy(role, bucket, prefix string) (string, error) {
+	perms, ok := rolePermissions[role]
+	if !ok {
+		return "", fmt.Errorf("unknown role %q: choose %s", role, strings.Join(Roles, ", "))
+	}
+	root := bucket
+	if p := strings.Trim(prefix, "/"); p != "" {
+		root += "/" + p
+	}
+	type statement struct {
+		Sid       string         `json:"Sid"`
+		Effect    string         `json:"Effect"`
+		Action    []string       `json:"Action"`
+		Resource  []string       `json:"Resource"`
+		Condition map[string]any `json:"Condition,omitempty"`
+	}
+	listPrefix := strings.TrimPrefix(root, bucket+"/")
+	if listPrefix == bucket {
+		listPrefix = ""
+	}
+	stmts := []statement{
+		{Sid: "ListRepository", Effect: "Allow", Action: []string{"s3:ListBucket", "s3:ListBucketVersions"},
+			Resource: []string{"arn:aws:s3:::" + bucket}},
+		{Sid: "ReadBucketSettings", Effect: "Allow", Action: []string{"s3:GetBucketLocation", "s3:GetBucketObjectLockConfiguration"},
+			Resource: []string{"arn:aws:s3:::" + bucket}},
+	}
+	if listPrefix != "" {
+		stmts[0].Condition = map[string]any{"StringLike": map[string]any{"s3:prefix": []string{listPrefix, listPrefix + "/*"}}}
+	}
+	actions := make([]string, 0, len(perms))
+	for a := range perms {
+		actions = append(actions, a)
+	}
+	sort.Strings(actions)
+	for _, a := range actions {
+		var res []string
+		for _, o := range perms[a] {
+			res = append(res, "arn:aws:s3:::"+root+"/"+o)
+		}
+		stmts = append(stmts, statement{Sid: strings.TrimPrefix(a, "s3:"), Effect: "Allow", Action: []string{a}, Resource: res})
+	}
+	b, err := json.MarshalIndent(map[string]any{"Version": "2012-10-17", "Statement": stmts}, "", "  ")
+	return string(b), err
+}
