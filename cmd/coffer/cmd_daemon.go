@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/config"
+	"github.com/coffer-backup/coffer/daemon"
+)
+
+func loadDaemon(path string) (*daemon.Daemon, *config.Config, error) {
+	if path == "" {
+		return nil, nil, errors.New("give --config coffer.yaml (start from `coffer config example`)")
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
+	if c.Daemon.LogFormat == config.LogJSON {
+		h = slog.NewJSONHandler(os.Stderr, nil)
+	}
+	d, err := daemon.New(daemon.Options{Config: c, Exe: exe, Log: slog.New(h)})
+	return d, c, err
+}
+
+func newDaemonCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "daemon --config coffer.yaml",
+		Short: "Run backups, retention, checks, prune and drills on their schedules",
+		Long: `daemon runs the jobs of coffer.yaml on their cron schedules (in the
+repository's time zone): each source's backup followed by its retention, checks,
+prune and drills. Two jobs on the same source never run at once; a run missed
+while the daemon was down is made up once at start (daemon.state_file); failed
+jobs are retried with backoff. Metrics are served on daemon.metrics_addr; failures
+(and, if asked, successes) are sent to the webhook and command of notifications.
+On SIGTERM or Ctrl-C no new job starts and a running one is let finish.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, _, err := loadDaemon(path)
+			if err != nil {
+				return err
+			}
+			return d.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "the config file")
+	return cmd
+}
+
+func newScheduleCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "schedule --config coffer.yaml",
+		Short: "Print the next run of every job",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, c, err := loadDaemon(path)
+			if err != nil {
+				return err
+			}
+			next, err := d.Next(time.Now())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "JOB\tNEXT RUN\tIN")
+			for _, p := range next {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Job, p.At.In(c.Repository.Location).Format("2006-01-02 15:04 MST"), time.Until(p.At).Round(time.Minute))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&path, "config", "", "the config file")
+	return cmd
+}
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Check coffer.yaml, or print a commented example"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a config file: every error with its file, line and a hint",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := config.Load(args[0])
+			if err != nil {
+				return err
+			}
+			if err := c.CheckSecrets(os.LookupEnv); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s is valid\n", args[0])
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "example",
+		Short: "Print a commented example config that documents every key",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprint(cmd.OutOrStdout(), config.Example())
+			return nil
+		},
+	})
+	return cmd
+}

@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the daemon's Prometheus metrics, per job.
+type metrics struct {
+	reg          *prometheus.Registry
+	lastSuccess  *prometheus.GaugeVec
+	lastDuration *prometheus.GaugeVec
+	runs         *prometheus.CounterVec
+	bytesRead    *prometheus.GaugeVec
+	bytesStored  *prometheus.GaugeVec
+	drillPassed  *prometheus.GaugeVec
+	drillRTO     *prometheus.GaugeVec
+}
+
+func newMetrics() *metrics {
+	job := []string{"job", "kind", "source"}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_job_last_success_timestamp_seconds",
+			Help: "When the job last succeeded (Unix time)."}, job),
+		lastDuration: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_job_last_duration_seconds",
+			Help: "How long the job's last run took."}, job),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "coffer_job_runs_total",
+			Help: "Job runs by outcome."}, append(job, "outcome")),
+		bytesRead: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_backup_last_bytes_read",
+			Help: "Bytes the last backup read from its source."}, job),
+		bytesStored: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_backup_last_bytes_stored",
+			Help: "Bytes the last backup added to the repository."}, job),
+		drillPassed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_drill_last_passed",
+			Help: "1 if the last drill passed every check, 0 if not."}, job),
+		drillRTO: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_drill_last_rto_seconds",
+			Help: "The last drill's recovery time: download, decrypt, load, verify."}, job),
+	}
+	m.reg.MustRegister(m.lastSuccess, m.lastDuration, m.runs, m.bytesRead, m.bytesStored, m.drillPassed, m.drillRTO)
+	return m
+}

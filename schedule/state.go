@@ -1,0 +1,101 @@
+package schedule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// JobState is what the scheduler remembers about a job between runs of the
+// daemon.
+type JobState struct {
+	// LastScheduled is the scheduled time of the last run that finished
+	// (after its retries). A run interrupted by a shutdown does not advance
+	// it, so the run is caught up when the daemon starts again.
+	LastScheduled time.Time `json:"last_scheduled"`
+	// LastStart is when the last attempt started.
+	LastStart time.Time `json:"last_start"`
+	// LastEnd and LastError describe the last attempt that ended; LastError
+	// is empty if it succeeded.
+	LastEnd   time.Time `json:"last_end"`
+	LastError string    `json:"last_error,omitempty"`
+	// Successes and Failures count runs (not attempts): a run that succeeds
+	// on a retry is one success.
+	Successes int `json:"successes"`
+	Failures  int `json:"failures"`
+}
+
+// StateStore persists JobState by job name.
+type StateStore interface {
+	Load() (map[string]JobState, error)
+	Save(map[string]JobState) error
+}
+
+// FileState is a StateStore in a JSON file at the given path, replaced
+// atomically (a temporary file in the same directory, then a rename) and
+// readable only by its owner.
+type FileState string
+
+// Load reads the state file. A missing file is an empty state.
+func (f FileState) Load() (map[string]JobState, error) {
+	b, err := os.ReadFile(string(f))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]JobState{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read schedule state: %w", err)
+	}
+	st := map[string]JobState{}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("read schedule state %s: %w; remove the file to start afresh (missed runs are then not caught up)", f, err)
+	}
+	if st == nil { // the file said null
+		st = map[string]JobState{}
+	}
+	return st, nil
+}
+
+// Save replaces the state file with st.
+func (f FileState) Save(st map[string]JobState) (err error) {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode schedule state: %w", err)
+	}
+	path := string(f)
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write schedule state: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("write schedule state: %w", err)
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("write schedule state: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write schedule state: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write schedule state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write schedule state: %w", err)
+	}
+	// Make the rename durable; not every platform can sync a directory.
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return nil
+}
