@@ -76,46 +76,17 @@ type conn struct {
 // parseDSN reads mysql://user@host:port/db (or mariadb://). A password in
 // it is refused: it would show in ps and in shell history.
 func parseDSN(dsn string) (*conn, error) {
-	u, err := url.Parse(dsn)
+	a, err := engine.ParseAddress(dsn, "mysql", []string{"mysql", "mariadb"}, 3306, EnvPassword+" or in a file named by "+EnvPasswordFile)
 	if err != nil {
-		return nil, fmt.Errorf("mysql address: %w; want mysql://USER@HOST:3306/DATABASE", err)
+		return nil, err
 	}
-	if u.Scheme != "mysql" && u.Scheme != "mariadb" {
-		return nil, fmt.Errorf("mysql address %q: want mysql://USER@HOST:3306/DATABASE (or mariadb://)", redact(u))
+	if len(a.Query) > 0 {
+		return nil, fmt.Errorf("mysql address %s: options after '?' are not supported", engine.Redact(a.URL))
 	}
-	if _, ok := u.User.Password(); ok {
-		return nil, fmt.Errorf("mysql address %s holds a password: remove it, and put it in %s or in a file named by %s, never in a flag", redact(u), EnvPassword, EnvPasswordFile)
-	}
-	c := &conn{user: u.User.Username(), host: u.Hostname(), port: 3306}
-	if c.user == "" {
-		return nil, fmt.Errorf("mysql address %s: give the user, as in mysql://USER@HOST:3306/DATABASE", redact(u))
-	}
-	if c.host == "" {
-		c.host = "127.0.0.1"
-	}
-	if p := u.Port(); p != "" {
-		if c.port, err = strconv.Atoi(p); err != nil || c.port <= 0 || c.port > 65535 {
-			return nil, fmt.Errorf("mysql address %s: bad port %q", redact(u), p)
-		}
-	}
-	c.db = strings.TrimPrefix(u.Path, "/")
-	if strings.Contains(c.db, "/") {
-		return nil, fmt.Errorf("mysql address %s: the path must be one database name", redact(u))
-	}
-	if len(u.Query()) > 0 {
-		return nil, fmt.Errorf("mysql address %s: options after '?' are not supported", redact(u))
-	}
-	return c, nil
+	return &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}, nil
 }
 
-func redact(u *url.URL) string {
-	v := *u
-	if v.User != nil {
-		v.User = url.User(v.User.Username())
-	}
-	v.RawQuery = ""
-	return v.String()
-}
+func redact(u *url.URL) string { return engine.Redact(u) }
 
 // password reads the password from the environment: MYSQL_PWD, or the
 // file named by COFFER_MYSQL_PASSWORD_FILE. None is an empty password.

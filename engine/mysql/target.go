@@ -193,15 +193,10 @@ func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 	}
 	dg := engine.NewDigester()
 	for _, x := range m {
-		r, err := t.c.startDump(ctx, t.t, x.to, x.from, dg, nil)
-		if err != nil {
-			return nil, err
-		}
-		_, err = io.Copy(io.Discard, r)
-		if cerr := r.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
+		dump := engine.PartSource{Name: x.to, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			return t.c.startDump(ctx, t.t, x.to, x.from, dg, nil)
+		}}
+		if err := dump.Drain(ctx); err != nil {
 			return nil, fmt.Errorf("digest database %q at %s: %w", x.to, t.c.addr(), err)
 		}
 	}

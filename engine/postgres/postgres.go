@@ -63,49 +63,21 @@ type conn struct {
 // parseDSN reads postgres://USER@HOST:PORT/DATABASE (or postgresql://).
 // A password in it is refused: it would show in ps and in shell history.
 func parseDSN(dsn string) (*conn, error) {
-	const want = "want postgres://USER@HOST:5432/DATABASE"
-	u, err := url.Parse(dsn)
+	a, err := engine.ParseAddress(dsn, "postgres", []string{"postgres", "postgresql"}, 5432, "PGPASSWORD or a ~/.pgpass file (PGPASSFILE)")
 	if err != nil {
-		return nil, fmt.Errorf("postgres address: %w; %s", err, want)
+		return nil, err
 	}
-	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return nil, fmt.Errorf("postgres address %q: %s", redact(u), want)
-	}
-	if _, ok := u.User.Password(); ok {
-		return nil, fmt.Errorf("postgres address %s holds a password: remove it, and put it in PGPASSWORD or a ~/.pgpass file (PGPASSFILE), never in a flag", redact(u))
-	}
-	c := &conn{user: u.User.Username(), host: u.Hostname(), port: 5432}
-	if c.user == "" {
-		return nil, fmt.Errorf("postgres address %s: give the user, as in postgres://USER@HOST:5432/DATABASE", redact(u))
-	}
-	if c.host == "" {
-		c.host = "127.0.0.1"
-	}
-	if p := u.Port(); p != "" {
-		if c.port, err = strconv.Atoi(p); err != nil || c.port <= 0 || c.port > 65535 {
-			return nil, fmt.Errorf("postgres address %s: bad port %q", redact(u), p)
-		}
-	}
-	c.db = strings.TrimPrefix(u.Path, "/")
-	if strings.Contains(c.db, "/") {
-		return nil, fmt.Errorf("postgres address %s: the path must be one database name", redact(u))
-	}
-	for k, v := range u.Query() {
+	c := &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}
+	for k, v := range a.Query {
 		if k != "sslmode" || len(v) != 1 {
-			return nil, fmt.Errorf("postgres address %s: option %q is not supported (only sslmode)", redact(u), k)
+			return nil, fmt.Errorf("postgres address %s: option %q is not supported (only sslmode)", engine.Redact(a.URL), k)
 		}
 		c.sslmode = v[0]
 	}
 	return c, nil
 }
 
-func redact(u *url.URL) string {
-	v := *u
-	if v.User != nil {
-		v.User = url.User(v.User.Username())
-	}
-	return v.String()
-}
+func redact(u *url.URL) string { return engine.Redact(u) }
 
 func (c *conn) addr() string { return net.JoinHostPort(c.host, strconv.Itoa(c.port)) }
 
