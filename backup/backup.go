@@ -209,7 +209,8 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 func (p *pipeline) chunk(ctx context.Context, src io.Reader, jobs chan<- chunkJob) error {
 	wk := p.repo.WriterKey()
 	cp := p.repo.Config().Chunker
-	digest := hmac.New(sha256.New, wk.ChunkIDKey[:])
+	digest := newAsyncHash(hmac.New(sha256.New, wk.ChunkIDKey[:]))
+	defer digest.Stop()
 	ch := chunker.New(io.TeeReader(src, digest), wk.Polynomial,
 		chunker.WithBoundaries(cp.Min, cp.Max), chunker.WithAverageBits(cp.AvgBits))
 	for seq := 0; ; seq++ {
