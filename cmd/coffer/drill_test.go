@@ -50,9 +50,8 @@ func TestCLIDrillSQLite(t *testing.T) {
 	dir := t.TempDir()
 	c := newCLI(t, filepath.Join(dir, "repo"))
 	c.init()
-	db := filepath.Join(dir, "shop.db")
 	c.ok(nil, "demo", "--dir", filepath.Join(dir, "demo"), "--customers", "500")
-	db = filepath.Join(dir, "demo", "customers.db")
+	db := filepath.Join(dir, "demo", "customers.db")
 	c.backup(nil, "--source", "shop", "--sqlite", db)
 	assertions := filepath.Join(dir, "assert.yaml")
 	os.WriteFile(assertions, []byte("- name: customers\n  sql: SELECT count(*) FROM customers\n  expect: 500\n"), 0o600)
@@ -192,7 +191,7 @@ func TestCLIDrillKilled(t *testing.T) {
 			if _, err := os.Stat(marker.Ephemeral); err == nil {
 				t.Errorf("the ephemeral server's directory %s is left", marker.Ephemeral)
 			}
-			if out, _ := exec_("pgrep", "-f", marker.Ephemeral); strings.TrimSpace(out) != "" {
+			if out, _ := runTool("pgrep", "-f", marker.Ephemeral); strings.TrimSpace(out) != "" {
 				t.Errorf("the ephemeral server still runs: %s", out)
 			}
 		}

@@ -143,8 +143,8 @@ func mustContain(t *testing.T, what, s string, parts ...string) {
 	}
 }
 
-// exec_ runs a helper program and returns its output.
-func exec_(name string, args ...string) (string, error) {
+// runTool runs a helper program and returns its output.
+func runTool(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
