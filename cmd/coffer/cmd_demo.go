@@ -20,8 +20,9 @@ func newDemoCmd() *cobra.Command {
 		Long: `demo runs coffer's main job on built-in synthetic data, with nothing but this
 binary: it creates a SQLite customer database (customers, orders, payments), a
 local repository with a fresh age identity, backs the database up, changes 1 %
-of its rows, backs it up again, then restores the first night into a new
-database and proves each table equal to what was backed up.
+of its rows, backs it up again, restores the first night into a new database
+and proves each table equal to what was backed up, then drills both snapshots
+and writes the drill's HTML report.
 
 Everything happens in --dir (kept, so you can try the other commands on it) or
 in a temporary directory that is removed at the end.`,
@@ -46,7 +47,7 @@ in a temporary directory that is removed at the end.`,
 			}
 			w := cmd.OutOrStdout()
 			if keep {
-				fmt.Fprintf(w, "\nTry it yourself:\n  export COFFER_REPO=%s COFFER_IDENTITY_FILE=%s COFFER_WRITER_KEY_FILE=%s\n  coffer snapshots\n  coffer ls latest\n  coffer check --read-data\n",
+				fmt.Fprintf(w, "\nTry it yourself:\n  export COFFER_REPO=%s COFFER_IDENTITY_FILE=%s COFFER_WRITER_KEY_FILE=%s\n  coffer snapshots\n  coffer ls latest\n  coffer check --read-data\n  coffer drills\n",
 					filepath.Join(dir, "repo"), filepath.Join(dir, "operator.txt"), filepath.Join(dir, "writer.key"))
 			} else {
 				fmt.Fprintln(w, "\n(all of it was in a temporary directory, now removed: pass --dir DIR to keep it and explore)")

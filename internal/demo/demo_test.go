@@ -20,7 +20,10 @@ func TestDemo(t *testing.T) {
 	if res.Night2.BytesStored >= res.Night1.BytesStored {
 		t.Errorf("night 2 stored %d bytes, night 1 %d: no deduplication", res.Night2.BytesStored, res.Night1.BytesStored)
 	}
-	for _, want := range []string{"night 1", "night 2", "customers", "orders", "payments", "equal the backup"} {
+	if res.Drill == nil || !res.Drill.Passed || len(res.Drill.Runs) != 2 {
+		t.Fatalf("the demo's drill: %+v", res.Drill)
+	}
+	for _, want := range []string{"night 1", "night 2", "customers", "orders", "payments", "equal the backup", "drill      PASSED"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the demo's story does not mention %q", want)
 		}
