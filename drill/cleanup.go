@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/internal/pgephemeral"
+
+	"github.com/coffer-backup/coffer/internal/atomicfile"
 )
 
 // marker records a running drill's scratch resources in the state
@@ -36,12 +39,11 @@ func (m *marker) save(stateDir string) error {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
 		return fmt.Errorf("drill state directory: %w", err)
 	}
-	b, _ := json.MarshalIndent(m, "", "  ")
-	tmp := m.path(stateDir) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, m.path(stateDir))
+	return atomicfile.Write(m.path(stateDir), atomicfile.Options{}, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(m)
+	})
 }
 
 func (m *marker) remove(stateDir string) error {

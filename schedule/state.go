@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/coffer-backup/coffer/internal/atomicfile"
 )
 
 // JobState is what the scheduler remembers about a job between runs of the
@@ -65,37 +67,12 @@ func (f FileState) Save(st map[string]JobState) (err error) {
 	if err != nil {
 		return fmt.Errorf("encode schedule state: %w", err)
 	}
-	path := string(f)
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	err = atomicfile.Write(string(f), atomicfile.Options{}, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write schedule state: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("write schedule state: %w", err)
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("write schedule state: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write schedule state: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write schedule state: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write schedule state: %w", err)
-	}
-	// Make the rename durable; not every platform can sync a directory.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }

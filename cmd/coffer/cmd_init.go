@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/internal/agekeys"
+	"github.com/coffer-backup/coffer/internal/atomicfile"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -166,33 +168,16 @@ func refuseExisting(path string) error {
 	return nil
 }
 
-// writeSecret writes a key file with mode 0600, atomically.
+// writeSecret writes a key file with mode 0600, atomically, and never over
+// an existing file.
 func writeSecret(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".coffer-key-*")
-	if err != nil {
+	return atomicfile.Write(path, atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Link(f.Name(), path) // fails rather than overwrite
+	})
 }
 
 func lockPolicy(o *initOptions) (*repository.ObjectLock, error) {

@@ -7,11 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/internal/atomicfile"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/restore"
 )
@@ -95,35 +95,21 @@ digest with those recorded at backup time. Needs an operator identity
 	return cmd
 }
 
-// restoreToFile runs fn into a temporary file beside path, syncs it and
-// renames it to path only on success; on failure nothing is left behind.
+// restoreToFile runs fn into a temporary file beside path, which takes
+// path's name only once complete; on failure nothing is left behind.
 func restoreToFile(path string, fn func(io.Writer) (*restore.Summary, error)) (*restore.Summary, error) {
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("restore: %s already exists: choose another --output or remove it first", path)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".coffer-*")
+	var sum *restore.Summary
+	err := atomicfile.Write(path, atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
+		var err error
+		sum, err = fn(w)
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("restore: %w", err)
-	}
-	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	sum, err := fn(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return nil, fmt.Errorf("%w\nnothing was written to %s", err, path)
 	}
 	return sum, nil

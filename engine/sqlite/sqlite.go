@@ -21,6 +21,7 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/coffer-backup/coffer/engine"
+	"github.com/coffer-backup/coffer/internal/atomicfile"
 )
 
 // Format names the stream this package writes: a SQLite database file.
@@ -187,29 +188,22 @@ func Load(ctx context.Context, r io.Reader, target string, clean bool) error {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(target), "."+filepath.Base(target)+".coffer-*")
-	if err != nil {
+	err := atomicfile.Write(target, atomicfile.Options{Check: func(tmp string) error {
+		if err := integrity(ctx, tmp); err != nil {
+			return fmt.Errorf("the restored file is not a sound SQLite database: %w", err)
+		}
+		for _, suffix := range []string{"-wal", "-shm", "-journal"} {
+			os.Remove(target + suffix) // stale files of a replaced database would corrupt it
+		}
+		return nil
+	}}, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
 		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	_, err = io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	})
 	if err != nil {
 		return fmt.Errorf("restore into %s: %w; nothing was written there", target, err)
 	}
-	if err := integrity(ctx, tmp); err != nil {
-		return fmt.Errorf("restore into %s: the restored file is not a sound SQLite database: %w", target, err)
-	}
-	for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-		os.Remove(target + suffix) // stale files of a replaced database would corrupt it
-	}
-	return os.Rename(tmp, target)
+	return nil
 }
 
 func integrity(ctx context.Context, path string) error {
