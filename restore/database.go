@@ -17,13 +17,30 @@ import (
 	"github.com/coffer-backup/coffer/repository"
 )
 
-// Target is a database a snapshot can be loaded into.
+// Target is a database a snapshot can be loaded into. Everything a
+// snapshot holds is treated as hostile: a target loads it as data only,
+// without superuser rights, changing nothing outside the databases it
+// loads, and never touching a database it replaces until Commit.
+//
+// ToDatabase calls Load, then (when verifying) Digests, then Commit when
+// everything matched, or Abort on any failure.
 type Target interface {
 	// Load reads the dump stream into the database. rep is what the
-	// snapshot recorded about the stream (its parts, its tables).
+	// snapshot recorded about the stream (its parts, its tables). With
+	// TargetOptions.Clean it loads into a new database beside the one it
+	// replaces, which stays untouched until Commit.
 	Load(ctx context.Context, r io.Reader, rep engine.Report) error
-	// Digests computes the per-table digests of the loaded database.
+	// Digests computes the per-table digests of what Load loaded.
 	Digests(ctx context.Context) ([]engine.TableDigest, error)
+	// Commit puts what Load loaded in place (with Clean: swaps it with
+	// the database it replaces) and says what it did.
+	Commit(ctx context.Context) ([]string, error)
+	// Abort removes what Load created. A database that Load was to
+	// replace is left as it was.
+	Abort(ctx context.Context) error
+	// Notes say what the load did besides loading data (roles created,
+	// objects whose owner was not applied…), for the operator.
+	Notes() []string
 	// Engine is the engine whose snapshots it loads: postgres, mysql, sqlite.
 	Engine() string
 	// String names the target for messages, without secrets.
@@ -32,8 +49,30 @@ type Target interface {
 
 // TargetOptions tune how a target loads.
 type TargetOptions struct {
-	Clean bool // replace what the target holds
-	Jobs  int  // parallel load jobs, where the engine can
+	Clean   bool // replace what the target holds: load beside it, verify, then swap
+	DropOld bool // with Clean: drop the replaced database after the swap (else kept as NAME_before_TIME)
+	Force   bool // with Clean: end other sessions of the replaced database to swap it (PostgreSQL WITH (FORCE))
+	Jobs    int  // parallel load jobs, where the engine can
+
+	// Globals applies the snapshot's server-wide objects: "" (none, the
+	// default), "roles" (create roles that do not exist, without
+	// SUPERUSER, REPLICATION or BYPASSRLS, never altering an existing
+	// role), or "all" (those attributes too).
+	Globals string
+	// Owner owns what the snapshot recorded as owned by a role that is
+	// missing or a superuser on the target (PostgreSQL).
+	Owner string
+	// TrustSnapshot loads the snapshot with the connecting user's full
+	// rights (a superuser can then run whatever the dump contains): only
+	// for snapshots the operator trusts, e.g. that need extensions only a
+	// superuser may create. It is recorded in the audit log.
+	TrustSnapshot bool
+	// Scratch marks a drill's throwaway database: roles the objects need
+	// are created NOLOGIN without passwords and dropped by Abort.
+	Scratch bool
+	// TempDir is where a dump is spooled for a parallel load (unlinked at
+	// once; the system's temporary directory when empty).
+	TempDir string
 }
 
 // DBOptions tune a restore into a database.
@@ -48,6 +87,7 @@ type DBSummary struct {
 	Load   time.Duration        // stream and load, together
 	Verify time.Duration        // digests of the loaded database
 	Tables []engine.TableResult // per-table comparison, when verified
+	Notes  []string             // what the target did besides loading (Target.Notes, Commit)
 }
 
 // ParseTarget turns a --to address into a Target.
@@ -56,9 +96,9 @@ func ParseTarget(addr string, opts TargetOptions) (Target, error) {
 	case strings.HasPrefix(addr, "sqlite:"):
 		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean}, nil
 	case strings.HasPrefix(addr, "mysql://"), strings.HasPrefix(addr, "mariadb://"):
-		return mysql.NewTarget(addr, opts.Clean, opts.Jobs)
+		return mysql.NewTarget(addr, mysqlOptions(opts))
 	case strings.HasPrefix(addr, "postgres://"), strings.HasPrefix(addr, "postgresql://"):
-		return postgres.NewTarget(addr, opts.Clean, opts.Jobs)
+		return postgres.NewTarget(addr, postgresOptions(opts))
 	}
 	return nil, fmt.Errorf("restore target %q: give sqlite:PATH, postgres://… or mysql://…", addr)
 }
@@ -92,20 +132,53 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 		return err
 	})
 	if err := g.Wait(); err != nil {
-		return nil, fmt.Errorf("restore snapshot %s into %s: %w", snap.ID().Short(), target, err)
+		return nil, abort(ctx, target, fmt.Errorf("restore snapshot %s into %s: %w", snap.ID().Short(), target, err))
 	}
 	out := &DBSummary{Summary: *sum, Load: time.Since(start)}
-	if !opts.Verify {
-		return out, nil
+	if opts.Verify {
+		vstart := time.Now()
+		got, err := target.Digests(ctx)
+		if err != nil {
+			return out, abort(ctx, target, fmt.Errorf("verify %s: %w", target, err))
+		}
+		out.Verify = time.Since(vstart)
+		out.Tables = engine.Compare(want.Tables, got)
+		if !engine.AllMatch(out.Tables) {
+			out.Notes = target.Notes()
+			return out, abort(ctx, target, &MismatchError{Snapshot: snap.ID().Short(), Target: target.String()})
+		}
 	}
-	vstart := time.Now()
-	got, err := target.Digests(ctx)
+	notes, err := target.Commit(ctx)
+	out.Notes = append(target.Notes(), notes...)
 	if err != nil {
-		return out, fmt.Errorf("verify %s: %w", target, err)
+		return out, fmt.Errorf("restore snapshot %s into %s: %w", snap.ID().Short(), target, err)
 	}
-	out.Verify = time.Since(vstart)
-	out.Tables = engine.Compare(want.Tables, got)
 	return out, nil
+}
+
+// MismatchError is a restore whose loaded tables differ from what the
+// snapshot recorded; DBSummary.Tables says which.
+type MismatchError struct{ Snapshot, Target string }
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("%s does not match snapshot %s: the restored data differs from what was backed up", e.Target, e.Snapshot)
+}
+
+// abort undoes a failed load and says so in err.
+func abort(ctx context.Context, t Target, err error) error {
+	if aerr := t.Abort(context.WithoutCancel(ctx)); aerr != nil {
+		return fmt.Errorf("%w\nremoving what was loaded also failed: %v", err, aerr)
+	}
+	return err
+}
+
+func mysqlOptions(o TargetOptions) mysql.TargetOptions {
+	return mysql.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Jobs: o.Jobs, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch}
+}
+
+func postgresOptions(o TargetOptions) postgres.TargetOptions {
+	return postgres.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Force: o.Force, Jobs: o.Jobs, Globals: o.Globals,
+		Owner: o.Owner, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch, TempDir: o.TempDir}
 }
 
 type sqliteTarget struct {
@@ -120,6 +193,15 @@ func (t *sqliteTarget) Load(ctx context.Context, r io.Reader, _ engine.Report) e
 func (t *sqliteTarget) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 	return sqlite.Digests(ctx, t.path)
 }
+
+// Commit implements Target.
+func (t *sqliteTarget) Commit(context.Context) ([]string, error) { return nil, nil }
+
+// Abort implements Target.
+func (t *sqliteTarget) Abort(context.Context) error { return nil }
+
+// Notes implements Target.
+func (t *sqliteTarget) Notes() []string { return nil }
 
 func (t *sqliteTarget) String() string { return "sqlite:" + t.path }
 

@@ -27,17 +27,18 @@ type Stream struct {
 	ended   bool // the output ended and the command was waited for
 }
 
-// Start runs command with `sh -c` and returns its standard output. Its
-// standard error is kept (the last few KiB) for error messages.
+// Start runs the user's command with `sh -c` and returns its standard
+// output. It gets coffer's environment without coffer's secrets
+// (UserEnv). Its standard error is kept (the last few KiB) for error
+// messages.
 func Start(ctx context.Context, command string) (*Stream, error) {
-	return StartArgs(ctx, command, "sh", "-c", command)
+	return StartArgs(ctx, command, UserEnv(), "sh", "-c", command)
 }
 
-// StartArgs runs argv directly; name is how errors refer to it.
-func StartArgs(ctx context.Context, name string, argv ...string) (*Stream, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+// StartArgs runs argv directly with environment env (see New); name is
+// how errors refer to it.
+func StartArgs(ctx context.Context, name string, env []string, argv ...string) (*Stream, error) {
+	cmd := New(ctx, env, argv...)
 	s := &Stream{cmd: cmd, stderr: NewTail(4096), name: name}
 	cmd.Stderr = s.stderr
 	out, err := cmd.StdoutPipe()

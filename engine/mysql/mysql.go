@@ -262,7 +262,7 @@ func (c *conn) startDump(ctx context.Context, t *tools, db, label string, dg *en
 	if err != nil {
 		return nil, err
 	}
-	s, err := command.StartArgs(ctx, fmt.Sprintf("%s %s", filepath.Base(t.dump), db), c.dumpArgs(t, optFile, db)...)
+	s, err := command.StartArgs(ctx, fmt.Sprintf("%s %s", filepath.Base(t.dump), db), command.Env(nil), c.dumpArgs(t, optFile, db)...)
 	if err != nil {
 		remove()
 		return nil, err

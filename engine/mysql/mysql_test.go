@@ -195,7 +195,7 @@ func TestBackupRestoreVerify(t *testing.T) {
 
 	// Restore into a new database, under another name.
 	dst := newName(t, db, "restored")
-	tg, err := NewTarget(rootDSN(dst), false, 4)
+	tg, err := NewTarget(rootDSN(dst), TargetOptions{Clean: false, Jobs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestConsistentWhileWriting(t *testing.T) {
 	}
 
 	dst := newName(t, db, "busycopy")
-	tg, err := NewTarget(rootDSN(dst), false, 1)
+	tg, err := NewTarget(rootDSN(dst), TargetOptions{Clean: false, Jobs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,22 +370,22 @@ func TestSeveralDatabases(t *testing.T) {
 	}
 
 	// Several databases load under their own names, not into one.
-	if _, err := NewTarget(rootDSN(one), false, 1); err != nil {
+	if _, err := NewTarget(rootDSN(one), TargetOptions{Clean: false, Jobs: 1}); err != nil {
 		t.Fatal(err)
 	}
-	tg, _ := NewTarget(rootDSN(one), false, 1)
+	tg, _ := NewTarget(rootDSN(one), TargetOptions{Clean: false, Jobs: 1})
 	if err := tg.Load(ctx, bytes.NewReader(dump), rep); err == nil || !strings.Contains(err.Error(), "own names") {
 		t.Fatalf("several databases into one: %v", err)
 	}
 	// Their names are taken: refused before anything is loaded.
-	tg, _ = NewTarget(rootDSN(""), false, 1)
+	tg, _ = NewTarget(rootDSN(""), TargetOptions{Clean: false, Jobs: 1})
 	err = tg.Load(ctx, bytes.NewReader(dump), rep)
 	if err == nil || !strings.Contains(err.Error(), "--clean") || !strings.Contains(err.Error(), one) {
 		t.Fatalf("load over existing databases: %v", err)
 	}
 	// With clean they are replaced: break one first to see it mended.
 	run(t, db, "DROP TABLE "+quoteIdent(one)+".orders", "CREATE TABLE "+quoteIdent(two)+".intruder (x INT)")
-	tg, _ = NewTarget(rootDSN(""), true, 1)
+	tg, _ = NewTarget(rootDSN(""), TargetOptions{Clean: true, Jobs: 1})
 	if err := tg.Load(ctx, bytes.NewReader(dump), rep); err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +407,7 @@ func TestNonEmptyTargetRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	dump := readAll(t, ctx, s)
-	tg, _ := NewTarget(rootDSN(dst), false, 1)
+	tg, _ := NewTarget(rootDSN(dst), TargetOptions{Clean: false, Jobs: 1})
 	r := bytes.NewReader(dump)
 	err = tg.Load(ctx, r, s.Report())
 	if err == nil || !strings.Contains(err.Error(), "--clean") || !strings.Contains(err.Error(), "nothing was loaded") {
@@ -418,7 +418,7 @@ func TestNonEmptyTargetRefused(t *testing.T) {
 	if tables != 1 || r.Len() != len(dump) {
 		t.Fatalf("the refused load touched the target (%d tables, %d bytes read)", tables, len(dump)-r.Len())
 	}
-	tg, _ = NewTarget(rootDSN(dst), true, 1)
+	tg, _ = NewTarget(rootDSN(dst), TargetOptions{Clean: true, Jobs: 1})
 	if err := tg.Load(ctx, bytes.NewReader(dump), s.Report()); err != nil {
 		t.Fatal(err)
 	}
@@ -431,7 +431,7 @@ func TestFailedLoadSaysPartial(t *testing.T) {
 	db := admin(t)
 	dst := newName(t, db, "broken")
 	dump := "CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);\nTHIS IS NOT SQL;\nINSERT INTO t VALUES (2);\n"
-	tg, _ := NewTarget(rootDSN(dst), false, 1)
+	tg, _ := NewTarget(rootDSN(dst), TargetOptions{Clean: false, Jobs: 1})
 	err := tg.Load(ctx, strings.NewReader(dump), engine.Report{Parts: []engine.Part{{Name: "x.sql", Size: int64(len(dump))}}})
 	if err == nil || !strings.Contains(err.Error(), "partially loaded") || !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), "ERROR 1064") {
 		t.Fatalf("load of a broken dump: %v", err)

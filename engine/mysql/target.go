@@ -37,7 +37,8 @@ type mapping struct{ from, to string }
 // With clean, databases that hold tables are dropped and re-created;
 // without it they are refused. The password comes from MYSQL_PWD or the
 // file named by COFFER_MYSQL_PASSWORD_FILE.
-func NewTarget(dsn string, clean bool, jobs int) (*Target, error) {
+func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
+	clean, jobs := opts.Clean, opts.Jobs
 	c, err := newConn(dsn)
 	if err != nil {
 		return nil, err
@@ -48,6 +49,23 @@ func NewTarget(dsn string, clean bool, jobs int) (*Target, error) {
 	}
 	return &Target{c: c, t: t, clean: clean, jobs: jobs}, nil
 }
+
+// TargetOptions tune a Target; see restore.TargetOptions, which they mirror.
+type TargetOptions struct {
+	Clean, DropOld bool
+	Jobs           int
+	TrustSnapshot  bool
+	Scratch        bool
+}
+
+// Commit implements restore.Target.
+func (t *Target) Commit(ctx context.Context) ([]string, error) { return nil, nil }
+
+// Abort implements restore.Target.
+func (t *Target) Abort(ctx context.Context) error { return nil }
+
+// Notes implements restore.Target.
+func (t *Target) Notes() []string { return nil }
 
 // Engine implements restore.Target.
 func (t *Target) Engine() string { return "mysql" }

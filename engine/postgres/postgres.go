@@ -24,6 +24,8 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,21 +138,28 @@ func (c *conn) explain(err error, db string) error {
 	return fmt.Errorf("connect to PostgreSQL at %s: %w", c.addr(), err)
 }
 
-// command is the command line that runs program connected to database
-// db: through env(1), which sets the server, port, user and database in
-// the program's environment, and clears the variables that would
-// override them. Nothing secret is on it: PGPASSWORD and PGPASSFILE pass
-// through from coffer's environment. PGTZ fixes the time zone that
-// timestamps are written in, so that digests do not depend on the
-// server's default.
-func (c *conn) command(db, program string, args ...string) []string {
-	argv := []string{"env", "-u", "PGSERVICE", "-u", "PGHOSTADDR", "-u", "PGOPTIONS",
-		"PGHOST=" + c.host, "PGPORT=" + strconv.Itoa(c.port), "PGUSER=" + c.user, "PGDATABASE=" + db,
+// env is the environment of a PostgreSQL client program connected to
+// database db, built from nothing (command.Env): the server, port, user
+// and database, and the password from PGPASSWORD or the password file
+// (PGPASSFILE, else ~/.pgpass), which the program needs. Nothing else of
+// coffer's environment reaches it (no identity, no storage credentials,
+// no PGSERVICE or PGOPTIONS that would override the address). PGTZ fixes
+// the time zone that timestamps are written in, so that digests do not
+// depend on the server's default. The database is a value of PGDATABASE,
+// which libpq never reads as a connection string.
+func (c *conn) env(db string) []string {
+	extra := []string{"PGHOST=" + c.host, "PGPORT=" + strconv.Itoa(c.port), "PGUSER=" + c.user, "PGDATABASE=" + db,
 		"PGTZ=UTC", "PGAPPNAME=coffer", "PGCONNECT_TIMEOUT=" + strconv.Itoa(int(ConnectTimeout/time.Second))}
 	if c.sslmode != "" {
-		argv = append(argv, "PGSSLMODE="+c.sslmode)
+		extra = append(extra, "PGSSLMODE="+c.sslmode)
 	}
-	return append(append(argv, program), args...)
+	pass := []string{"PGPASSWORD", "PGPASSFILE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGSSLCRL"}
+	if os.Getenv("PGPASSFILE") == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			extra = append(extra, "PGPASSFILE="+filepath.Join(home, ".pgpass"))
+		}
+	}
+	return command.Env(pass, extra...)
 }
 
 // server is what Open learns about the server.
@@ -312,8 +321,7 @@ func (s *Source) startGlobals(ctx context.Context, ended func(int64)) (io.ReadCl
 	if !s.srv.superuser {
 		args = append(args, "--no-role-passwords")
 	}
-	args = append(args, "--database="+s.dbs[0])
-	st, err := command.StartArgs(ctx, "pg_dumpall --globals-only", s.c.command(s.dbs[0], s.t.path["pg_dumpall"], args...)...)
+	st, err := command.StartArgs(ctx, "pg_dumpall --globals-only", s.c.env(s.dbs[0]), append([]string{s.t.path["pg_dumpall"]}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +335,7 @@ var dumpArgs = []string{"--format=custom", "--compress=0", "--no-sync", "--no-pa
 // startDump runs pg_dump of db and returns its stream, digested into dg
 // under label (the database's name in the snapshot).
 func startDump(ctx context.Context, c *conn, t *tools, db, label string, dg *engine.Digester, ended func(int64)) (io.ReadCloser, error) {
-	st, err := command.StartArgs(ctx, "pg_dump "+db, c.command(db, t.path["pg_dump"], dumpArgs...)...)
+	st, err := command.StartArgs(ctx, "pg_dump "+db, c.env(db), append([]string{t.path["pg_dump"]}, dumpArgs...)...)
 	if err != nil {
 		return nil, err
 	}

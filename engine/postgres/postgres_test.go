@@ -215,7 +215,7 @@ func backup(t testing.TB, dsn string, opts Options) ([]byte, engine.Report) {
 func restore(t testing.TB, target string, clean bool, jobs int, stream []byte, rep engine.Report) []engine.TableDigest {
 	t.Helper()
 	ctx := context.Background()
-	tg, err := NewTarget(target, clean, jobs)
+	tg, err := NewTarget(target, TargetOptions{Clean: clean, Jobs: jobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestSeveralDatabases(t *testing.T) {
 	}
 
 	run(t, b, "INSERT INTO s.u VALUES ('\\x01')")
-	tg, err := NewTarget(testServer+"postgres", false, 1)
+	tg, err := NewTarget(testServer+"postgres", TargetOptions{Clean: false, Jobs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestRefuseNonEmptyTarget(t *testing.T) {
 	stream, rep := backup(t, dsn(a), Options{})
 	busy := createDatabase(t, "busy", "")
 	run(t, busy, "CREATE SCHEMA app; CREATE TABLE app.x (v text); INSERT INTO app.x VALUES ('keep')")
-	tg, err := NewTarget(dsn(busy), false, 1)
+	tg, err := NewTarget(dsn(busy), TargetOptions{Clean: false, Jobs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

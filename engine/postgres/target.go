@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/jackc/pgx/v5"
 
@@ -45,13 +44,33 @@ type mapping struct{ from, to string }
 // unless clean: then they are dropped and re-created. With jobs > 1 each
 // dump is spooled to a private temporary file and restored by pg_restore
 // with that many jobs.
-func NewTarget(dsn string, clean bool, jobs int) (*Target, error) {
+func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
 	c, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return &Target{c: c, clean: clean, jobs: max(jobs, 1)}, nil
+	return &Target{c: c, clean: opts.Clean, jobs: max(opts.Jobs, 1), TempDir: opts.TempDir}, nil
 }
+
+// TargetOptions tune a Target; see restore.TargetOptions, which they mirror.
+type TargetOptions struct {
+	Clean, DropOld, Force bool
+	Jobs                  int
+	Globals               string // "", "roles" or "all"
+	Owner                 string
+	TrustSnapshot         bool
+	Scratch               bool
+	TempDir               string
+}
+
+// Commit implements restore.Target.
+func (t *Target) Commit(ctx context.Context) ([]string, error) { return nil, nil }
+
+// Abort implements restore.Target.
+func (t *Target) Abort(ctx context.Context) error { return nil }
+
+// Notes implements restore.Target.
+func (t *Target) Notes() []string { return nil }
 
 // Engine implements restore.Target.
 func (t *Target) Engine() string { return "postgres" }
@@ -294,11 +313,7 @@ func (t *Target) restore(ctx context.Context, db string, r io.Reader, args []str
 }
 
 func (t *Target) cmd(ctx context.Context, db, program string, args ...string) *exec.Cmd {
-	argv := t.c.command(db, t.t.path[program], args...)
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	return cmd
+	return command.New(ctx, t.c.env(db), append([]string{t.t.path[program]}, args...)...)
 }
 
 func commandError(name string, err error, stderr string) error {
