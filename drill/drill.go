@@ -11,8 +11,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -30,8 +28,11 @@ type Options struct {
 	Jobs       int    // parallel load jobs
 	Assertions []Assertion
 
-	StateDir string // where markers of running drills live (see Cleanup)
-	TempDir  string // for the restored dump; default os.TempDir()
+	// StateDir is where markers of running drills live (see Cleanup): a
+	// directory of ours with mode 0700 (EnsureStateDir), never a shared
+	// one; "" keeps no markers.
+	StateDir string
+	TempDir  string // for work directories and ephemeral servers; default os.TempDir()
 	Host     string
 	Tool     string
 	Now      func() time.Time
@@ -56,9 +57,16 @@ func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, err
 		return nil, err
 	}
 	rep := &Report{Version: 1, ID: newID(opts.Now()), Started: opts.Now().UTC(), Host: opts.Host, Tool: opts.Tool, Passed: true}
-	if _, err := Cleanup(ctx, opts.StateDir); err != nil {
+	if opts.StateDir != "" {
+		if err := EnsureStateDir(opts.StateDir); err != nil {
+			return nil, fmt.Errorf("drill: %w", err)
+		}
+	}
+	cleaned, err := Cleanup(ctx, CleanupOptions{StateDir: opts.StateDir, TempDir: opts.TempDir, Scratch: opts.Scratch})
+	if err != nil {
 		return nil, fmt.Errorf("drill: clean up after an earlier drill: %w", err)
 	}
+	rep.Warnings = cleaned.Ignored
 	for i, s := range snaps {
 		run := drillOne(ctx, repo, s, history, fmt.Sprintf("%s_%d", rep.ID, i), opts)
 		rep.Runs = append(rep.Runs, run)
@@ -116,13 +124,4 @@ func rpo(s *repository.Snapshot, history []*repository.Snapshot, now time.Time) 
 		r.Gap = history[n-1].Time.Sub(history[n-2].Time)
 	}
 	return r
-}
-
-// workDir makes the private directory a run restores into.
-func workDir(parent, name string) (string, error) {
-	if parent == "" {
-		parent = os.TempDir()
-	}
-	dir := filepath.Join(parent, "coffer-drill-"+name)
-	return dir, os.Mkdir(dir, 0o700)
 }

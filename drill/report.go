@@ -19,6 +19,9 @@ type Report struct {
 	Tool     string        `json:"tool"`
 	Passed   bool          `json:"passed"`
 	Runs     []SnapshotRun `json:"runs"` // one per snapshot drilled
+	// Warnings are about the drill host rather than the snapshots: markers
+	// of earlier drills that cleanup did not act on, and why.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // SnapshotRun is the drill of one snapshot.

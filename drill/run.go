@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +21,9 @@ type Queryer = *sql.DB
 
 // runner drills one snapshot.
 type runner struct {
-	run  *SnapshotRun
-	opts Options
+	run    *SnapshotRun
+	opts   Options
+	target restore.Target // once made: Abort removes what its load created
 }
 
 // must records a failed check; success is recorded by the step's own check.
@@ -60,28 +62,37 @@ func drillOne(ctx context.Context, repo *repository.Repo, snap *repository.Snaps
 			run.Passed = run.Passed && c.Passed
 		}
 	}()
-	dir, err := workDir(opts.TempDir, name)
-	if !r.must("scratch", err) {
+	// The marker comes first, and names each resource before it exists:
+	// a drill killed at any point leaves nothing that cleanup does not
+	// know of.
+	dir := filepath.Join(tempDir(opts.TempDir), workPrefix+name)
+	m := &marker{ID: name, PID: os.Getpid(), Started: opts.Now().UTC(), Dir: dir}
+	if err := m.save(opts.StateDir); !r.must("scratch", err) {
 		return run
 	}
-	sc, stop, err := prepareScratch(ctx, snap.Engine, dir, "coffer_drill_"+name, opts)
+	if err := os.Mkdir(dir, 0o700); !r.must("scratch", err) {
+		m.remove(opts.StateDir)
+		return run
+	}
+	sc, stop, err := prepareScratch(ctx, snap.Engine, dir, scratchPrefix+name, opts, m)
 	if !r.must("scratch", err) {
 		os.RemoveAll(dir)
+		m.remove(opts.StateDir)
 		return run
 	}
 	run.Target = sc.String()
-	m := &marker{ID: name, PID: os.Getpid(), Started: opts.Now().UTC(), Dir: dir, Scratch: sc, Ephemeral: stop.dir}
-	if err := m.save(opts.StateDir); !r.must("scratch", err) {
-		stop.do(context.WithoutCancel(ctx), sc, dir)
-		return run
-	}
+	m.Scratch = sc
+	saved := m.save(opts.StateDir)
 	defer func() {
-		err := stop.do(context.WithoutCancel(ctx), sc, dir)
+		err := stop.do(context.WithoutCancel(ctx), sc, dir, r.target)
 		if err == nil {
 			err = m.remove(opts.StateDir)
 		}
-		r.check("scratch removed", err, fmt.Sprintf("%s and the restored dump were removed", sc))
+		r.check("scratch removed", err, fmt.Sprintf("%s and the work directory were removed", sc))
 	}()
+	if !r.must("scratch", saved) {
+		return run
+	}
 	r.steps(ctx, repo, snap, sc, dir)
 	return run
 }
@@ -89,8 +100,15 @@ func drillOne(ctx context.Context, repo *repository.Repo, snap *repository.Snaps
 // steps restores, loads, verifies and asserts, stopping at the first
 // step whose failure makes the next meaningless.
 func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, sc *scratch, dir string) {
-	dump := filepath.Join(dir, "dump")
-	err := r.phase("download and decrypt", func() error { return restoreFile(ctx, repo, snap, dump) })
+	dump, err := spool(dir)
+	if !r.must("chunks and stream digest", err) {
+		return
+	}
+	defer dump.Close()
+	err = r.phase("download and decrypt", func() error {
+		_, err := restore.Run(ctx, repo, snap, dump, restore.Options{})
+		return err
+	})
 	if !r.check("chunks and stream digest", err, fmt.Sprintf("%d chunks decrypted and matched their ids; the %d-byte stream matched its digest", len(snap.Chunks), snap.Size)) {
 		return
 	}
@@ -98,26 +116,38 @@ func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *reposit
 	if !r.check("table digests recorded", repo.OpenPrivate(snap, &want), fmt.Sprintf("%d tables recorded at backup time", len(want.Tables))) {
 		return
 	}
-	target, err := sc.target(r.opts.Jobs)
+	target, err := sc.target(r.opts.Jobs, dir)
 	if !r.must("load", err) {
 		return
 	}
-	err = r.phase("load", func() error { return loadFile(ctx, target, dump, want) })
+	r.target = target
+	err = r.phase("load", func() error {
+		if _, err := dump.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		return target.Load(ctx, dump, want)
+	})
 	if !r.check("load", err, "the dump loaded without error into "+sc.String()) {
 		return
 	}
-	os.Remove(dump) // customer data: gone as soon as it is loaded
-	if r.opts.AfterLoad != nil || len(r.opts.Assertions) > 0 {
+	dump.Close() // customer data: its space is freed as soon as it is loaded
+	if r.opts.AfterLoad != nil {
 		db, err := sc.open(ctx)
 		if !r.must("connect to scratch", err) {
 			return
 		}
-		defer db.Close()
-		if r.opts.AfterLoad != nil {
-			if err := r.opts.AfterLoad(ctx, db); err != nil {
-				r.check("test hook", err, "")
-			}
+		err = r.opts.AfterLoad(ctx, db)
+		db.Close()
+		if err != nil {
+			r.check("test hook", err, "")
 		}
+	}
+	if len(r.opts.Assertions) > 0 {
+		db, err := openReader(ctx, target, sc)
+		if !r.must("connect to scratch", err) {
+			return
+		}
+		defer db.Close()
 		defer r.assertions(ctx, db)
 	}
 	var got []engine.TableDigest
@@ -134,6 +164,39 @@ func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *reposit
 		r.run.Tables = append(r.run.Tables, TableCheck{t})
 	}
 	r.check("tables", tablesVerdict(res), fmt.Sprintf("all %d tables have the row counts and digests recorded at backup time", len(res)))
+}
+
+// spool creates the file the restored dump is written to, and unlinks it
+// at once: the dump is read back through the open file, so that no
+// plaintext outlives the process, even when it is killed.
+func spool(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "dump"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// readerTarget is a target that can connect to what it loaded with no
+// more rights than reading it (the PostgreSQL and MariaDB targets).
+type readerTarget interface {
+	OpenReader(ctx context.Context) (*sql.DB, error)
+}
+
+// openReader connects for the assertions. They are the operator's, but
+// the objects they read are the snapshot's: a view in it may call a
+// function the backup host wrote, which runs with the rights of whoever
+// queries. So they run as the target's reader role where it has one,
+// never as the scratch server's superuser.
+func openReader(ctx context.Context, t restore.Target, sc *scratch) (*sql.DB, error) {
+	if rt, ok := t.(readerTarget); ok {
+		return rt.OpenReader(ctx)
+	}
+	return sc.open(ctx)
 }
 
 func (r *runner) assertions(ctx context.Context, db *sql.DB) {
@@ -162,27 +225,6 @@ func tablesVerdict(res []engine.TableResult) error {
 	return fmt.Errorf("%d of %d tables differ from the backup: %s", len(bad), len(res), strings.Join(bad, "; "))
 }
 
-func restoreFile(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = restore.Run(ctx, repo, snap, f, restore.Options{})
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func loadFile(ctx context.Context, t restore.Target, path string, rep engine.Report) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return t.Load(ctx, f, rep)
-}
-
 // stopper undoes a scratch: drops the database, stops an ephemeral
 // server, removes the work directory.
 type stopper struct {
@@ -190,11 +232,14 @@ type stopper struct {
 	stop func(context.Context) error
 }
 
-func (s *stopper) do(ctx context.Context, sc *scratch, work string) error {
+func (s *stopper) do(ctx context.Context, sc *scratch, work string, target restore.Target) error {
 	var errs []error
 	if s.stop != nil {
-		errs = append(errs, s.stop(ctx)) // the whole server goes, its databases with it
+		errs = append(errs, s.stop(ctx)) // the whole server goes, its databases and roles with it
 	} else {
+		if target != nil {
+			errs = append(errs, target.Abort(ctx)) // what the load made: the database, its roles
+		}
 		errs = append(errs, sc.drop(ctx))
 	}
 	errs = append(errs, os.RemoveAll(work))

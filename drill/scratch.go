@@ -8,12 +8,16 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	_ "modernc.org/sqlite"             // the "sqlite" driver
 
 	"github.com/coffer-backup/coffer/engine/mysql"
+	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/internal/pgephemeral"
 	"github.com/coffer-backup/coffer/restore"
 )
@@ -35,7 +39,7 @@ func newScratch(engineName, server, dir, name string) (*scratch, error) {
 	s := &scratch{Engine: engineName, Database: name}
 	switch engineName {
 	case "sqlite":
-		s.Database, s.File = "", dir+"/"+name+".db"
+		s.Database, s.File = "", filepath.Join(dir, name+".db")
 		return s, nil
 	case "postgres", "mysql":
 		if server == "" {
@@ -45,14 +49,26 @@ func newScratch(engineName, server, dir, name string) (*scratch, error) {
 		if err != nil || !strings.HasPrefix(u.Scheme, engineName[:4]) && !(engineName == "mysql" && u.Scheme == "mariadb") {
 			return nil, fmt.Errorf("--scratch %q is not a %s address (%s://USER@HOST:PORT/)", redact(server), engineName, engineName)
 		}
-		if _, ok := u.User.Password(); ok {
-			return nil, fmt.Errorf("--scratch: put the password in the environment (PGPASSWORD, MYSQL_PWD) or a file, never in an address")
+		if s.Server, err = serverAddress(server); err != nil {
+			return nil, err
 		}
-		u.Path = "/"
-		s.Server = u.String()
 		return s, nil
 	}
 	return nil, fmt.Errorf("a %s snapshot holds no database: a drill needs a postgres, mysql or sqlite snapshot", engineName)
+}
+
+// serverAddress is a scratch server's address as markers record it:
+// without a database, and never with a password.
+func serverAddress(server string) (string, error) {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "", fmt.Errorf("--scratch %q: %w", redact(server), err)
+	}
+	if _, ok := u.User.Password(); ok {
+		return "", fmt.Errorf("--scratch: put the password in the environment (PGPASSWORD, MYSQL_PWD) or a file, never in an address")
+	}
+	u.Path, u.RawPath = "/", ""
+	return u.String(), nil
 }
 
 // dsn is the scratch database's address.
@@ -69,8 +85,11 @@ func (s *scratch) String() string {
 	return s.dsn()
 }
 
-func (s *scratch) target(jobs int) (restore.Target, error) {
-	return restore.ParseTarget(s.String(), restore.TargetOptions{Jobs: jobs})
+// target is the scratch as a restore target: loaded as a drill's
+// throwaway database (the roles its objects need are created NOLOGIN and
+// dropped with it), spooling, when the engine must, in the work directory.
+func (s *scratch) target(jobs int, work string) (restore.Target, error) {
+	return restore.ParseTarget(s.String(), restore.TargetOptions{Scratch: true, Jobs: jobs, TempDir: work})
 }
 
 // open connects to the scratch database, for assertions.
@@ -103,16 +122,43 @@ func (s *scratch) drop(ctx context.Context) error {
 	case "mysql":
 		return mysql.DropDatabase(ctx, s.Server, s.Database)
 	default:
+		if !databasePattern.MatchString(s.Database) {
+			return fmt.Errorf("refusing to drop %q on %s: not a scratch database of coffer's (%s…)", s.Database, s.Server, scratchPrefix)
+		}
 		db, err := sql.Open("pgx", s.Server)
 		if err != nil {
 			return err
 		}
-		defer db.Close()
-		_, err = db.ExecContext(ctx, `DROP DATABASE IF EXISTS "`+s.Database+`" WITH (FORCE)`)
+		err = endSessions(ctx, db, s.Database)
+		db.Close()
+		if err == nil {
+			// The database and the roles the load made for it.
+			err = postgres.DropScratch(ctx, s.Server, s.Database)
+		}
 		if err != nil {
 			return fmt.Errorf("drop scratch database %s on %s: %w", s.Database, s.Server, err)
 		}
 		return nil
+	}
+}
+
+// endSessions ends the server's sessions that use scratch database name
+// or whose statement names it, and waits until they are gone: a killed
+// drill's last statement (CREATE DATABASE, say) may still be running, and
+// would otherwise create the database after it was dropped.
+func endSessions(ctx context.Context, db *sql.DB, name string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+			WHERE pid <> pg_backend_pid() AND (datname = $1 OR strpos(query, $1) > 0)`, name).Scan(&n)
+		if err != nil || n == 0 {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d sessions of the killed drill still run", n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -125,21 +171,31 @@ func redact(addr string) string {
 }
 
 // prepareScratch plans the scratch for a snapshot of engineName and, with
-// Ephemeral, starts the PostgreSQL server it lives on.
-func prepareScratch(ctx context.Context, engineName, dir, name string, opts Options) (*scratch, *stopper, error) {
+// Ephemeral, starts the PostgreSQL server it lives on, recording its
+// directory in the marker m as soon as it exists.
+func prepareScratch(ctx context.Context, engineName, dir, name string, opts Options, m *marker) (*scratch, *stopper, error) {
 	st := &stopper{}
 	server := opts.Scratch
 	if opts.Ephemeral {
 		if engineName != "postgres" {
 			return nil, nil, fmt.Errorf("--ephemeral starts a PostgreSQL server; this is a %s snapshot: give --scratch", engineName)
 		}
-		// Its own private directory under the system temp dir: the work
-		// directory is root-only, and the server may run as user postgres.
-		srv, err := pgephemeral.Start(ctx, pgephemeral.Options{})
+		// Its own private directory in the temporary directory: the work
+		// directory is ours alone, and the server may run as a throwaway
+		// user.
+		srv, err := pgephemeral.Start(ctx, pgephemeral.Options{Dir: tempDir(opts.TempDir), Created: func(d string) error {
+			m.Ephemeral = d
+			return m.save(opts.StateDir)
+		}})
 		if err != nil {
 			return nil, nil, err
 		}
-		server, st.dir, st.stop = srv.DSN, srv.Dir, srv.Stop
+		unset := usePassword(srv.Password)
+		server, st.dir = srv.DSN, srv.Dir
+		st.stop = func(ctx context.Context) error {
+			defer unset()
+			return srv.Stop(ctx)
+		}
 	}
 	sc, err := newScratch(engineName, server, dir, name)
 	if err != nil {
@@ -149,4 +205,31 @@ func prepareScratch(ctx context.Context, engineName, dir, name string, opts Opti
 		return nil, nil, err
 	}
 	return sc, st, nil
+}
+
+// passwordMu is held while PGPASSWORD is an ephemeral server's.
+var passwordMu sync.Mutex
+
+// usePassword makes password coffer's PGPASSWORD until the returned
+// function restores the previous value. The PostgreSQL engine reads the
+// password there, for its own connections and for the PGPASSWORD of the
+// environments it builds for its child programs; no other child gets it
+// (command.Env passes only what it is told to). One ephemeral server at a
+// time per process has it.
+//
+// TODO(H1, lead): a password field in restore.TargetOptions (and
+// postgres.TargetOptions) would let the drill hand the password to its
+// target without touching its own environment.
+func usePassword(password string) (restore func()) {
+	passwordMu.Lock()
+	old, had := os.LookupEnv("PGPASSWORD")
+	os.Setenv("PGPASSWORD", password)
+	return func() {
+		if had {
+			os.Setenv("PGPASSWORD", old)
+		} else {
+			os.Unsetenv("PGPASSWORD")
+		}
+		passwordMu.Unlock()
+	}
 }

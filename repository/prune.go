@@ -23,6 +23,20 @@ type PruneOptions struct {
 	DryRun bool             // report what would go; write and delete nothing
 	Host   string           // recorded in the marker
 	Now    func() time.Time // the clock, for stale locks (default time.Now)
+	// TempGrace is how old a temporary file that a killed writer left in
+	// a local repository (.tmp-*) must be before it is removed (default
+	// DefaultTempGrace), judged by the storage's own clock.
+	TempGrace time.Duration
+}
+
+// DefaultTempGrace is the default PruneOptions.TempGrace: far longer than
+// any one object takes to write.
+const DefaultTempGrace = time.Hour
+
+// tempSweeper is a backend whose writers leave temporary files behind
+// when killed mid-write (storage/local).
+type tempSweeper interface {
+	SweepTemp(ctx context.Context, grace time.Duration, dryRun bool) (files int, bytes int64, err error)
 }
 
 // PruneReport says what Prune found and did.
@@ -36,6 +50,8 @@ type PruneReport struct {
 	Locked         []string `json:"locked,omitempty"`
 	WaitingFor     []string `json:"waiting_for,omitempty"` // backups that block the sweep
 	StaleLocks     int      `json:"stale_locks_removed"`
+	TempFiles      int      `json:"temp_files_removed"` // temporary files of killed writers (local repositories)
+	TempBytes      int64    `json:"temp_bytes_removed"`
 	IndexRewritten bool     `json:"index_rewritten"`
 	Swept          bool     `json:"swept"`
 }
@@ -51,6 +67,15 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	locks, err := r.liveLocks(ctx, opts, rep)
 	if err != nil {
 		return nil, err
+	}
+	if ts, ok := r.be.(tempSweeper); ok {
+		grace := opts.TempGrace
+		if grace <= 0 {
+			grace = DefaultTempGrace
+		}
+		if rep.TempFiles, rep.TempBytes, err = ts.SweepTemp(ctx, grace, opts.DryRun); err != nil {
+			return nil, fmt.Errorf("prune: remove the temporary files of killed writers in %s: %w", r.be.Location(), err)
+		}
 	}
 	markerID, marker, err := r.pendingMarker(ctx)
 	if err != nil {

@@ -3,6 +3,8 @@ package repository_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -166,4 +168,38 @@ func TestStaleLockIgnored(t *testing.T) {
 	if !rep.Swept || rep.StaleLocks != 1 {
 		t.Fatalf("prune with a stale lock: %+v", rep)
 	}
+}
+
+// TestPruneSweepsTemp: prune removes the temporary files that killed
+// writers left in a local repository, once older than TempGrace.
+func TestPruneSweepsTemp(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	be, err := local.Open(root, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repotest.New(t, be, repository.InitOptions{PackSize: 1 << 20})
+	snap(t, r.Writer, synth.Bytes(8, 1<<20), "shop")
+	dir := filepath.Join(root, "data", "00")
+	os.MkdirAll(dir, 0o700)
+	tmp := filepath.Join(dir, ".tmp-4242")
+	os.WriteFile(tmp, []byte("half a pack"), 0o600)
+	rep, err := r.Writer.Prune(ctx, repository.PruneOptions{Host: "h"})
+	if err != nil || rep.TempFiles != 0 {
+		t.Fatalf("prune with the default grace: %+v %v", rep, err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(tmp, old, old)
+	if rep, _ = r.Writer.Prune(ctx, repository.PruneOptions{Host: "h", DryRun: true, TempGrace: time.Second}); rep.TempFiles != 1 {
+		t.Fatalf("dry run: %+v", rep)
+	}
+	rep, err = r.Writer.Prune(ctx, repository.PruneOptions{Host: "h", TempGrace: time.Second})
+	if err != nil || rep.TempFiles != 1 || rep.TempBytes != int64(len("half a pack")) {
+		t.Fatalf("prune: %+v %v", rep, err)
+	}
+	if _, err := os.Stat(tmp); err == nil {
+		t.Fatal("the temporary file is still there")
+	}
+	mustCheck(t, r.Restorer)
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"strings"
 	"time"
 
@@ -94,7 +96,7 @@ type DBSummary struct {
 func ParseTarget(addr string, opts TargetOptions) (Target, error) {
 	switch {
 	case strings.HasPrefix(addr, "sqlite:"):
-		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean}, nil
+		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean, dropOld: opts.DropOld}, nil
 	case strings.HasPrefix(addr, "mysql://"), strings.HasPrefix(addr, "mariadb://"):
 		return mysql.NewTarget(addr, mysqlOptions(opts))
 	case strings.HasPrefix(addr, "postgres://"), strings.HasPrefix(addr, "postgresql://"):
@@ -120,18 +122,27 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 	pr, pw := io.Pipe()
 	g, gctx := errgroup.WithContext(ctx)
 	var sum *Summary
+	var runErr, loadErr error
 	g.Go(func() error {
-		var err error
-		sum, err = Run(gctx, repo, snap, pw, opts.Options)
-		pw.CloseWithError(err)
-		return err
+		sum, runErr = Run(gctx, repo, snap, pw, opts.Options)
+		pw.CloseWithError(runErr)
+		return runErr
 	})
 	g.Go(func() error {
-		err := target.Load(gctx, pr, want)
-		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
-		return err
+		loadErr = target.Load(gctx, pr, want)
+		pr.CloseWithError(errors.Join(loadErr, io.ErrClosedPipe))
+		return loadErr
 	})
 	if err := g.Wait(); err != nil {
+		// A damaged stream fails Run first; Load's error then says what
+		// state the target database was left in, which the operator
+		// needs most: keep both.
+		switch {
+		case runErr != nil && loadErr != nil && !errors.Is(loadErr, runErr):
+			err = fmt.Errorf("%w\n%w", runErr, loadErr)
+		case loadErr != nil:
+			err = loadErr
+		}
 		return nil, abort(ctx, target, fmt.Errorf("restore snapshot %s into %s: %w", snap.ID().Short(), target, err))
 	}
 	out := &DBSummary{Summary: *sum, Load: time.Since(start)}
@@ -144,8 +155,14 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 		out.Verify = time.Since(vstart)
 		out.Tables = engine.Compare(want.Tables, got)
 		if !engine.AllMatch(out.Tables) {
+			// The notes (what was dropped, what is untouched) go with the
+			// table comparison in the summary.
+			var err error = &MismatchError{Snapshot: snap.ID().Short(), Target: target.String()}
+			if aerr := target.Abort(context.WithoutCancel(ctx)); aerr != nil {
+				err = fmt.Errorf("%w\nremoving what was loaded also failed: %v", err, aerr)
+			}
 			out.Notes = target.Notes()
-			return out, abort(ctx, target, &MismatchError{Snapshot: snap.ID().Short(), Target: target.String()})
+			return out, err
 		}
 	}
 	notes, err := target.Commit(ctx)
@@ -164,10 +181,18 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("%s does not match snapshot %s: the restored data differs from what was backed up", e.Target, e.Snapshot)
 }
 
-// abort undoes a failed load and says so in err.
+// abort undoes a failed load and says so in err: what the target says
+// it did (Notes after Abort: which database is untouched, what was
+// dropped) is what the operator needs to know, so it is added unless
+// err says it already.
 func abort(ctx context.Context, t Target, err error) error {
 	if aerr := t.Abort(context.WithoutCancel(ctx)); aerr != nil {
 		return fmt.Errorf("%w\nremoving what was loaded also failed: %v", err, aerr)
+	}
+	for _, n := range t.Notes() {
+		if !strings.Contains(err.Error(), n) {
+			err = fmt.Errorf("%w\n%s", err, n)
+		}
 	}
 	return err
 }
@@ -182,23 +207,76 @@ func postgresOptions(o TargetOptions) postgres.TargetOptions {
 }
 
 type sqliteTarget struct {
-	path  string
-	clean bool
+	path    string
+	clean   bool
+	dropOld bool      // with clean: remove the replaced file after the swap
+	staged  string    // with clean: the loaded file beside path, until Commit
+	created bool      // Load created path: Abort removes it
+	now     time.Time // when Load ran, names a replaced file (PATH.before-TIME)
 }
 
+// Load implements Target: into a new file at path, or, with clean (or an
+// empty file at path), into a file beside it that Commit renames over it.
 func (t *sqliteTarget) Load(ctx context.Context, r io.Reader, _ engine.Report) error {
-	return sqlite.Load(ctx, r, t.path, t.clean)
+	t.now = time.Now()
+	st, err := os.Lstat(t.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := sqlite.Load(ctx, r, t.path); err != nil {
+			return err
+		}
+		t.created = true
+		return nil
+	case err != nil:
+		return fmt.Errorf("restore target %s: %w", t.path, err)
+	case st.Size() > 0 && !t.clean:
+		return fmt.Errorf("restore target %s exists and is not empty: choose another path, or pass --clean to replace it (the old file is kept beside it)", t.path)
+	}
+	t.staged, err = sqlite.Stage(ctx, r, t.path)
+	return err
 }
 
+// Digests implements Target: of what Load loaded, before Commit too.
 func (t *sqliteTarget) Digests(ctx context.Context) ([]engine.TableDigest, error) {
+	if t.staged != "" {
+		return sqlite.Digests(ctx, t.staged)
+	}
 	return sqlite.Digests(ctx, t.path)
 }
 
-// Commit implements Target.
-func (t *sqliteTarget) Commit(context.Context) ([]string, error) { return nil, nil }
+// Commit implements Target: a staged file takes path's name, the old one
+// kept as PATH.before-TIME unless dropOld.
+func (t *sqliteTarget) Commit(context.Context) ([]string, error) {
+	if t.staged == "" {
+		return nil, nil
+	}
+	note, err := sqlite.Replace(t.staged, t.path, t.dropOld, t.now)
+	if err != nil {
+		sqlite.RemoveDatabase(t.staged)
+		t.staged = ""
+		return nil, err
+	}
+	t.staged = ""
+	if note == "" {
+		return nil, nil
+	}
+	return []string{note}, nil
+}
 
-// Abort implements Target.
-func (t *sqliteTarget) Abort(context.Context) error { return nil }
+// Abort implements Target: removes what Load wrote; a file it was to
+// replace is left as it was.
+func (t *sqliteTarget) Abort(context.Context) error {
+	switch {
+	case t.staged != "":
+		err := sqlite.RemoveDatabase(t.staged)
+		t.staged = ""
+		return err
+	case t.created:
+		t.created = false
+		return sqlite.RemoveDatabase(t.path)
+	}
+	return nil
+}
 
 // Notes implements Target.
 func (t *sqliteTarget) Notes() []string { return nil }

@@ -1,6 +1,8 @@
 // Package restore turns a snapshot back into its stream: chunks fetched and
 // decrypted in parallel, each checked against its id, written in order, and
-// the whole stream checked against the snapshot's digest.
+// the whole stream checked against the snapshot's digest. It restores one
+// part of a stream (one database of a server's dump) as well, and loads
+// database snapshots into databases.
 package restore
 
 import (
@@ -9,12 +11,15 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"path"
 	"runtime"
-	"sync/atomic"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/coffer-backup/coffer/engine"
+	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -22,6 +27,14 @@ import (
 type Options struct {
 	Workers  int            // concurrent fetches (default 2×GOMAXPROCS, at least 4)
 	Progress func(Progress) // called after each piece is written, when set
+	// Range, when set, restores only these bytes of the stream (one part
+	// of it, see Part); nil restores the whole stream.
+	Range *Range
+}
+
+// Range is a stretch of a snapshot's stream: Length bytes from Offset.
+type Range struct {
+	Offset, Length int64
 }
 
 // Progress is a running count.
@@ -49,26 +62,75 @@ type run struct {
 // Run writes snapshot snap of repo to w. It returns an error, and w holds
 // an incomplete or wrong stream, if any chunk is missing or damaged or the
 // stream does not match the snapshot's digest.
+//
+// With opts.Range it writes only those bytes, and reads only the chunks
+// that hold them: the chunks before the range are skipped whole (their
+// sizes come from the index), and the first and last chunk read are cut
+// to the range. Every chunk read is still checked against its keyed id.
+// The digest of the whole stream cannot be checked on a part of it; the
+// range is proven all the same, because the chunk list comes from the
+// snapshot, which the writer key authenticates, and each chunk's size from
+// an index the writer key authenticates and from its keyed id (a chunk
+// read whose length differs from its index entry is refused): only a
+// writer could make a range hold other bytes, and a writer can write any
+// snapshot anyway.
 func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options) (*Summary, error) {
 	start := time.Now()
 	if !repo.CanRead() {
 		return nil, repository.ErrNeedIdentity
 	}
+	if rg := opts.Range; rg != nil && (rg.Offset < 0 || rg.Length < 0 || rg.Offset > snap.Size-rg.Length) {
+		return nil, fmt.Errorf("restore: bytes %d to %d are outside snapshot %s's %d-byte stream", rg.Offset, rg.Offset+rg.Length, snap.ID().Short(), snap.Size)
+	}
 	idx, err := repo.LoadIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("restore: load index: %w", err)
 	}
-	runs, err := plan(idx, snap)
+	runs, skip, err := plan(idx, snap, opts.Range)
 	if err != nil {
 		return nil, err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
+	if opts.Range != nil {
+		return runRange(ctx, repo, snap, w, opts, runs, skip, start)
+	}
 	digest := hmac.New(sha256.New, repo.WriterKey().ChunkIDKey[:])
-	var written atomic.Int64
-	out := io.MultiWriter(w, digest)
+	out := &countingWriter{w: io.MultiWriter(w, digest)}
+	if err := fetch(ctx, repo, snap, out, opts, runs, snap.Size); err != nil {
+		return nil, err
+	}
+	var got repository.ID
+	digest.Sum(got[:0])
+	if got != snap.Digest || out.n != snap.Size {
+		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+			Reason: fmt.Sprintf("the restored stream (%d bytes) does not match the snapshot's digest and size (%d bytes)", out.n, snap.Size)}
+	}
+	return &Summary{Bytes: out.n, Chunks: len(snap.Chunks), Duration: time.Since(start)}, nil
+}
 
+// runRange writes the range of the stream that runs hold, without the
+// first skip bytes of the first run.
+func runRange(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options, runs []run, skip int64, start time.Time) (*Summary, error) {
+	out := &window{w: w, skip: skip, left: opts.Range.Length}
+	if err := fetch(ctx, repo, snap, out, opts, runs, opts.Range.Length); err != nil {
+		return nil, err
+	}
+	if out.left != 0 || out.skip != 0 {
+		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+			Reason: fmt.Sprintf("its chunks hold %d bytes fewer than bytes %d to %d of the stream", out.left+out.skip, opts.Range.Offset, opts.Range.Offset+opts.Range.Length)}
+	}
+	chunks := 0
+	for _, r := range runs {
+		chunks += len(r.blobs)
+	}
+	return &Summary{Bytes: opts.Range.Length, Chunks: chunks, Duration: time.Since(start)}, nil
+}
+
+// fetch reads runs in parallel and writes them to out in order; total is
+// what progress counts towards.
+func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, out progressWriter, opts Options, runs []run, total int64) error {
 	g, gctx := errgroup.WithContext(ctx)
 	futures := make(chan chan []byte, opts.Workers)
 	sem := make(chan struct{}, opts.Workers)
@@ -109,9 +171,8 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 				if _, err := out.Write(buf); err != nil {
 					return fmt.Errorf("restore: write: %w", err)
 				}
-				written.Add(int64(len(buf)))
 				if opts.Progress != nil {
-					opts.Progress(Progress{BytesWritten: written.Load(), BytesTotal: snap.Size})
+					opts.Progress(Progress{BytesWritten: out.written(), BytesTotal: total})
 				}
 			case <-gctx.Done():
 				return gctx.Err()
@@ -119,27 +180,76 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 		}
 		return nil
 	})
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	var got repository.ID
-	digest.Sum(got[:0])
-	if got != snap.Digest || written.Load() != snap.Size {
-		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
-			Reason: fmt.Sprintf("the restored stream (%d bytes) does not match the snapshot's digest and size (%d bytes)", written.Load(), snap.Size)}
-	}
-	return &Summary{Bytes: written.Load(), Chunks: len(snap.Chunks), Duration: time.Since(start)}, nil
+	return g.Wait()
 }
 
-// plan groups the snapshot's chunks into runs of consecutive chunks stored
-// in the same pack.
-func plan(idx *repository.Index, snap *repository.Snapshot) ([]run, error) {
+// progressWriter is a writer that counts what it passed on.
+type progressWriter interface {
+	io.Writer
+	written() int64
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) written() int64 { return c.n }
+
+// window passes on the bytes of a range: it drops the first skip bytes
+// written to it, then passes on left bytes and drops the rest.
+type window struct {
+	w          io.Writer
+	skip, left int64
+	n          int64
+}
+
+func (v *window) Write(p []byte) (int, error) {
+	all := len(p)
+	d := min(v.skip, int64(len(p)))
+	p, v.skip = p[d:], v.skip-d
+	p = p[:min(v.left, int64(len(p)))]
+	n, err := v.w.Write(p)
+	v.left -= int64(n)
+	v.n += int64(n)
+	if err != nil {
+		return n, err
+	}
+	return all, nil
+}
+
+func (v *window) written() int64 { return v.n }
+
+// plan groups the snapshot's chunks (those that hold rg, when given) into
+// runs of consecutive chunks stored in the same pack. With rg it also
+// returns how many bytes of the first run come before rg.
+func plan(idx *repository.Index, snap *repository.Snapshot, rg *Range) ([]run, int64, error) {
 	var runs []run
+	var pos, skip int64
 	for i, id := range snap.Chunks {
+		if rg != nil && pos >= rg.Offset+rg.Length {
+			break // past the range: these chunks are not needed
+		}
 		p, b, ok := idx.Lookup(id)
 		if !ok {
-			return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+			return nil, 0, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 				Reason: fmt.Sprintf("chunk %d (%s) is not in any index: its pack was deleted or never finished", i, id.Short())}
+		}
+		start := pos
+		pos += int64(b.Raw)
+		if rg != nil {
+			if pos <= rg.Offset {
+				continue // before the range: skipped unread
+			}
+			if len(runs) == 0 {
+				skip = rg.Offset - start
+			}
 		}
 		if n := len(runs); n > 0 && runs[n-1].pack.ID == p.ID && runs[n-1].raw+int(b.Raw) <= maxRunRaw {
 			runs[n-1].blobs = append(runs[n-1].blobs, b)
@@ -148,5 +258,102 @@ func plan(idx *repository.Index, snap *repository.Snapshot) ([]run, error) {
 		}
 		runs = append(runs, run{pack: p, blobs: []repository.Blob{b}, raw: int(b.Raw)})
 	}
-	return runs, nil
+	return runs, skip, nil
+}
+
+// WholeStream is the --part value that restores a snapshot's whole
+// stream: every part, one after the other.
+const WholeStream = "all"
+
+// Parts returns the named parts of snapshot snap's stream (the globals
+// and each database of a server's dump), or none for a snapshot that is
+// one stream (stdin, exec, sqlite). The list is checked to cover the
+// stream exactly, in order.
+func Parts(repo *repository.Repo, snap *repository.Snapshot) ([]engine.Part, error) {
+	if len(snap.Private) == 0 {
+		return nil, nil
+	}
+	var rep engine.Report
+	if err := repo.OpenPrivate(snap, &rep); err != nil {
+		return nil, err
+	}
+	var off int64
+	for _, p := range rep.Parts {
+		if p.Offset != off || p.Size < 0 || p.Size > snap.Size-off {
+			return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+				Reason: fmt.Sprintf("its part list is inconsistent: part %q (%d bytes from byte %d) does not follow the one before it (at byte %d) inside the %d-byte stream", p.Name, p.Size, p.Offset, off, snap.Size)}
+		}
+		off += p.Size
+	}
+	if len(rep.Parts) > 0 && off != snap.Size {
+		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+			Reason: fmt.Sprintf("its parts hold %d bytes, its stream %d", off, snap.Size)}
+	}
+	return rep.Parts, nil
+}
+
+// OutputPart chooses what a restore to a file or standard output writes
+// of snapshot snap, so that the database's own tools read it: name ""
+// chooses the default, the one database's dump of a single-database
+// snapshot (shop.pgdump, which pg_restore reads; shop.sql, which the
+// mariadb client reads) and the whole stream of a snapshot without parts;
+// WholeStream the whole stream; anything else the part of that name
+// (globals.sql, shop.pgdump, or shop for it). It returns nil for the
+// whole stream.
+func OutputPart(repo *repository.Repo, snap *repository.Snapshot, name string) (*engine.Part, error) {
+	parts, err := Parts(repo, snap)
+	if err != nil {
+		return nil, err
+	}
+	if name == WholeStream {
+		return nil, nil
+	}
+	if len(parts) == 0 {
+		if name == "" {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("snapshot %s is a %s backup: its stream is one piece, with no parts; restore it without --part", snap.ID().Short(), snap.Engine)
+	}
+	if name != "" {
+		var found []engine.Part
+		for _, p := range parts {
+			if p.Name == name {
+				return &p, nil
+			}
+			if strings.TrimSuffix(p.Name, path.Ext(p.Name)) == name {
+				found = append(found, p)
+			}
+		}
+		if len(found) == 1 {
+			return &found[0], nil
+		}
+		return nil, fmt.Errorf("snapshot %s has no part %q: give --part with one of %s, or --part %s for the whole stream", snap.ID().Short(), name, listParts(parts), WholeStream)
+	}
+	var dbs []engine.Part
+	for _, p := range parts {
+		if !(snap.Engine == "postgres" && p.Name == postgres.GlobalsPart) {
+			dbs = append(dbs, p)
+		}
+	}
+	if len(dbs) == 1 {
+		return &dbs[0], nil
+	}
+	return nil, fmt.Errorf("snapshot %s holds %d databases: choose one with --part NAME (parts: %s), or --part %s for the whole stream (the parts one after the other, which no database tool reads as one file)",
+		snap.ID().Short(), len(dbs), listParts(parts), WholeStream)
+}
+
+func listParts(parts []engine.Part) string {
+	s := make([]string, len(parts))
+	for i, p := range parts {
+		s[i] = fmt.Sprintf("%s (%d bytes)", p.Name, p.Size)
+	}
+	return strings.Join(s, ", ")
+}
+
+// PartRange is the range of the stream that part p covers.
+func PartRange(p *engine.Part) *Range {
+	if p == nil {
+		return nil
+	}
+	return &Range{Offset: p.Offset, Length: p.Size}
 }

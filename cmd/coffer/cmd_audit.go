@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/retention"
 )
@@ -35,7 +37,7 @@ func audit(ctx context.Context, repo *repository.Repo, event string, opErr error
 		rec.Detail["error"] = firstLine(opErr.Error())
 	}
 	if err := repo.AppendAudit(context.WithoutCancel(ctx), &rec); err != nil {
-		fmt.Fprintf(os.Stderr, "warning: could not record this %s in the audit log: %v\n", event, err)
+		fmt.Fprintf(os.Stderr, "warning: could not record this %s in the audit log: %s\n", event, termsafe.Lines(err.Error()))
 	}
 }
 
@@ -76,13 +78,14 @@ func newAuditCmd(g *globals) *cobra.Command {
 			for _, r := range shown {
 				var d []string
 				for k, v := range r.Detail {
-					d = append(d, k+"="+v)
+					d = append(d, termsafe.String(k)+"="+termsafe.String(v))
 				}
+				sort.Strings(d)
 				snap := r.Snapshot
 				if len(snap) > 8 {
 					snap = snap[:8]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), r.Event, r.Outcome, r.Actor, r.Host, orDash(snap), strings.Join(d, " "))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s@%s\t%s\t%s\n", r.Time.Local().Format(time.DateTime), termsafe.String(r.Event), termsafe.String(r.Outcome), termsafe.String(r.Actor), termsafe.String(r.Host), termsafe.String(orDash(snap)), strings.Join(d, " "))
 			}
 			tw.Flush()
 			if len(problems) > 0 {
@@ -107,7 +110,7 @@ Lock they cannot be removed (docs/format.md, "Audit log").`,
 			}
 			w := cmd.OutOrStdout()
 			for _, p := range problems {
-				fmt.Fprintf(w, "error: %s: %s\n", p.Object, p.Reason)
+				fmt.Fprintf(w, "error: %s: %s\n", termsafe.String(p.Object), termsafe.Lines(p.Reason))
 			}
 			if len(problems) > 0 {
 				return &exitError{code: 1, msg: fmt.Sprintf("the audit log was tampered with: %d problem(s)", len(problems))}

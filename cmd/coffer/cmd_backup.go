@@ -16,6 +16,7 @@ import (
 	"github.com/coffer-backup/coffer/engine/mysql"
 	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/engine/sqlite"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -118,7 +119,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 			return err
 		}
 		for _, n := range s.Notes() {
-			fmt.Fprintln(cmd.ErrOrStderr(), "note:", n)
+			fmt.Fprintln(cmd.ErrOrStderr(), "note:", termsafe.String(n))
 		}
 		c := useDatabase(ctx, &opts, "postgres", postgres.Format, s)
 		defer c.Close()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -70,7 +71,7 @@ func printCheck(cmd *cobra.Command, rep *repository.CheckReport) {
 		fmt.Fprintf(w, "%d packs are not in any index (left by an interrupted backup; coffer prune removes them)\n", n)
 	}
 	for _, p := range rep.Problems {
-		fmt.Fprintf(w, "error: %s: %s\n", p.Object, p.Reason)
+		fmt.Fprintf(w, "error: %s: %s\n", termsafe.String(p.Object), termsafe.Lines(p.Reason))
 	}
 	if rep.OK() {
 		fmt.Fprintln(w, "no errors were found")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-backup/coffer/config"
 	"github.com/coffer-backup/coffer/daemon"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 )
 
 func loadDaemon(path string) (*daemon.Daemon, *config.Config, error) {
@@ -77,7 +78,7 @@ func newScheduleCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tNEXT RUN\tIN")
 			for _, p := range next {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Job, p.At.In(c.Repository.Location).Format("2006-01-02 15:04 MST"), time.Until(p.At).Round(time.Minute))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", termsafe.String(p.Job), p.At.In(c.Repository.Location).Format("2006-01-02 15:04 MST"), time.Until(p.At).Round(time.Minute))
 			}
 			return tw.Flush()
 		},

@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/drill"
+	"github.com/coffer-backup/coffer/internal/atomicfile"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -38,9 +40,17 @@ the scratch database. The exit status is 0 only when every check passed.
 
 Scratch: --scratch postgres://USER@HOST:PORT/ or mysql://USER@HOST:PORT/ creates
 a database named coffer_drill_… there; --ephemeral starts a throwaway
-PostgreSQL server (initdb, pg_ctl) on a free loopback port; SQLite snapshots are
-restored into a temporary file. A drill that is killed leaves a marker in
---state-dir: the next drill, or coffer drill --cleanup, removes its leftovers.`,
+PostgreSQL server (initdb, postgres) that listens on no TCP port, only on a Unix
+socket in a private directory (0700), with a random password; when coffer runs
+as root, that server runs as a system user made for the drill and removed after
+it (as an ordinary user, it runs as you). SQLite snapshots are restored into a
+temporary file. The snapshot is loaded as data: see docs/threat-model.md.
+
+A drill that is killed leaves a marker in --state-dir (a directory of yours,
+mode 0700; by default $XDG_STATE_HOME/coffer/drills or
+~/.local/state/coffer/drills): the next drill, or coffer drill --cleanup,
+removes its leftovers — only coffer_drill_… databases on the --scratch server
+and coffer-drill-…/pgephemeral-… directories in the temporary directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDrill(cmd, g, f) },
 	}
@@ -53,33 +63,47 @@ restored into a temporary file. A drill that is killed leaves a marker in
 	fl.IntVarP(&f.opts.Jobs, "jobs", "j", 1, "parallel load jobs (pg_restore -j): helps databases with several large tables")
 	fl.StringVar(&f.assertions, "assertions", "", "YAML file of SQL assertions on the restored data")
 	fl.StringVar(&f.reportDir, "report-dir", ".", "where to write the JSON and HTML reports")
-	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where running drills leave their markers")
+	fl.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where running drills leave their markers: a directory of yours, mode 0700")
 	fl.BoolVar(&f.cleanup, "cleanup", false, "only remove what killed drills left behind")
 	return cmd
 }
 
-// defaultStateDir is $XDG_STATE_HOME/coffer/drills, or ~/.local/state/….
+// defaultStateDir is $XDG_STATE_HOME/coffer/drills, or
+// $HOME/.local/state/coffer/drills; "" with neither (cron, containers):
+// then the drill refuses to run without --state-dir, rather than use a
+// shared directory such as /tmp, where another user could plant markers.
 func defaultStateDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
 		return filepath.Join(d, "coffer", "drills")
 	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "coffer-drills")
+	if home := os.Getenv("HOME"); filepath.IsAbs(home) {
+		return filepath.Join(home, ".local", "state", "coffer", "drills")
 	}
-	return filepath.Join(home, ".local", "state", "coffer", "drills")
+	return ""
 }
 
 func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	ctx := cmd.Context()
 	w := cmd.OutOrStdout()
+	if f.stateDir == "" {
+		return fmt.Errorf("drill: no state directory for the drill's markers: neither XDG_STATE_HOME nor HOME is set; give --state-dir DIR, a directory of yours with mode 0700 (never a shared one such as /tmp)")
+	}
 	if f.cleanup {
-		cleaned, err := drill.Cleanup(ctx, f.stateDir)
-		for _, c := range cleaned {
-			fmt.Fprintf(w, "drill %s: removed %s\n", c.Drill, c.Removed)
-		}
-		if err == nil && len(cleaned) == 0 {
-			fmt.Fprintln(w, "nothing to clean up")
+		res, err := drill.Cleanup(ctx, drill.CleanupOptions{StateDir: f.stateDir, TempDir: f.opts.TempDir, Scratch: f.opts.Scratch})
+		if res != nil {
+			for _, c := range res.Removed {
+				if c.Drill == "" {
+					fmt.Fprintf(w, "removed %s\n", termsafe.String(c.Removed))
+				} else {
+					fmt.Fprintf(w, "drill %s: removed %s\n", c.Drill, termsafe.String(c.Removed))
+				}
+			}
+			for _, msg := range res.Ignored {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", termsafe.Lines(msg))
+			}
+			if err == nil && len(res.Removed) == 0 {
+				fmt.Fprintln(w, "nothing to clean up")
+			}
 		}
 		return err
 	}
@@ -99,6 +123,9 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	if err != nil {
 		audit(ctx, repo, "drill", err, repository.AuditRecord{Source: f.opts.Source})
 		return err
+	}
+	for _, msg := range rep.Warnings {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", termsafe.Lines(msg))
 	}
 	for _, run := range rep.Runs {
 		verdict := "passed"
@@ -129,30 +156,17 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	return nil
 }
 
+// writeReports writes the JSON and HTML reports, mode 0600: they name the
+// drill's tables and row counts.
 func writeReports(dir string, rep *drill.Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	base := filepath.Join(dir, "drill-"+rep.ID)
-	jf, err := os.Create(base + ".json")
-	if err != nil {
+	if err := atomicfile.Write(base+".json", atomicfile.Options{Perm: 0o600}, func(w io.Writer) error { return printJSON(w, rep) }); err != nil {
 		return nil, err
 	}
-	err = printJSON(jf, rep)
-	if cerr := jf.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, err
-	}
-	hf, err := os.Create(base + ".html")
-	if err != nil {
-		return nil, err
-	}
-	err = drill.WriteHTML(hf, rep)
-	if cerr := hf.Close(); err == nil {
-		err = cerr
-	}
+	err := atomicfile.Write(base+".html", atomicfile.Options{Perm: 0o600}, func(w io.Writer) error { return drill.WriteHTML(w, rep) })
 	return []string{base + ".json", base + ".html"}, err
 }
 
@@ -163,14 +177,16 @@ func printDrill(w io.Writer, rep *drill.Report, paths []string) {
 	}
 	fmt.Fprintf(w, "drill %s %s\n", rep.ID, verdict)
 	for _, run := range rep.Runs {
-		fmt.Fprintf(w, "\nsnapshot %s (%s, %s, %s) into %s\n", run.Snapshot[:8], run.Source, run.Engine,
-			run.SnapshotAt.Local().Format(time.DateTime), run.Target)
+		// Names in a report come from the snapshot (source, tables): data,
+		// never terminal control sequences.
+		fmt.Fprintf(w, "\nsnapshot %s (%s, %s, %s) into %s\n", run.Snapshot[:8], termsafe.String(run.Source), termsafe.String(run.Engine),
+			run.SnapshotAt.Local().Format(time.DateTime), termsafe.String(run.Target))
 		for _, c := range run.Checks {
 			mark := "ok  "
 			if !c.Passed {
 				mark = "FAIL"
 			}
-			fmt.Fprintf(w, "  %s %s: %s\n", mark, c.Name, c.Detail)
+			fmt.Fprintf(w, "  %s %s: %s\n", mark, termsafe.String(c.Name), termsafe.Lines(c.Detail))
 		}
 		var phases []string
 		for _, p := range run.Phases {

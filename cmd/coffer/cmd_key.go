@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/internal/agekeys"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -36,7 +37,7 @@ operator who kept a copy of the repository key can still read the data.`,
 				return printJSON(cmd.OutOrStdout(), repo.Config().Operators)
 			}
 			for _, o := range repo.Config().Operators {
-				fmt.Fprintln(cmd.OutOrStdout(), o)
+				fmt.Fprintln(cmd.OutOrStdout(), termsafe.String(o))
 			}
 			return nil
 		},

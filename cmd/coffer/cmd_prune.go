@@ -4,14 +4,17 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 )
 
 func newPruneCmd(g *globals) *cobra.Command {
 	var dryRun bool
+	var tempGrace time.Duration
 	cmd := &cobra.Command{
 		Use:   "prune [--dry-run]",
 		Short: "Delete stored data that no snapshot needs",
@@ -20,25 +23,34 @@ an interrupted backup). It is safe while backups run on other hosts: it marks
 what it will delete, waits until every backup that started before the mark has
 finished, and deletes on this run or a later one (docs/format.md, "Locks and
 prune markers"). It needs only the writer key. With S3 Object Lock, objects
-still under retention are left and listed.`,
+still under retention are left and listed. In a local repository it also removes
+the temporary files (.tmp-*) of writers killed mid-write, once older than
+--temp-grace by the file system's clock and held by no running writer.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, g, dryRun) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, g, dryRun, tempGrace) },
 	}
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "show what would be deleted and how much space it frees")
+	cmd.Flags().DurationVar(&tempGrace, "temp-grace", repository.DefaultTempGrace, "local repositories: remove temporary files of killed writers once this old")
 	return cmd
 }
 
-func runPrune(cmd *cobra.Command, g *globals, dryRun bool) error {
+func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Duration) error {
 	repo, err := g.openRepo(cmd.Context(), false)
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
-	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host})
-	if !dryRun && (err != nil || rep.Swept) {
+	if tempGrace <= 0 {
+		return fmt.Errorf("prune: --temp-grace %s: give a positive duration, e.g. 1h", tempGrace)
+	}
+	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host, TempGrace: tempGrace})
+	if !dryRun && (err != nil || rep.Swept || rep.TempFiles > 0) {
 		rec := repository.AuditRecord{Detail: map[string]string{}}
 		if rep != nil {
 			rec.Detail["deleted_packs"], rec.Detail["deleted_bytes"] = fmt.Sprint(rep.Deleted), fmt.Sprint(rep.DeletedBytes)
+			if rep.TempFiles > 0 {
+				rec.Detail["temp_files_removed"] = fmt.Sprint(rep.TempFiles)
+			}
 		}
 		audit(cmd.Context(), repo, "prune", err, rec)
 	}
@@ -61,7 +73,7 @@ func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 		fmt.Fprintf(w, "would delete %d packs, freeing %s (nothing was changed)\n", rep.Candidates, bytesStr(rep.CandidateBytes))
 	case !rep.Swept:
 		fmt.Fprintf(w, "marked %d packs for deletion; they go once these backups, which started before the mark, have finished (run prune again):\n  %s\n",
-			rep.Candidates, strings.Join(rep.WaitingFor, "\n  "))
+			rep.Candidates, strings.Join(termsafe.Strings(rep.WaitingFor), "\n  "))
 	default:
 		fmt.Fprintf(w, "deleted %d packs, freed %s", rep.Deleted, bytesStr(rep.DeletedBytes))
 		if rep.Kept > 0 {
@@ -69,11 +81,18 @@ func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 		}
 		fmt.Fprintln(w)
 	}
+	if rep.TempFiles > 0 {
+		verb := "removed"
+		if dryRun {
+			verb = "would remove"
+		}
+		fmt.Fprintf(w, "%s %d temporary files (%s) of writers killed mid-write\n", verb, rep.TempFiles, bytesStr(rep.TempBytes))
+	}
 	if rep.StaleLocks > 0 {
 		fmt.Fprintf(w, "removed %d stale locks of backups that died\n", rep.StaleLocks)
 	}
 	if len(rep.Locked) > 0 {
 		fmt.Fprintf(w, "%d objects are still under retention (Object Lock) and were left; a later prune deletes them:\n  %s\n",
-			len(rep.Locked), strings.Join(rep.Locked, "\n  "))
+			len(rep.Locked), strings.Join(termsafe.Strings(rep.Locked), "\n  "))
 	}
 }

@@ -7,92 +7,179 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/internal/atomicfile"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/restore"
 )
 
+type restoreOptions struct {
+	source, output, to, part string
+	verify                   bool
+	target                   restore.TargetOptions
+}
+
 func newRestoreCmd(g *globals) *cobra.Command {
-	var source, output, to string
-	var clean, verify bool
-	var jobs int
+	o := &restoreOptions{}
 	cmd := &cobra.Command{
-		Use:   "restore SNAPSHOT|latest [--source NAME] [--output FILE | --to DATABASE]",
+		Use:   "restore SNAPSHOT|latest [--source NAME] [--output FILE [--part NAME|all] | --to DATABASE [--clean [--drop-old] [--force]] [--globals[=roles|all]] [--owner ROLE] [--trust-snapshot]]",
 		Short: "Restore a snapshot to a file, standard output or a database",
-		Long: `restore writes a snapshot's stream to --output FILE, or to standard output.
-Every chunk is checked against its id and the whole stream against the digest
-recorded at backup time. A file is written under a temporary name and renamed
-only when the stream is complete and verified; an existing file is never
-overwritten.
+		Long: `restore writes a snapshot to --output FILE, or to standard output (not to a
+terminal: the stream is data, not text to show). Every chunk is checked against
+its id and the whole stream against the digest recorded at backup time. A file is
+written under a temporary name and renamed only when complete and verified; an
+existing file is never overwritten.
+
+What is written is what the database's own tools read. A PostgreSQL snapshot of
+one database gives its pg_dump archive (pg_restore -l FILE lists it, pg_restore -t
+TABLE restores one table); a MariaDB/MySQL snapshot of one database its SQL dump.
+--part NAME chooses another part: globals.sql (the server's roles and tablespaces,
+as pg_dumpall wrote them), or one database of an --all-databases snapshot (shop or
+shop.pgdump); a snapshot of several databases needs --part. --part all writes the
+whole stream, the parts one after the other (docs/format.md), which only coffer
+reads. Only the chunks of the part are read; each is checked against its id, and
+the part's place in the stream comes from the authenticated snapshot (the digest
+of the whole stream can only be checked when the whole stream is restored).
+coffer ls SNAPSHOT lists the parts.
 
 --to loads a database snapshot into a database (sqlite:PATH, mysql://…,
-postgres://…), creating it when missing and refusing a
-non-empty target unless --clean, and then compares every table's row count and
-digest with those recorded at backup time. Needs an operator identity
-(COFFER_IDENTITY_FILE).`,
+postgres://…) and compares every table's row count and digest with those
+recorded at backup time. A snapshot is treated as hostile input: it is loaded as
+data, without superuser rights, changing no role and nothing outside the target
+database, unless the flags below say otherwise. A target that is missing is
+created; one that is not empty is refused unless --clean. Needs an operator
+identity (COFFER_IDENTITY_FILE).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			repo, err := g.openRepo(ctx, true)
-			if err != nil {
-				return err
-			}
-			snap, err := repo.FindSnapshot(ctx, args[0], source)
-			if err != nil {
-				return err
-			}
-			prog := newProgress(os.Stderr, "restore")
-			opts := restore.Options{Progress: prog.restore}
-			if to != "" {
-				if output != "" {
-					return fmt.Errorf("restore: give --output or --to, not both")
-				}
-				err := restoreToDatabase(cmd, g, repo, snap, to, restore.TargetOptions{Clean: clean, Jobs: jobs}, restore.DBOptions{Options: opts, Verify: verify})
-				prog.done()
-				return err
-			}
-			var sum *restore.Summary
-			if output == "" || output == "-" {
-				bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
-				sum, err = restore.Run(ctx, repo, snap, bw, opts)
-				if err == nil {
-					err = bw.Flush()
-				}
-			} else {
-				sum, err = restoreToFile(output, func(w io.Writer) (*restore.Summary, error) {
-					return restore.Run(ctx, repo, snap, w, opts)
-				})
-			}
-			prog.done()
-			where := output
-			if where == "" || where == "-" {
-				where = "stdout"
-			}
-			audit(ctx, repo, "restore", err, repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": where}})
-			if err != nil {
-				if output == "" || output == "-" {
-					return fmt.Errorf("%w\nthe output written so far is incomplete or wrong: discard it", err)
-				}
-				return err
-			}
-			if output != "" && output != "-" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "restored snapshot %s (%s) to %s in %s\n", snap.ID().Short(),
-					bytesStr(sum.Bytes), output, sum.Duration.Round(time.Millisecond))
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runRestore(cmd, g, o, args[0]) },
 	}
-	cmd.Flags().StringVar(&source, "source", "", "with latest or a short id: only this source's snapshots")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "write to this file (default: standard output)")
-	cmd.Flags().StringVar(&to, "to", "", "load into this database: sqlite:PATH, mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB")
-	cmd.Flags().BoolVar(&clean, "clean", false, "with --to: replace a target that is not empty")
-	cmd.Flags().IntVarP(&jobs, "jobs", "j", 1, "with --to: parallel load jobs (pg_restore -j): helps databases with several large tables")
-	cmd.Flags().BoolVar(&verify, "verify", true, "with --to: compare per-table digests after loading")
+	f := cmd.Flags()
+	f.StringVar(&o.source, "source", "", "with latest or a short id: only this source's snapshots")
+	f.StringVarP(&o.output, "output", "o", "", "write to this file (default: standard output; - for standard output even when it is a terminal)")
+	f.StringVar(&o.part, "part", "", "to a file or standard output: write this part of the stream (globals.sql, a database's name: see coffer ls), or all for the whole stream")
+	f.StringVar(&o.to, "to", "", "load into this database: sqlite:PATH, mysql://USER@HOST:PORT/DB, postgres://USER@HOST:PORT/DB")
+	f.BoolVar(&o.target.Clean, "clean", false, "with --to: replace a target that is not empty: the snapshot is loaded beside it and verified, and only then takes its place; the old one is kept (NAME_before_TIME, PATH.before-TIME) unless --drop-old")
+	f.BoolVar(&o.target.DropOld, "drop-old", false, "with --clean: delete the replaced database once the new one has taken its place (there is then no way back to it)")
+	f.BoolVar(&o.target.Force, "force", false, "with --clean: end the other sessions of the replaced database to swap it (PostgreSQL); their work in progress is lost")
+	f.StringVar(&o.target.Globals, "globals", "", "with --to: also create the snapshot's roles that the server lacks (--globals or --globals=roles: never SUPERUSER, REPLICATION or BYPASSRLS, never altering an existing role; --globals=all: those attributes too, so the backup host decides who is superuser on this server)")
+	f.Lookup("globals").NoOptDefVal = "roles"
+	f.StringVar(&o.target.Owner, "owner", "", "with --to: the role to own what the snapshot says is owned by a role that is missing or a superuser on the target (PostgreSQL)")
+	f.BoolVar(&o.target.TrustSnapshot, "trust-snapshot", false, "with --to: load with the connecting user's full rights, e.g. for extensions only a superuser may create: a superuser then runs whatever the snapshot holds, which the backup host wrote; recorded in the audit log")
+	f.IntVarP(&o.target.Jobs, "jobs", "j", 1, "with --to: parallel load jobs (pg_restore -j): helps databases with several large tables")
+	f.BoolVar(&o.verify, "verify", true, "with --to: compare per-table digests after loading")
 	return cmd
+}
+
+// check refuses flags that do not go together, before anything is read.
+func (o *restoreOptions) check(cmd *cobra.Command) error {
+	dbFlags := []string{"clean", "drop-old", "force", "globals", "owner", "trust-snapshot", "jobs", "verify"}
+	if o.to == "" {
+		for _, n := range dbFlags {
+			if cmd.Flags().Changed(n) {
+				return fmt.Errorf("restore: --%s goes with --to DATABASE", n)
+			}
+		}
+		return nil
+	}
+	switch {
+	case o.output != "":
+		return errors.New("restore: give --output or --to, not both")
+	case o.part != "":
+		return errors.New("restore: --part goes with --output: --to loads the databases of the snapshot (one database per target)")
+	case (o.target.DropOld || o.target.Force) && !o.target.Clean:
+		return errors.New("restore: --drop-old and --force go with --clean")
+	case o.target.Globals != "" && o.target.Globals != "roles" && o.target.Globals != "all":
+		return fmt.Errorf("restore: --globals=%s: give --globals (or --globals=roles) to create missing roles, or --globals=all to give them SUPERUSER, REPLICATION and BYPASSRLS too", o.target.Globals)
+	}
+	return nil
+}
+
+func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) error {
+	ctx := cmd.Context()
+	if err := o.check(cmd); err != nil {
+		return err
+	}
+	toStdout := o.output == "" || o.output == "-"
+	if o.output == "" && o.to == "" && isTerminal(os.Stdout) {
+		return errors.New("restore: standard output is a terminal, and a snapshot's stream is data that a terminal would interpret: give --output FILE, or pipe it (--output - writes to the terminal all the same)")
+	}
+	repo, err := g.openRepo(ctx, true)
+	if err != nil {
+		return err
+	}
+	snap, err := repo.FindSnapshot(ctx, ref, o.source)
+	if err != nil {
+		return err
+	}
+	prog := newProgress(os.Stderr, "restore")
+	opts := restore.Options{Progress: prog.restore}
+	if o.to != "" {
+		err := restoreToDatabase(cmd, g, repo, snap, o.to, o.target, restore.DBOptions{Options: opts, Verify: o.verify})
+		prog.done()
+		return err
+	}
+	part, err := restore.OutputPart(repo, snap, o.part)
+	if err != nil {
+		return err
+	}
+	opts.Range = restore.PartRange(part)
+	var sum *restore.Summary
+	if toStdout {
+		bw := bufio.NewWriterSize(cmd.OutOrStdout(), 1<<20)
+		sum, err = restore.Run(ctx, repo, snap, bw, opts)
+		if err == nil {
+			err = bw.Flush()
+		}
+	} else {
+		sum, err = restoreToFile(o.output, func(w io.Writer) (*restore.Summary, error) {
+			return restore.Run(ctx, repo, snap, w, opts)
+		})
+	}
+	prog.done()
+	where := o.output
+	if toStdout {
+		where = "stdout"
+	}
+	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": where}}
+	what := "the whole stream"
+	if part != nil {
+		rec.Detail["part"] = part.Name
+		what = "part " + part.Name
+	}
+	audit(ctx, repo, "restore", err, rec)
+	if err != nil {
+		if toStdout {
+			return fmt.Errorf("%w\nthe output written so far is incomplete or wrong: discard it", err)
+		}
+		return err
+	}
+	if part != nil {
+		what += " (every chunk checked against its id)"
+	} else {
+		what += " (every chunk and the stream's digest checked)"
+	}
+	if !toStdout {
+		fmt.Fprintf(cmd.ErrOrStderr(), "restored %s of snapshot %s (%s) to %s in %s\n", termsafe.String(what), snap.ID().Short(),
+			bytesStr(sum.Bytes), termsafe.String(o.output), sum.Duration.Round(time.Millisecond))
+	}
+	if part != nil {
+		var others []string
+		parts, _ := restore.Parts(repo, snap)
+		for _, p := range parts {
+			if p.Name != part.Name {
+				others = append(others, termsafe.String(p.Name))
+			}
+		}
+		if len(others) > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: the snapshot also holds %s: restore them with --part NAME (coffer ls %s lists the parts)\n",
+				strings.Join(others, ", "), snap.ID().Short())
+		}
+	}
+	return nil
 }
 
 // restoreToFile runs fn into a temporary file beside path, which takes

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -46,8 +47,8 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tTIME\tSOURCE\tHOST\tENGINE\tDATABASE\tSIZE\tSTORED\tTAGS")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID[:8], s.Time.Local().Format(time.DateTime), s.Source,
-					s.Host, s.Engine, orDash(strings.Join(s.Databases, ",")), bytesStr(s.Size), bytesStr(s.Stored), orDash(strings.Join(s.Tags, ",")))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.String(s.ID[:min(8, len(s.ID))]), s.Time.Local().Format(time.DateTime), termsafe.String(s.Source),
+					termsafe.String(s.Host), termsafe.String(s.Engine), orDash(strings.Join(termsafe.Strings(s.Databases), ",")), bytesStr(s.Size), bytesStr(s.Stored), orDash(strings.Join(termsafe.Strings(s.Tags), ",")))
 			}
 			if err := tw.Flush(); err != nil {
 				return err

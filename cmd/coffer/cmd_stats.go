@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/internal/termsafe"
 )
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -28,7 +30,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SOURCE\tSNAPSHOTS\tLOGICAL SIZE")
 			for _, s := range st.Sources {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", s.Source, s.Snapshots, bytesStr(s.Logical))
+				fmt.Fprintf(tw, "%s\t%d\t%s\n", termsafe.String(s.Source), s.Snapshots, bytesStr(s.Logical))
 			}
 			tw.Flush()
 			fmt.Fprintf(w, "\n%d snapshots holding %s, stored in %s (%.1f× smaller: deduplication and compression)\n",

@@ -38,7 +38,7 @@ func mariadb(t *testing.T, db string) *sql.DB {
 func TestCLIMariaDB(t *testing.T) {
 	name := fmt.Sprintf("coffer_cli_%d", time.Now().UnixNano()%1e9)
 	admin := mariadb(t, "")
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() }) // after the drops below: cleanups run last first
 	for _, db := range []string{name, name + "_r1", name + "_r2"} {
 		t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + db) })
 	}

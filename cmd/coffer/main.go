@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/internal/termsafe"
 )
 
 // version is the tool's version, recorded in every snapshot.
@@ -21,14 +23,17 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
+		// Error messages carry names from snapshots and servers (tables,
+		// databases, sources): they are escaped, on a terminal or not
+		// (a log is read on a terminal later), keeping their line breaks.
 		var ee *exitError
 		if errors.As(err, &ee) {
 			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, "coffer:", ee.msg)
+				fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(ee.msg))
 			}
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "coffer:", err)
+		fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -57,14 +57,56 @@ func TestCLIPostgres(t *testing.T) {
 			t.Fatalf("restore %d: %v\n%s", i+1, err, out)
 		}
 	}
-	var n1, n2 int
-	postgres(t, name+"_r1").QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n1)
-	postgres(t, name+"_r2").QueryRow(ctx, "SELECT count(*) FROM orders").Scan(&n2)
+	t.Cleanup(func() { dropLike(t, name) }) // what --clean kept, should the test stop early
+	n1, n2 := countRows(t, name+"_r1", "orders"), countRows(t, name+"_r2", "orders")
 	if n1 != 5000 || n2 != 5001 {
 		t.Fatalf("restored order counts %d and %d, want 5000 and 5001", n1, n2)
 	}
 	mustContain(t, "restore into a non-empty database", c.fail(nil, "restore", first.Snapshot, "--to", fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s_r2", name)), "--clean")
-	c.ok(nil, "restore", first.Snapshot, "--to", fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s_r2", name), "--clean")
+	c.ok(nil, "restore", first.Snapshot, "--to", fmt.Sprintf("postgres://postgres@127.0.0.1:5432/%s_r2", name), "--clean", "--drop-old")
+	if n := countRows(t, name+"_r2", "orders"); n != 5000 {
+		t.Fatalf("after restore --clean of the first snapshot: %d orders, want 5000", n)
+	}
 	mustContain(t, "backup of a missing database", c.fail(nil, "backup", "--source", "x", "--postgres", "postgres://postgres@127.0.0.1:5432/no_such_db_coffer"), "no_such_db_coffer")
 	mustContain(t, "backup with a password in the URL", c.fail(nil, "backup", "--source", "x", "--postgres", "postgres://postgres:secret@127.0.0.1:5432/"+name), "PGPASSWORD")
+}
+
+// countRows counts a table's rows over a connection of its own, closed at
+// once (an open session would keep restore --clean from swapping).
+func countRows(t *testing.T, db, table string) int {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), "postgres://postgres@127.0.0.1:5432/"+db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// dropLike drops every database whose name starts with prefix.
+func dropLike(t *testing.T, prefix string) {
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, "postgres://postgres@127.0.0.1:5432/postgres")
+	if err != nil {
+		return
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", prefix)
+	if err != nil {
+		return
+	}
+	var names []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		names = append(names, n)
+	}
+	rows.Close()
+	for _, n := range names {
+		c.Exec(ctx, `DROP DATABASE IF EXISTS "`+n+`" WITH (FORCE)`)
+	}
 }

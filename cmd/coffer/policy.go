@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/retention"
 )
@@ -129,10 +130,10 @@ func printDecisions(cmd *cobra.Command, g *globals, groups []retention.Group, dr
 		verb = "would forget"
 	}
 	for _, gr := range groups {
-		fmt.Fprintf(w, "source %s on %s:\n", gr.Source, gr.Host)
+		fmt.Fprintf(w, "source %s on %s:\n", termsafe.String(gr.Source), termsafe.String(gr.Host))
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, d := range gr.Decisions {
-			what := "keep (" + strings.Join(d.Reasons, ", ") + ")"
+			what := "keep (" + termsafe.String(strings.Join(d.Reasons, ", ")) + ")"
 			if !d.Keep {
 				what = verb
 			}

@@ -24,7 +24,8 @@ type Stream struct {
 
 	once    sync.Once
 	waitErr error
-	ended   bool // the output ended and the command was waited for
+	ended   bool   // the output ended and the command was waited for
+	hint    string // what a failure means, after the command's error
 }
 
 // Start runs the user's command with `sh -c` and returns its standard
@@ -38,7 +39,16 @@ func Start(ctx context.Context, command string) (*Stream, error) {
 // StartArgs runs argv directly with environment env (see New); name is
 // how errors refer to it.
 func StartArgs(ctx context.Context, name string, env []string, argv ...string) (*Stream, error) {
-	cmd := New(ctx, env, argv...)
+	s, err := StartCmd(New(ctx, env, argv...), name)
+	if s != nil {
+		s.hint = ": no snapshot was written; fix the command and run the backup again"
+	}
+	return s, err
+}
+
+// StartCmd starts cmd (made by New, perhaps given ExtraFiles) and returns
+// its standard output as a Stream; name is how errors refer to it.
+func StartCmd(cmd *exec.Cmd, name string) (*Stream, error) {
 	s := &Stream{cmd: cmd, stderr: NewTail(4096), name: name}
 	cmd.Stderr = s.stderr
 	out, err := cmd.StdoutPipe()
@@ -98,7 +108,7 @@ func (s *Stream) wait() error {
 			if msg != "" {
 				msg = ": " + msg
 			}
-			err = fmt.Errorf("command %q failed (%s)%s: no snapshot was written; fix the command and run the backup again", s.name, why, msg)
+			err = fmt.Errorf("command %q failed (%s)%s%s", s.name, why, msg, s.hint)
 		}
 		s.waitErr = err
 	})

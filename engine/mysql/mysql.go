@@ -1,5 +1,5 @@
 // Package mysql backs up MariaDB and MySQL databases with mariadb-dump (or
-// mysqldump), restores them with the mariadb (or mysql) client, and
+// mysqldump), restores them by executing their statements itself, and
 // computes per-table digests of a dump as it passes, and of a live
 // database from a fresh dump by the same code.
 //
@@ -12,9 +12,22 @@
 // its own transaction: they are each consistent, not consistent with one
 // another.
 //
-// Passwords never appear on a command line: the dump and the client read
-// theirs from a private option file (--defaults-extra-file, mode 0600)
-// that is removed when the command ends.
+// Passwords never appear on a command line or in a file: the dump reads
+// its password from an option file passed through a pipe
+// (--defaults-extra-file=/dev/fd/3), which nothing outlives.
+//
+// Restores never use the mariadb client: coffer splits a dump into
+// statements itself (parse.go) and executes them one by one, as a
+// temporary account that may use only the target database (see Target
+// and account.go). The dump's DEFINER clauses are taken out, since that
+// account may not name another; its views, triggers, routines and events
+// are then defined by coffer_definer_<database>@localhost, a locked
+// account with a password nobody knows and the rights of that database
+// only, which stays as long as the database (DropDatabase, Abort and
+// --drop-old drop it with it). A snapshot's objects therefore work within
+// their database and can reach nothing else, whoever the snapshot said
+// defined them; restore with TrustSnapshot to keep the snapshot's
+// definers (the load then runs as the address's user).
 package mysql
 
 import (
@@ -127,11 +140,21 @@ type nopLogger struct{}
 
 func (nopLogger) Print(...any) {}
 
-// open connects to the server and explains the usual failures.
+// open connects to the server as the address's user and explains the
+// usual failures.
 func (c *conn) open(ctx context.Context) (*sql.DB, error) {
+	return c.openAs(ctx, c.user, c.password, "")
+}
+
+// openAs connects as user to database dbName (none when empty). Queries
+// without arguments go to the server as they are: no client-side
+// interpolation, one statement each (no multiStatements), and no LOAD
+// DATA LOCAL reads a file here.
+func (c *conn) openAs(ctx context.Context, user, password, dbName string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
-	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr = c.user, c.password, "tcp", c.addr()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, password, "tcp", c.addr(), dbName
 	cfg.Timeout, cfg.Logger = ConnectTimeout, nopLogger{}
+	cfg.InterpolateParams, cfg.MultiStatements, cfg.AllowAllFiles = false, false, false
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
@@ -182,10 +205,12 @@ func listDatabases(ctx context.Context, db *sql.DB) ([]string, error) {
 	return engine.QueryStrings(ctx, db, "SHOW DATABASES")
 }
 
-// tools are the dump program and the client found on PATH.
+// tools is the dump program found on PATH. coffer loads dumps itself,
+// statement by statement: the mariadb client is never used, because it
+// runs client commands (\!, system, source…) that a dump may hold.
 type tools struct {
-	dump, client string
-	mysqlDump    bool // Oracle's mysqldump, not MariaDB's
+	dump      string
+	mysqlDump bool // Oracle's mysqldump, not MariaDB's
 }
 
 func findTools(ctx context.Context) (*tools, error) {
@@ -194,10 +219,7 @@ func findTools(ctx context.Context) (*tools, error) {
 	if t.dump, err = lookPath("mariadb-dump", "mysqldump"); err != nil {
 		return nil, err
 	}
-	if t.client, err = lookPath("mariadb", "mysql"); err != nil {
-		return nil, err
-	}
-	out, err := exec.CommandContext(ctx, t.dump, "--version").Output()
+	out, err := command.New(ctx, command.Env(nil), t.dump, "--version").Output()
 	if err != nil {
 		return nil, fmt.Errorf("run %s --version: %w", t.dump, err)
 	}
@@ -214,73 +236,88 @@ func lookPath(names ...string) (string, error) {
 	return "", fmt.Errorf("neither %s is on PATH: install the MariaDB or MySQL client programs (e.g. apt install mariadb-client)", strings.Join(names, " nor "))
 }
 
+// optionFD is the descriptor the dump reads its option file from: the
+// first of cmd.ExtraFiles.
+const optionFD = 3
+
 // connArgs are the options every command gets. The option file, when
-// there is one, must come first.
-func (c *conn) connArgs(optFile string) []string {
+// there is a password, must come first; it is read from a pipe, so no
+// file holds the password, not even after kill -9.
+func (c *conn) connArgs() []string {
 	var a []string
-	if optFile != "" {
-		a = append(a, "--defaults-extra-file="+optFile)
+	if c.password != "" {
+		a = append(a, "--defaults-extra-file=/dev/fd/"+strconv.Itoa(optionFD))
 	}
 	return append(a, "--protocol=TCP", "--host="+c.host, "--port="+strconv.Itoa(c.port), "--user="+c.user)
 }
 
-// optionFile writes the password into a private option file and returns
-// its path and how to remove it; no file when there is no password.
-func (c *conn) optionFile() (string, func(), error) {
+// optionPipe returns the read end of a pipe that holds the option file
+// with the password, for cmd.ExtraFiles; nil when there is no password.
+// The caller closes it once the command has started.
+func (c *conn) optionPipe() (*os.File, error) {
 	if c.password == "" {
-		return "", func() {}, nil
+		return nil, nil
 	}
-	dir, err := os.MkdirTemp("", "coffer-mysql-")
-	if err != nil {
-		return "", nil, err
-	}
-	remove := func() { os.RemoveAll(dir) }
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
-	p := filepath.Join(dir, "client.cnf")
-	if err := os.WriteFile(p, []byte("[client]\npassword=\""+r.Replace(c.password)+"\"\n"), 0o600); err != nil {
-		remove()
-		return "", nil, err
+	cnf := "[client]\npassword=\"" + r.Replace(c.password) + "\"\n"
+	if len(cnf) > 4096 { // a pipe holds at least this much without a reader
+		return nil, fmt.Errorf("the MySQL password is longer than 4000 bytes")
 	}
-	return p, remove, nil
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = pw.WriteString(cnf)
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("pass the password to the dump: %w", err)
+	}
+	return pr, nil
 }
 
-// dumpArgs is the command line of one database's dump.
-func (c *conn) dumpArgs(t *tools, optFile, db string) []string {
-	a := append([]string{t.dump}, c.connArgs(optFile)...)
+// dumpArgs is the command line of one database's dump. The name comes
+// after "--": a database named --result-file=/etc/x is a name, not an
+// option.
+func (c *conn) dumpArgs(t *tools, db string) []string {
+	a := append([]string{t.dump}, c.connArgs()...)
 	a = append(a, dumpFlags...)
 	if t.mysqlDump {
 		a = append(a, "--set-gtid-purged=OFF")
 	}
-	return append(a, db)
+	return append(a, "--", db)
 }
 
 // startDump runs the dump of db and returns its stream, digested into dg
 // under label (the database's name in the snapshot). done is called with
 // the dump's size when it ended complete.
 func (c *conn) startDump(ctx context.Context, t *tools, db, label string, dg *engine.Digester, done func(int64)) (io.ReadCloser, error) {
-	optFile, remove, err := c.optionFile()
+	opt, err := c.optionPipe()
 	if err != nil {
 		return nil, err
 	}
-	s, err := command.StartArgs(ctx, fmt.Sprintf("%s %s", filepath.Base(t.dump), db), command.Env(nil), c.dumpArgs(t, optFile, db)...)
+	cmd := command.New(ctx, command.Env(nil), c.dumpArgs(t, db)...)
+	if opt != nil {
+		cmd.ExtraFiles = []*os.File{opt}
+	}
+	s, err := command.StartCmd(cmd, fmt.Sprintf("%s %s", filepath.Base(t.dump), db))
+	if opt != nil {
+		opt.Close() // the child has its own copy
+	}
 	if err != nil {
-		remove()
 		return nil, err
 	}
-	return &dumpStream{digestReader: digestReader{r: s, p: newParser(label, dg), done: done}, s: s, remove: remove}, nil
+	return &dumpStream{digestReader: digestReader{r: s, p: newParser(label, dg), done: done}, s: s}, nil
 }
 
 type dumpStream struct {
 	digestReader
-	s      *command.Stream
-	remove func()
+	s *command.Stream
 }
 
-func (d *dumpStream) Close() error {
-	err := d.s.Close()
-	d.remove()
-	return err
-}
+func (d *dumpStream) Close() error { return d.s.Close() }
 
 // Options choose what Open dumps.
 type Options struct {
@@ -304,7 +341,7 @@ type Source struct {
 
 // Open checks, before anything is written, that the server at dsn
 // (mysql://USER@HOST:PORT/DATABASE) answers, that the user may log in,
-// that the databases exist and that the dump and client programs are
+// that the databases exist and that the dump program is
 // installed. The password comes from MYSQL_PWD or the file named by
 // COFFER_MYSQL_PASSWORD_FILE.
 func Open(ctx context.Context, dsn string, opts Options) (*Source, error) {

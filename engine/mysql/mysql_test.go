@@ -30,9 +30,9 @@ var nameSeq atomic.Int64
 
 func rootDSN(db string) string { return "mysql://root@" + server + "/" + db }
 
-// admin connects as root; it also clears the password variables, which
+// rootDB connects as root; it also clears the password variables, which
 // would otherwise apply to root.
-func admin(t *testing.T) *sql.DB {
+func rootDB(t *testing.T) *sql.DB {
 	t.Helper()
 	t.Setenv(EnvPassword, "")
 	t.Setenv(EnvPasswordFile, "")
@@ -56,8 +56,18 @@ func admin(t *testing.T) *sql.DB {
 func newName(t *testing.T, db *sql.DB, what string) string {
 	t.Helper()
 	name := fmt.Sprintf("coffer_t_%s_%d_%d", what, os.Getpid(), nameSeq.Add(1))
-	t.Cleanup(func() { db.Exec("DROP DATABASE IF EXISTS " + quoteIdent(name)) })
+	t.Cleanup(func() { dropAll(db, name) })
 	return name
+}
+
+// dropAll drops database name, the databases a --clean restore into it
+// made beside it, and their definer accounts.
+func dropAll(db *sql.DB, name string) {
+	names, _ := engine.QueryStrings(context.Background(), db, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", strings.ReplaceAll(name, "_", `\_`)+`\_%`)
+	for _, n := range append(names, name) {
+		db.Exec("DROP DATABASE IF EXISTS " + quoteIdent(n))
+		db.Exec("DROP USER IF EXISTS " + definerFor(n).sql())
+	}
 }
 
 func run(t *testing.T, db *sql.DB, stmts ...string) {
@@ -144,7 +154,7 @@ func rowsOf(ds []engine.TableDigest, table string) int64 {
 
 func TestBackupRestoreVerify(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	src := newName(t, db, "shop")
 	start := time.Now()
 	makeShop(t, db, src, 100000)
@@ -221,6 +231,21 @@ func TestBackupRestoreVerify(t *testing.T) {
 	if objects != 4 {
 		t.Fatalf("the restored database has %d views, routines and triggers, want 4", objects)
 	}
+	// They work, as a locked account that may use only this database: the
+	// procedure adds an order, whose trigger logs it.
+	dq := quoteIdent(dst)
+	run(t, db, "CALL "+dq+".add_order(42, 9.99)")
+	var tax float64
+	db.QueryRow("SELECT " + dq + ".tax(100)").Scan(&tax)
+	if n := rowCount(t, db, dq+".order_log"); n != 80001 || tax != 19 || rowCount(t, db, dq+".customer_totals") == 0 {
+		t.Fatalf("after the procedure: %d order_log rows, tax %v", n, tax)
+	}
+	run(t, db, "DELETE FROM "+dq+".orders WHERE id > 80000", "DELETE FROM "+dq+".order_log WHERE id > 80000")
+	definers, _ := engine.QueryStrings(ctx, db, "SELECT DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? UNION SELECT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? UNION SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = ?", dst, dst, dst)
+	if len(definers) != 1 || definers[0] != definerFor(dst).definer() {
+		t.Fatalf("definers %v", definers)
+	}
+	t.Logf("notes: %q", tg.Notes())
 	autoInc := func(schema string) (n int64) {
 		db.QueryRow(`SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'customers'`, schema).Scan(&n)
 		return n
@@ -263,7 +288,7 @@ func TestBackupRestoreVerify(t *testing.T) {
 // into two tables: the restored database holds whole pairs only.
 func TestConsistentWhileWriting(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	src := newName(t, db, "busy")
 	makeShop(t, db, src, 30000)
 
@@ -341,7 +366,7 @@ func TestConsistentWhileWriting(t *testing.T) {
 
 func TestSeveralDatabases(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	one, two := newName(t, db, "one"), newName(t, db, "two")
 	makeShop(t, db, one, 300)
 	makeShop(t, db, two, 200)
@@ -394,11 +419,30 @@ func TestSeveralDatabases(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustMatch(t, "clean restore of two databases", rep.Tables, got)
+	var intruders int
+	db.QueryRow("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'intruder'", two).Scan(&intruders)
+	if intruders != 1 {
+		t.Fatal("the database to replace was changed before Commit")
+	}
+	notes, err := tg.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("commit: %q", notes)
+	now, err := Digests(ctx, rootDSN(one))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two2, err := Digests(ctx, rootDSN(two))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustMatch(t, "the swapped databases", rep.Tables, append(now, two2...))
 }
 
 func TestNonEmptyTargetRefused(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	src, dst := newName(t, db, "small"), newName(t, db, "occupied")
 	makeShop(t, db, src, 100)
 	run(t, db, "CREATE DATABASE "+quoteIdent(dst), "CREATE TABLE "+quoteIdent(dst)+".keep (x INT)", "INSERT INTO "+quoteIdent(dst)+".keep VALUES (42)")
@@ -418,29 +462,53 @@ func TestNonEmptyTargetRefused(t *testing.T) {
 	if tables != 1 || r.Len() != len(dump) {
 		t.Fatalf("the refused load touched the target (%d tables, %d bytes read)", tables, len(dump)-r.Len())
 	}
-	tg, _ = NewTarget(rootDSN(dst), TargetOptions{Clean: true, Jobs: 1})
+	tg, _ = NewTarget(rootDSN(dst), TargetOptions{Clean: true, DropOld: true, Jobs: 1})
 	if err := tg.Load(ctx, bytes.NewReader(dump), s.Report()); err != nil {
 		t.Fatal(err)
 	}
 	got, _ := tg.Digests(ctx)
 	mustMatch(t, "clean restore", s.Report().Tables, got)
+	if _, err := tg.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live, err := Digests(ctx, rootDSN(dst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	db.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", strings.ReplaceAll(dst, "_", `\_`)+`\_%`).Scan(&left)
+	if rowsOf(live, dst+".keep") != -1 || left != 0 {
+		t.Fatalf("after --clean --drop-old: %+v, %d databases beside it", live, left)
+	}
+	mustMatch(t, "clean restore, swapped", s.Report().Tables, relabel(live, dst, src))
+}
+
+// relabel renames the tables of database from in ds to database to.
+func relabel(ds []engine.TableDigest, from, to string) []engine.TableDigest {
+	out := slices.Clone(ds)
+	for i := range out {
+		if rest, ok := strings.CutPrefix(out[i].Table, from+"."); ok {
+			out[i].Table = to + "." + rest
+		}
+	}
+	return out
 }
 
 func TestFailedLoadSaysPartial(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	dst := newName(t, db, "broken")
 	dump := "CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);\nTHIS IS NOT SQL;\nINSERT INTO t VALUES (2);\n"
 	tg, _ := NewTarget(rootDSN(dst), TargetOptions{Clean: false, Jobs: 1})
 	err := tg.Load(ctx, strings.NewReader(dump), engine.Report{Parts: []engine.Part{{Name: "x.sql", Size: int64(len(dump))}}})
-	if err == nil || !strings.Contains(err.Error(), "partially loaded") || !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), "ERROR 1064") {
+	if err == nil || !strings.Contains(err.Error(), "created for this restore, was dropped") || !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), "Error 1064") || !strings.Contains(err.Error(), "line 3") {
 		t.Fatalf("load of a broken dump: %v", err)
 	}
 }
 
 func TestBadInput(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	name := newName(t, db, "guarded")
 	makeShop(t, db, name, 50)
 	user := fmt.Sprintf("coffer_t_user_%d", os.Getpid())
@@ -498,18 +566,20 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		optFile, remove, err := s.c.optionFile()
+		args := strings.Join(s.c.dumpArgs(s.t, name), " ")
+		if !strings.Contains(args, "--defaults-extra-file=/dev/fd/3") || strings.Contains(args, "pass") || !strings.HasSuffix(args, " -- "+name) {
+			t.Fatalf("command line %q", args)
+		}
+		// The option file is a pipe: nothing on disk holds the password.
+		pipe, err := s.c.optionPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		st, _ := os.Stat(optFile)
-		args := strings.Join(s.c.dumpArgs(s.t, optFile, name), " ")
-		remove()
-		if st.Mode().Perm() != 0o600 || strings.Contains(args, "pass") {
-			t.Fatalf("option file mode %v; command line %q", st.Mode(), args)
-		}
-		if _, err := os.Stat(optFile); err == nil {
-			t.Fatal("the option file was not removed")
+		st, _ := pipe.Stat()
+		b, _ := io.ReadAll(pipe)
+		pipe.Close()
+		if st.Mode()&os.ModeNamedPipe == 0 || !strings.Contains(string(b), `password="right \"pass\" \\ word"`) {
+			t.Fatalf("option pipe %v: %q", st.Mode(), b)
 		}
 		readAll(t, ctx, s)
 		mustMatch(t, "dump as the limited user", want, s.Report().Tables)
@@ -520,7 +590,7 @@ func TestBadInput(t *testing.T) {
 // database, and the report covers no part.
 func TestDumpKilled(t *testing.T) {
 	ctx := context.Background()
-	db := admin(t)
+	db := rootDB(t)
 	name := newName(t, db, "killed")
 	makeShop(t, db, name, 20000)
 	s, err := Open(ctx, rootDSN(name), Options{})

@@ -12,12 +12,24 @@ import (
 )
 
 // The parser follows a mariadb-dump / mysqldump stream byte by byte, as the
-// bytes pass, and digests the rows of its INSERT statements. It is a state
-// machine, so a statement, a string or an escape may span any number of
-// reads. It understands just enough of the client's syntax to find
-// statement ends as the mariadb/mysql client does: quotes, comments and the
-// DELIMITER command. Everything but `INSERT INTO `t` VALUES (…),(…);` and
-// the name in `CREATE TABLE `t` (` is passed over.
+// bytes pass. It is a state machine, so a statement, a string or an escape
+// may span any number of reads. It understands just enough of the client's
+// syntax to find statement ends as the mariadb/mysql client does: quotes
+// with backslash escapes, backquoted identifiers, -- # and /* */ comments,
+// versioned comments (/*!50003 … */, /*M!100000 … */, whose content is
+// code) and the DELIMITER command.
+//
+// It has two uses, and is the one place that knows where a dump's
+// statements end:
+//
+//   - Digests (newParser): it digests the rows of INSERT statements.
+//     Everything but `INSERT INTO `t` VALUES (…),(…);` and the name in
+//     `CREATE TABLE `t` (` is passed over.
+//   - Loading (newSplitter): it hands each statement to a function, with
+//     the line it starts on, so that coffer executes it itself. Nothing a
+//     dump holds ever reaches the mariadb client, which would run client
+//     commands (\!, system, source, tee, pager, connect, use…): the
+//     splitter refuses them, naming the line, before anything runs them.
 //
 // A row's canonical encoding is, for each value in order, a tag byte, an
 // 8-byte big-endian length and the value's bytes:
@@ -45,6 +57,11 @@ const (
 	stQuoteEsc               // after a backslash in a quoted string
 	stQuoteEnd               // after a quote that may be doubled
 	stDelimCmd               // in a DELIMITER command, to the end of its line
+	stBlockOpen              // after "/*": a comment, or a versioned comment if '!' follows
+	stBlockM                 // after "/*M": a versioned comment if '!' follows
+	stVerNum                 // after "/*!": the version digits
+	stVerStar                // in a versioned comment, after '*'
+	stBackslash              // splitting: after a backslash outside quotes (a client command)
 	rRowStart                // rows: before '('
 	rValue                   // rows: before a value
 	rBare                    // rows: in an unquoted value (NULL, number, 0x…, _binary)
@@ -57,21 +74,27 @@ const (
 
 const (
 	headMax    = 64 << 10 // bytes of a statement kept to recognise it
+	splitHead  = 16       // bytes kept when splitting: enough to see DELIMITER
 	commentMax = 32       // bytes of a -- comment kept to recognise the trailer
 	trailer    = "-- Dump completed"
 )
 
-// DumpError is a dump that could not be followed: malformed or truncated.
+// DumpError is a dump that could not be followed: malformed or truncated,
+// or (when loading) holding what coffer never runs.
 type DumpError struct {
 	Database  string
 	Offset    int64 // bytes into the database's dump
+	Line      int   // when loading: the line, from 1
 	Reason    string
 	Truncated bool // the dump ended early
 }
 
 func (e *DumpError) Error() string {
-	if e.Truncated {
+	switch {
+	case e.Truncated:
 		return fmt.Sprintf("dump of database %q is truncated at byte %d: %s; the dump stopped early and must not be kept", e.Database, e.Offset, e.Reason)
+	case e.Line > 0:
+		return fmt.Sprintf("dump of database %q, line %d: %s", e.Database, e.Line, e.Reason)
 	}
 	return fmt.Sprintf("dump of database %q, byte %d: %s", e.Database, e.Offset, e.Reason)
 }
@@ -79,8 +102,25 @@ func (e *DumpError) Error() string {
 type parser struct {
 	db  string
 	dg  *engine.Digester
-	off int64
+	off int64 // of the byte being read
 	err error
+
+	line     int  // of the byte being read, from 1
+	inVer    bool // in a versioned comment, whose content is code
+	ver      int  // the version digits read so far, and how many
+	verN     int
+	verM     bool // the comment began "/*M!"
+	back     int  // bytes before the current one that a replayed byte is at
+	sigOff   int64
+	stmtLine int // where the statement began
+
+	// splitting (split != nil): the bytes since the last statement's end
+	split  func(stmt []byte, line int) error
+	buf    []byte
+	bufOff int64  // offset of buf[0]
+	cur    []byte // the bytes Write is reading, from mark
+	mark   int
+	pos    int // index in cur of the byte being read
 
 	st        state
 	delim     []byte
@@ -103,14 +143,33 @@ type parser struct {
 }
 
 func newParser(db string, dg *engine.Digester) *parser {
-	return &parser{db: db, dg: dg, delim: []byte{';'}}
+	return &parser{db: db, dg: dg, delim: []byte{';'}, line: 1}
+}
+
+// newSplitter returns a parser that calls fn with each statement of the
+// dump of database db: its text without the delimiter, leading spaces and
+// comments, and the line it begins on. fn may keep stmt. An error from fn
+// stops the parser and is returned by Write.
+func newSplitter(db string, fn func(stmt []byte, line int) error) *parser {
+	return &parser{db: db, delim: []byte{';'}, line: 1, split: fn}
 }
 
 func (p *parser) fail(reason string, args ...any) error {
 	if p.err == nil {
-		p.err = &DumpError{Database: p.db, Offset: p.off, Reason: fmt.Sprintf(reason, args...)}
+		e := &DumpError{Database: p.db, Offset: p.off, Reason: fmt.Sprintf(reason, args...)}
+		if p.split != nil {
+			e.Line = p.line
+		}
+		p.err = e
 	}
 	return p.err
+}
+
+// failAt is fail for a statement that began on line.
+func (p *parser) failAt(line int, reason string, args ...any) {
+	if p.err == nil {
+		p.err = &DumpError{Database: p.db, Offset: p.off, Line: line, Reason: fmt.Sprintf(reason, args...)}
+	}
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -123,6 +182,9 @@ func isBare(c byte) bool {
 func (p *parser) Write(b []byte) (int, error) {
 	if p.err != nil {
 		return 0, p.err
+	}
+	if p.split != nil {
+		return p.writeSplit(b)
 	}
 	for i := 0; i < len(b); {
 		// Fast path: the bulk of a dump is string values.
@@ -151,6 +213,9 @@ func (p *parser) Write(b []byte) (int, error) {
 		if p.err != nil {
 			return i, p.err
 		}
+		if b[i] == '\n' {
+			p.line++
+		}
 		p.off++
 		i++
 	}
@@ -178,28 +243,58 @@ func (p *parser) step(c byte) {
 			p.st = stDash2
 			return
 		}
-		p.plain('-')
+		p.replay(1, '-')
 		p.step(c)
 	case stDash2:
 		p.st = stTop
 		if c <= ' ' { // "-- " starts a comment; "--x" does not
 			p.startComment("--")
-			p.line(c)
+			p.lineComment(c)
 			return
 		}
-		p.plain('-')
-		p.plain('-')
+		p.replay(2, '-')
+		p.replay(1, '-')
 		p.step(c)
 	case stSlash:
 		p.st = stTop
 		if c == '*' {
-			p.st = stBlock
+			p.st = stBlockOpen
 			return
 		}
-		p.plain('/')
+		p.replay(1, '/')
 		p.step(c)
+	case stBlockOpen, stBlockM:
+		switch {
+		case c == '!':
+			p.verM = p.st == stBlockM
+			p.ver, p.verN, p.st = 0, 0, stVerNum
+		case c == 'M' && p.st == stBlockOpen:
+			p.st = stBlockM
+		case c == '*':
+			p.st = stBlockStar
+		default:
+			p.st = stBlock
+		}
+	case stVerNum:
+		if c >= '0' && c <= '9' && p.verN < 6 {
+			p.ver = p.ver*10 + int(c-'0')
+			p.verN++
+			return
+		}
+		p.verEnd(c)
+	case stVerStar:
+		p.st = stTop
+		if c == '/' {
+			p.inVer = false
+			p.keep(' ')
+			return
+		}
+		p.replay(1, '*')
+		p.step(c)
+	case stBackslash:
+		p.fail("\\%c is a command of the mariadb client (\\! runs a shell command), not SQL: coffer never runs client commands, and mariadb-dump never writes them; the snapshot was not made by mariadb-dump alone", c)
 	case stLine:
-		p.line(c)
+		p.lineComment(c)
 	case stBlock:
 		if c == '*' {
 			p.st = stBlockStar
@@ -233,17 +328,23 @@ func (p *parser) step(c byte) {
 		p.step(c)
 	case stDelimCmd:
 		if c != '\n' {
-			p.keep(c)
+			if len(p.head) >= headMax {
+				p.fail("DELIMITER command too long")
+			}
+			p.head = append(p.head, c)
 			return
 		}
 		d := bytes.TrimSpace(p.head[len("DELIMITER"):])
-		if len(d) == 0 {
-			p.fail("DELIMITER without a delimiter")
+		if len(d) == 0 || len(d) > 16 {
+			p.fail("DELIMITER without a delimiter of 1 to 16 bytes")
 			return
 		}
 		p.delim = append(p.delim[:0], d...)
 		p.st = stTop
 		p.reset()
+		if p.split != nil { // the command is the client's: nothing to send
+			p.drop()
+		}
 	default:
 		p.rows(c)
 	}
@@ -273,9 +374,50 @@ func (p *parser) top(c byte) {
 			if p.paren() {
 				return
 			}
+		case '*':
+			if p.inVer {
+				p.st = stVerStar
+				return
+			}
+		case '\\':
+			if p.split != nil {
+				p.begin()
+				p.st = stBackslash
+				return
+			}
 		}
 	}
 	p.plain(c)
+}
+
+// replay handles a byte held back by a state that looked ahead, back
+// bytes before the current one.
+func (p *parser) replay(back int, c byte) {
+	p.back = back
+	p.plain(c)
+	p.back = 0
+}
+
+// verEnd ends the version of a versioned comment at c, the byte after it.
+// A comment for version 99.99.99 (mariadb-dump's "/*M!999999\- enable the
+// sandbox mode */") is for no server: it is a comment. Any other's content
+// is code.
+func (p *parser) verEnd(c byte) {
+	if p.ver >= 999999 {
+		p.st = stBlock
+		p.step(c)
+		return
+	}
+	back := 3 + p.verN // "/*!" and the digits
+	if p.verM {
+		back++
+	}
+	p.back = back
+	p.begin()
+	p.back = 0
+	p.keep(' ')
+	p.inVer, p.st = true, stTop
+	p.step(c)
 }
 
 // plain handles an ordinary byte of a statement: it may end the statement.
@@ -312,22 +454,34 @@ func (p *parser) plain(c byte) {
 func (p *parser) begin() {
 	if !p.inStmt {
 		p.inStmt, p.completed = true, false
+		p.sigOff, p.stmtLine = p.off-int64(p.back), p.line
 	}
 }
 
 func (p *parser) keep(c byte) {
-	if p.inStmt && len(p.head) < headMax {
+	if p.inStmt && len(p.head) < p.headMax() {
 		p.head = append(p.head, c)
 	}
 }
 
+func (p *parser) headMax() int {
+	if p.split != nil {
+		return splitHead
+	}
+	return headMax
+}
+
 func (p *parser) reset() {
-	p.inStmt, p.created, p.k = false, false, 0
+	p.inStmt, p.created, p.k, p.inVer = false, false, 0, false
 	p.head = p.head[:0]
 }
 
 // end is the end of a statement that was not rows.
 func (p *parser) end() {
+	if p.split != nil {
+		p.emit1()
+		return
+	}
 	h := bytes.TrimSpace(p.head)
 	if hasPrefixFold(h, "INSERT") || hasPrefixFold(h, "REPLACE") {
 		p.fail("cannot follow this statement: %.60q…; coffer reads only mariadb-dump's and mysqldump's INSERT INTO `t` VALUES (…)", h)
@@ -341,7 +495,7 @@ func (p *parser) startComment(start string) {
 	p.st = stLine
 }
 
-func (p *parser) line(c byte) {
+func (p *parser) lineComment(c byte) {
 	if c == '\n' {
 		p.endComment()
 		p.st = stTop
@@ -369,6 +523,9 @@ func (p *parser) paren() bool {
 		return false
 	}
 	h := bytes.TrimSpace(p.head)
+	if p.split != nil {
+		return false
+	}
 	if !p.created {
 		p.created = true
 		if rest, ok := cutPrefixFold(h, "CREATE TABLE "); ok {
@@ -600,6 +757,10 @@ func (p *parser) Close() error {
 		p.endComment()
 		p.st = stTop
 	}
+	if p.st == stBackslash {
+		p.step(' ')
+		return p.err
+	}
 	var why string
 	switch {
 	case p.st >= rRowStart:
@@ -701,4 +862,144 @@ func (d *digestReader) Read(b []byte) (int, error) {
 		return n, d.err
 	}
 	return n, err
+}
+
+// writeSplit is Write when splitting. It passes over runs of bytes that
+// change nothing (the inside of strings, most of an INSERT) at once.
+func (p *parser) writeSplit(b []byte) (int, error) {
+	p.cur, p.mark = b, 0
+	for i := 0; i < len(b); {
+		if n := p.run(b[i:]); n > 0 {
+			p.line += bytes.Count(b[i:i+n], newline)
+			p.off += int64(n)
+			i += n
+			continue
+		}
+		c := b[i]
+		p.pos = i
+		p.step(c)
+		if p.err != nil {
+			p.cur = nil
+			return i, p.err
+		}
+		if c == '\n' {
+			p.line++
+		}
+		p.off++
+		i++
+	}
+	if p.inStmt || p.st != stTop && p.st != stLine && p.st != stBlock && p.st != stBlockStar {
+		p.buf = append(p.buf, b[p.mark:]...)
+	} else { // between statements: spaces and comments need not be kept
+		p.buf = p.buf[:0]
+		p.bufOff = p.off
+	}
+	p.cur = nil
+	return len(b), nil
+}
+
+var newline = []byte{'\n'}
+
+// run is how many of b's first bytes change nothing but the offset and the
+// line: the splitter passes over them without looking at each.
+func (p *parser) run(b []byte) int {
+	switch p.st {
+	case stQuote:
+		for i, c := range b {
+			if c == p.quote || c == '\\' && p.quote != '`' {
+				return i
+			}
+		}
+		return len(b)
+	case stTop:
+		if !p.inStmt || p.k != 0 || len(p.head) < splitHead {
+			return 0
+		}
+		d := p.delim[0]
+		for i, c := range b {
+			switch c {
+			case d, '-', '/', '#', '\'', '"', '`', '\\', '*':
+				return i
+			}
+		}
+		return len(b)
+	case stLine:
+		if len(p.comment) < commentMax { // it may be the trailer: look
+			return 0
+		}
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			return i
+		}
+		return len(b)
+	case stBlock:
+		if i := bytes.IndexByte(b, '*'); i >= 0 {
+			return i
+		}
+		return len(b)
+	}
+	return 0
+}
+
+// emit1 ends a statement when splitting: the byte being read is the last
+// of its delimiter.
+func (p *parser) emit1() {
+	p.buf = append(p.buf, p.cur[p.mark:p.pos+1]...)
+	p.mark = p.pos + 1
+	began, line := p.inStmt, p.stmtLine
+	start, end := p.sigOff-p.bufOff, int64(len(p.buf)-len(p.delim))
+	var stmt []byte
+	if began && start >= 0 && start < end {
+		stmt = bytes.TrimRight(p.buf[start:end], " \t\r\n")
+		// stmt keeps the buffer: the next statement gets a new one.
+		p.buf = make([]byte, 0, min(cap(p.buf), 4<<20))
+	} else {
+		p.buf = p.buf[:0]
+	}
+	p.bufOff = p.off + 1
+	p.reset()
+	if len(stmt) == 0 {
+		return
+	}
+	if w := clientCommand(stmt); w != "" {
+		p.failAt(line, "%.60q is a command of the mariadb client (%s), not SQL: coffer never runs client commands, and mariadb-dump never writes them; the snapshot was not made by mariadb-dump alone", stmt, w)
+		return
+	}
+	if err := p.split(stmt, line); err != nil && p.err == nil {
+		p.err = err
+	}
+}
+
+// drop forgets what the splitter holds, up to the byte being read.
+func (p *parser) drop() {
+	p.buf = p.buf[:0]
+	p.mark = p.pos + 1
+	p.bufOff = p.off + 1
+}
+
+// clientCommands are the mariadb client's commands that a line may begin
+// with (but DELIMITER, which the splitter follows). The client runs them
+// itself: system and \! run a shell command, source and \. read a file,
+// tee writes one, connect and use switch servers or databases.
+var clientCommands = []string{"?", "charset", "clear", "connect", "edit", "ego", "exit", "go", "help",
+	"nopager", "notee", "nowarning", "pager", "print", "prompt", "quit", "rehash", "sandbox", "source",
+	"status", "system", "tee", "use", "warnings"}
+
+// clientCommand is the client command stmt begins with, if any.
+func clientCommand(stmt []byte) string {
+	if stmt[0] == '?' {
+		return "?"
+	}
+	n := 0
+	for n < len(stmt) && (stmt[n] >= 'a' && stmt[n] <= 'z' || stmt[n] >= 'A' && stmt[n] <= 'Z') {
+		n++
+	}
+	if n == 0 || n > 10 || n < len(stmt) && !isSpace(stmt[n]) {
+		return ""
+	}
+	for _, c := range clientCommands {
+		if asciiEqualFold(stmt[:n], c) {
+			return c
+		}
+	}
+	return ""
 }

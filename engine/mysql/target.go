@@ -2,16 +2,13 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"strings"
-	"syscall"
+	"time"
 
 	"github.com/coffer-backup/coffer/engine"
-	"github.com/coffer-backup/coffer/engine/command"
 )
 
 // Target is a MariaDB or MySQL server that snapshots are restored into.
@@ -19,26 +16,51 @@ import (
 // without one, under its own name); a snapshot of several databases
 // loads each under its own name.
 //
-// The client loads a dump one statement at a time and the restored stream
-// arrives in order, so databases are loaded one after the other: jobs is
-// accepted for symmetry with other engines and does not apply.
+// A snapshot is input from an adversary. coffer splits each database's
+// dump into statements itself and executes them one by one (the mariadb
+// client, which runs client commands, never sees a dump), as a temporary
+// account that may use only the database it loads (coffer_load_…, see
+// account.go): a statement that reaches for another database, an account,
+// a global setting or a file fails, and fails the load, naming its line.
+// Only TrustSnapshot loads as the address's user.
+//
+// With Clean, a database that holds tables is not touched by Load: the
+// snapshot is loaded into a new database beside it, and Commit swaps them
+// (see swap.go); Abort drops only the new one.
+//
+// The stream arrives in order and is loaded one statement at a time, so
+// databases are loaded one after the other: jobs is accepted for
+// symmetry with other engines and does not apply.
 type Target struct {
 	c      *conn
 	t      *tools
-	clean  bool
-	jobs   int
-	loaded []mapping
+	opts   TargetOptions
+	loaded []*mapping
+	admin  *admin       // kept from Load to Commit or Abort while a new database awaits its swap
+	reader *loadAccount // the account OpenReader connects as, dropped by Commit and Abort
+	notes  []string
+	now    func() time.Time
 }
 
-// mapping is a database of the snapshot and where it was loaded.
-type mapping struct{ from, to string }
+// mapping is a database of the snapshot and where it is loaded.
+type mapping struct {
+	from    string // its name in the snapshot
+	to      string // where it belongs
+	into    string // where Load loads it: to, or with Clean a new database beside it
+	exists  bool   // to existed before Load
+	created bool   // Load created into
+	started bool   // Load began to load into
+}
+
+// swapping reports whether x is loaded beside the database it replaces.
+func (x *mapping) swapping() bool { return x.into != x.to }
 
 // NewTarget returns the target at dsn (mysql://USER@HOST:PORT/[DATABASE]).
-// With clean, databases that hold tables are dropped and re-created;
-// without it they are refused. The password comes from MYSQL_PWD or the
-// file named by COFFER_MYSQL_PASSWORD_FILE.
+// Without Clean, databases that hold tables are refused. The password
+// comes from MYSQL_PWD or the file named by COFFER_MYSQL_PASSWORD_FILE;
+// the user must be allowed to create accounts and to grant privileges on
+// the databases it restores (unless TrustSnapshot).
 func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
-	clean, jobs := opts.Clean, opts.Jobs
 	c, err := newConn(dsn)
 	if err != nil {
 		return nil, err
@@ -47,7 +69,7 @@ func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Target{c: c, t: t, clean: clean, jobs: jobs}, nil
+	return &Target{c: c, t: t, opts: opts, now: time.Now}, nil
 }
 
 // TargetOptions tune a Target; see restore.TargetOptions, which they mirror.
@@ -58,14 +80,12 @@ type TargetOptions struct {
 	Scratch        bool
 }
 
-// Commit implements restore.Target.
-func (t *Target) Commit(ctx context.Context) ([]string, error) { return nil, nil }
-
-// Abort implements restore.Target.
-func (t *Target) Abort(ctx context.Context) error { return nil }
-
 // Notes implements restore.Target.
-func (t *Target) Notes() []string { return nil }
+func (t *Target) Notes() []string { return t.notes }
+
+func (t *Target) note(format string, args ...any) {
+	t.notes = append(t.notes, fmt.Sprintf(format, args...))
+}
 
 // Engine implements restore.Target.
 func (t *Target) Engine() string { return "mysql" }
@@ -74,127 +94,217 @@ func (t *Target) Engine() string { return "mysql" }
 func (t *Target) String() string { return t.c.String() }
 
 // plan maps the snapshot's parts to target databases.
-func (t *Target) plan(parts []engine.Part) ([]mapping, error) {
+func (t *Target) plan(parts []engine.Part) ([]*mapping, error) {
 	if len(parts) == 0 {
 		return nil, errors.New("the snapshot records no databases: restore it with --output and load it by hand")
 	}
-	var m []mapping
+	var m []*mapping
 	for _, p := range parts {
 		name, ok := strings.CutSuffix(p.Name, ".sql")
 		if !ok || name == "" {
 			return nil, fmt.Errorf("snapshot part %q is not a MySQL dump (<database>.sql)", p.Name)
 		}
-		m = append(m, mapping{from: name, to: name})
+		m = append(m, &mapping{from: name, to: name, into: name})
 	}
 	if t.c.db != "" {
 		if len(m) > 1 {
 			names := make([]string, len(m))
 			for i := range m {
-				names[i] = m[i].from
+				names[i] = fmt.Sprintf("%q", m[i].from)
 			}
 			return nil, fmt.Errorf("the snapshot holds %d databases (%s), which load under their own names: give an address without a database, e.g. mysql://%s@%s/", len(m), strings.Join(names, ", "), t.c.user, t.c.addr())
 		}
-		m[0].to = t.c.db
+		m[0].to, m[0].into = t.c.db, t.c.db
 	}
 	return m, nil
 }
 
 // Load implements restore.Target. Every target database is checked, and
-// created or (with clean) re-created, before anything is loaded.
+// created (or with Clean a new one made beside it), before anything is
+// loaded.
 func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) error {
 	m, err := t.plan(rep.Parts)
 	if err != nil {
 		return err
 	}
-	db, err := t.c.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := t.prepare(ctx, db, m); err != nil {
-		return err
-	}
 	t.loaded = m
+	a, err := t.c.admin(ctx)
+	if err != nil {
+		return t.failed(ctx, err)
+	}
+	t.admin = a
+	defer func() {
+		if !t.pending() {
+			t.release()
+		}
+	}()
+	if !t.opts.TrustSnapshot {
+		if n := a.sweepLoadAccounts(ctx); n > 0 {
+			t.note("dropped %d load account(s) (coffer_load_…) that a killed restore had left on %s", n, t.c.addr())
+		}
+	}
+	if err := t.prepare(ctx, a, m); err != nil {
+		return t.failed(ctx, err)
+	}
 	i := 0
-	return engine.Split(r, rep.Parts, func(_ engine.Part, pr io.Reader) error {
-		to := m[i].to
+	err = engine.Split(r, rep.Parts, func(_ engine.Part, pr io.Reader) error {
+		x := m[i]
 		i++
-		if err := t.load(ctx, to, pr); err != nil {
-			return fmt.Errorf("load database %q at %s: %w; it is partially loaded: drop it, or restore again with --clean", to, t.c.addr(), err)
+		a, err := t.adminConn(ctx)
+		if err == nil {
+			err = t.loadOne(ctx, a, x, pr)
+		}
+		if err != nil {
+			return fmt.Errorf("load database %q at %s: %w", x.to, t.c.addr(), err)
 		}
 		return nil
 	})
-}
-
-func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-
-// prepare refuses databases with tables unless clean, then creates the
-// databases the load needs.
-func (t *Target) prepare(ctx context.Context, db *sql.DB, m []mapping) error {
-	exists := map[string]bool{}
-	var busy []string
-	for _, x := range m {
-		var n int
-		err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", x.to).Scan(&n)
-		if err != nil {
-			return fmt.Errorf("check database %q at %s: %w", x.to, t.c.addr(), err)
-		}
-		exists[x.to] = n > 0
-		if n == 0 {
-			continue
-		}
-		if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", x.to).Scan(&n); err != nil {
-			return fmt.Errorf("check database %q at %s: %w", x.to, t.c.addr(), err)
-		}
-		if n > 0 {
-			busy = append(busy, fmt.Sprintf("%q (%d tables)", x.to, n))
-		}
-	}
-	if len(busy) > 0 && !t.clean {
-		return fmt.Errorf("restore target %s: database %s is not empty; nothing was loaded: restore into another database, or pass --clean to drop and re-create it", t, strings.Join(busy, ", "))
-	}
-	for _, x := range m {
-		if exists[x.to] && t.clean {
-			if _, err := db.ExecContext(ctx, "DROP DATABASE "+quoteIdent(x.to)); err != nil {
-				return fmt.Errorf("drop database %q at %s for --clean: %w", x.to, t.c.addr(), err)
-			}
-		}
-		if _, err := db.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(x.to)+" CHARACTER SET utf8mb4"); err != nil {
-			return fmt.Errorf("create database %q at %s: %w", x.to, t.c.addr(), err)
-		}
+	if err != nil {
+		return t.failed(ctx, err)
 	}
 	return nil
 }
 
-// load pipes one database's dump into the client.
-func (t *Target) load(ctx context.Context, db string, r io.Reader) error {
-	optFile, remove, err := t.c.optionFile()
+// failed undoes a failed Load at once and adds to its error what each
+// target database holds now.
+func (t *Target) failed(ctx context.Context, err error) error {
+	state, uerr := t.undo(context.WithoutCancel(ctx))
+	if uerr != nil {
+		state = append(state, fmt.Sprintf("removing what the restore created failed: %v", uerr))
+	}
+	// Also in the notes: when the stream failed first (a damaged pack),
+	// the caller reports its error, not this one.
+	t.notes = append(t.notes, state...)
+	if len(state) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w\n%s", err, strings.Join(state, "\n"))
+}
+
+// pending reports whether a loaded database awaits Commit or Abort.
+func (t *Target) pending() bool {
+	for _, x := range t.loaded {
+		if x.swapping() {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Target) release() {
+	t.dropReader(context.Background())
+	if t.admin != nil {
+		t.admin.close()
+		t.admin = nil
+	}
+}
+
+// prepare refuses databases with tables unless Clean, then creates the
+// databases the load needs.
+func (t *Target) prepare(ctx context.Context, a *admin, m []*mapping) error {
+	var busy []string
+	for _, x := range m {
+		n, err := a.count(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", x.to)
+		if err != nil {
+			return fmt.Errorf("check database %q at %s: %w", x.to, t.c.addr(), err)
+		}
+		if x.exists = n > 0; n == 0 {
+			continue
+		}
+		if n, err = a.count(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?", x.to); err != nil {
+			return fmt.Errorf("check database %q at %s: %w", x.to, t.c.addr(), err)
+		}
+		if n > 0 {
+			busy = append(busy, fmt.Sprintf("%q (%d tables)", x.to, n))
+			if t.opts.Clean {
+				x.into = newDatabaseName(x.to, t.now())
+			}
+		}
+	}
+	if len(busy) > 0 && !t.opts.Clean {
+		return fmt.Errorf("restore target %s: database %s is not empty; nothing was loaded: restore into another database, or pass --clean to replace it (it is kept until the snapshot is loaded and verified)", t, strings.Join(busy, ", "))
+	}
+	if !t.opts.TrustSnapshot {
+		for _, x := range m {
+			if !grantable(x.to) {
+				return notGrantable(x.to)
+			}
+		}
+	}
+	for _, x := range m {
+		if x.swapping() {
+			t.sweepNew(ctx, a, x.to)
+			if err := a.lock(ctx, newLock(x.into)); err != nil {
+				return fmt.Errorf("new database %q for --clean at %s: %w; try again", x.into, t.c.addr(), err)
+			}
+		} else if x.exists {
+			continue
+		}
+		if err := a.exec(ctx, "CREATE DATABASE "+quoteIdent(x.into)+" CHARACTER SET utf8mb4"); err != nil {
+			return fmt.Errorf("create database %q at %s: %w", x.into, t.c.addr(), err)
+		}
+		x.created = true
+	}
+	return nil
+}
+
+func (a *admin) count(ctx context.Context, query string, args ...any) (int, error) {
+	var n int
+	err := a.conn.QueryRowContext(ctx, query, args...).Scan(&n)
+	return n, err
+}
+
+// loadOne loads one database's dump into x.into.
+func (t *Target) loadOne(ctx context.Context, a *admin, x *mapping, r io.Reader) error {
+	x.started = true
+	if t.opts.TrustSnapshot {
+		db, err := t.c.openAs(ctx, t.c.user, t.c.password, x.into)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		t.note("database %q was loaded with all the rights of user %q (--trust-snapshot), with the definers the snapshot names", x.to, t.c.user)
+		return execDump(ctx, conn, x.from, r, false)
+	}
+	l, err := a.createLoadAccount(ctx, x.into)
 	if err != nil {
 		return err
 	}
-	defer remove()
-	args := append(t.c.connArgs(optFile), "--binary-mode", "--default-character-set=utf8mb4", "--max-allowed-packet=1G", db)
-	cmd := exec.CommandContext(ctx, t.t.client, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	stderr := command.NewTail(4096)
-	cmd.Stderr, cmd.Stdout = stderr, io.Discard
-	// A stream that fails must not reach the client as an end of input,
-	// on which it would run a half-read statement: kill it first.
-	in := command.NewStdin(r, cmd)
-	cmd.Stdin = in
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", t.t.client, err)
-	}
-	err = cmd.Wait()
-	if in.Err() != nil {
-		return in.Err()
-	}
-	if err != nil {
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return fmt.Errorf("%s: %w: %s", t.t.client, err, msg)
+	defer func() { // on the admin connection, or a new one if a cancel broke it
+		dctx := context.WithoutCancel(ctx)
+		if b, err := t.adminConn(dctx); err == nil {
+			b.dropLoadAccount(dctx, l)
 		}
-		return fmt.Errorf("%s: %w", t.t.client, err)
+	}()
+	db, err := t.c.openAs(ctx, l.user, l.password, x.into)
+	if err != nil {
+		return fmt.Errorf("connect as the load account %s: %w", l.sql(), err)
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var who string
+	if err := conn.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&who); err != nil || who != l.definer() {
+		return fmt.Errorf("the load account %s logged in as %q (%v): another account of the server matches first; remove it", l.sql(), who, err)
+	}
+	if err := execDump(ctx, conn, x.from, r, true); err != nil {
+		return err
+	}
+	conn.Close()
+	n, err := a.adopt(ctx, x.into, l.account)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		t.note("the %d views, triggers, routines and events of database %q run as %s, a locked account that may use only that database; the definers the snapshot names were not applied (restore with --trust-snapshot to keep them)", n, x.to, definerFor(x.to).sql())
 	}
 	return nil
 }
@@ -207,16 +317,103 @@ func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 		if t.c.db == "" {
 			return nil, fmt.Errorf("restore target %s: nothing was loaded and the address names no database", t)
 		}
-		m = []mapping{{from: t.c.db, to: t.c.db}}
+		m = []*mapping{{from: t.c.db, to: t.c.db, into: t.c.db}}
 	}
 	dg := engine.NewDigester()
 	for _, x := range m {
-		dump := engine.PartSource{Name: x.to, Open: func(ctx context.Context) (io.ReadCloser, error) {
-			return t.c.startDump(ctx, t.t, x.to, x.from, dg, nil)
+		dump := engine.PartSource{Name: x.into, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			return t.c.startDump(ctx, t.t, x.into, x.from, dg, nil)
 		}}
 		if err := dump.Drain(ctx); err != nil {
-			return nil, fmt.Errorf("digest database %q at %s: %w", x.to, t.c.addr(), err)
+			return nil, fmt.Errorf("digest database %q at %s: %w", x.into, t.c.addr(), err)
 		}
 	}
 	return dg.Result(), nil
+}
+
+// Commit implements restore.Target: with Clean, each database loaded
+// beside the one it replaces takes its place (see swap).
+func (t *Target) Commit(ctx context.Context) ([]string, error) {
+	defer t.release()
+	var notes []string
+	for _, x := range t.loaded {
+		if !x.swapping() {
+			continue
+		}
+		a, err := t.adminConn(ctx)
+		if err != nil {
+			return notes, err
+		}
+		n, err := t.swap(ctx, a, x)
+		notes = append(notes, n...)
+		if err != nil {
+			return notes, err
+		}
+		x.into, x.created = x.to, false // it is in place now
+	}
+	return notes, nil
+}
+
+// Abort implements restore.Target: it drops the databases Load created,
+// new ones beside a database to replace included, with their definer
+// accounts. A database that existed is left as it is.
+func (t *Target) Abort(ctx context.Context) error {
+	state, err := t.undo(ctx)
+	t.notes = append(t.notes, state...)
+	return err
+}
+
+// undo drops what Load created and says what each database holds now.
+func (t *Target) undo(ctx context.Context) ([]string, error) {
+	defer t.release()
+	var state []string
+	var errs []error
+	var left []*mapping // what could not be undone, for a later Abort
+	for _, x := range t.loaded {
+		if !x.created {
+			switch {
+			case x.started:
+				state = append(state, fmt.Sprintf("database %q was empty before and may be partially loaded: drop it, or restore again with --clean", x.into))
+			case t.opts.Clean: // nothing of it was replaced, or even read
+				state = append(state, fmt.Sprintf("database %q is untouched", x.to))
+			}
+			continue
+		}
+		a, err := t.adminConn(ctx)
+		if err == nil {
+			err = a.exec(ctx, "DROP DATABASE IF EXISTS "+quoteIdent(x.into))
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("drop database %q at %s: %w", x.into, t.c.addr(), err))
+			state = append(state, fmt.Sprintf("database %q, created for this restore, could not be dropped: drop it yourself", x.into))
+			left = append(left, x)
+			continue
+		}
+		x.created = false
+		errs = append(errs, a.dropDefiner(ctx, x.into))
+		if x.swapping() {
+			a.unlock(ctx, newLock(x.into))
+			state = append(state, fmt.Sprintf("database %q is untouched; the partial new copy %q was dropped", x.to, x.into))
+		} else {
+			state = append(state, fmt.Sprintf("database %q, created for this restore, was dropped", x.into))
+		}
+	}
+	t.loaded = left
+	return state, errors.Join(errs...)
+}
+
+// adminConn is the admin connection Load kept, or a new one when there
+// is none or it broke (a query cancelled with its context ends it).
+func (t *Target) adminConn(ctx context.Context) (*admin, error) {
+	if t.admin != nil && t.admin.conn.PingContext(ctx) != nil {
+		t.release()
+	}
+	if t.admin == nil {
+		a, err := t.c.admin(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t.admin = a
+	}
+	return t.admin, nil
 }

@@ -1,7 +1,7 @@
 // Package postgres backs up PostgreSQL servers with pg_dump and
-// pg_dumpall, restores them with pg_restore and psql, and computes
-// per-table digests of a dump as it passes, and of a live database from a
-// fresh dump by the same code.
+// pg_dumpall, restores them with pg_restore, and computes per-table
+// digests of a dump as it passes, and of a live database from a fresh
+// dump by the same code.
 //
 // Each database is dumped in the custom format without compression
 // (pg_dump -Fc -Z0): unchanged rows give unchanged bytes, which the
@@ -10,6 +10,11 @@
 // pg_dumpall --globals-only. Each database's dump is one consistent
 // snapshot of it; several databases are dumped one after the other, so
 // they are not consistent with one another.
+//
+// A snapshot is input from an adversary (the backup host may be one):
+// restoring never gives its bytes to psql or a shell, loads them as a
+// throwaway role that is not a superuser, and applies owners, grants and
+// roles with statements coffer builds itself (see Target).
 //
 // Passwords never appear on a command line or in an address: the child
 // programs get the server, port, user and database through PGHOST,
@@ -71,36 +76,61 @@ func parseDSN(dsn string) (*conn, error) {
 	}
 	c := &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}
 	for k, v := range a.Query {
-		if k != "sslmode" || len(v) != 1 {
-			return nil, fmt.Errorf("postgres address %s: option %q is not supported (only sslmode)", engine.Redact(a.URL), k)
+		switch {
+		case len(v) != 1:
+			return nil, fmt.Errorf("postgres address %s: option %q is given %d times", engine.Redact(a.URL), k, len(v))
+		case k == "sslmode":
+			c.sslmode = v[0]
+		case k == "host" && filepath.IsAbs(v[0]) && a.URL.Host == "":
+			c.host = filepath.Clean(v[0]) // a Unix socket directory
+		case k == "host":
+			return nil, fmt.Errorf("postgres address %s: host=%q: give a Unix socket directory (an absolute path) with no host before the path, e.g. postgres://USER@/DB?host=/run/postgresql", engine.Redact(a.URL), v[0])
+		case k == "port" && a.URL.Port() == "":
+			// The socket's number, .s.PGSQL.PORT, as libpq's port=.
+			p, err := strconv.Atoi(v[0])
+			if err != nil || p <= 0 || p > 65535 {
+				return nil, fmt.Errorf("postgres address %s: bad port %q", engine.Redact(a.URL), v[0])
+			}
+			c.port = p
+		default:
+			return nil, fmt.Errorf("postgres address %s: option %q is not supported (only sslmode, and host=SOCKET_DIRECTORY with port=N)", engine.Redact(a.URL), k)
 		}
-		c.sslmode = v[0]
 	}
 	return c, nil
 }
 
+// socket reports whether the address is a Unix socket directory.
+func (c *conn) socket() bool { return strings.HasPrefix(c.host, "/") }
+
 func redact(u *url.URL) string { return engine.Redact(u) }
 
-func (c *conn) addr() string { return net.JoinHostPort(c.host, strconv.Itoa(c.port)) }
+// addr names the server in messages: host:port, or the socket's path.
+func (c *conn) addr() string {
+	if c.socket() {
+		return filepath.Join(c.host, ".s.PGSQL."+strconv.Itoa(c.port))
+	}
+	return net.JoinHostPort(c.host, strconv.Itoa(c.port))
+}
+
+// url is the address of database db, without secrets.
+func (c *conn) url(db string) *url.URL {
+	if c.socket() {
+		return &url.URL{Scheme: "postgres", User: url.User(c.user), Path: "/" + db,
+			RawQuery: url.Values{"host": {c.host}, "port": {strconv.Itoa(c.port)}}.Encode()}
+	}
+	return &url.URL{Scheme: "postgres", User: url.User(c.user), Host: c.addr(), Path: "/" + db}
+}
 
 // String names the server and database, without secrets.
-func (c *conn) String() string {
-	return (&url.URL{Scheme: "postgres", User: url.User(c.user), Host: c.addr(), Path: "/" + c.db}).String()
-}
+func (c *conn) String() string { return c.url(c.db).String() }
 
 // connect opens a connection to database db and explains the usual
 // failures. The password comes, as for libpq, from PGPASSWORD or the
 // password file.
 func (c *conn) connect(ctx context.Context, db string) (*pgx.Conn, error) {
-	u := url.URL{Scheme: "postgres", User: url.User(c.user), Host: c.addr(), Path: "/" + db}
-	q := url.Values{"connect_timeout": {strconv.Itoa(int(ConnectTimeout / time.Second))}}
-	if c.sslmode != "" {
-		q.Set("sslmode", c.sslmode)
-	}
-	u.RawQuery = q.Encode()
-	cfg, err := pgx.ParseConfig(u.String())
+	cfg, err := c.config(db)
 	if err != nil {
-		return nil, fmt.Errorf("postgres address %s: %w", c, err)
+		return nil, err
 	}
 	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
 	defer cancel()
@@ -112,6 +142,30 @@ func (c *conn) connect(ctx context.Context, db string) (*pgx.Conn, error) {
 		return nil, c.explain(err, db)
 	}
 	return pc, nil
+}
+
+// config is how coffer connects to database db.
+func (c *conn) config(db string) (*pgx.ConnConfig, error) {
+	u := c.url(db)
+	q := u.Query()
+	q.Set("connect_timeout", strconv.Itoa(int(ConnectTimeout/time.Second)))
+	if c.sslmode != "" {
+		q.Set("sslmode", c.sslmode)
+	}
+	u.RawQuery = q.Encode()
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("postgres address %s: %w", c, err)
+	}
+	// A restored database is the snapshot's: its owner may have set a
+	// search_path (ALTER DATABASE … SET) that puts its own functions and
+	// operators before the system's. Settings sent at connection time win
+	// over those, so every name coffer's statements use resolves in
+	// pg_catalog, and temporary objects come last. String literals that
+	// coffer builds double their quotes and nothing else.
+	cfg.RuntimeParams["search_path"] = "pg_catalog, pg_temp"
+	cfg.RuntimeParams["standard_conforming_strings"] = "on"
+	return cfg, nil
 }
 
 func (c *conn) explain(err error, db string) error {
@@ -147,16 +201,28 @@ func (c *conn) explain(err error, db string) error {
 // the time zone that timestamps are written in, so that digests do not
 // depend on the server's default. The database is a value of PGDATABASE,
 // which libpq never reads as a connection string.
-func (c *conn) env(db string) []string {
-	extra := []string{"PGHOST=" + c.host, "PGPORT=" + strconv.Itoa(c.port), "PGUSER=" + c.user, "PGDATABASE=" + db,
+func (c *conn) env(db string) []string { return c.envAs(db, c.user, "") }
+
+// envAs is env for another user of the same server, e.g. the role a
+// snapshot is loaded as: with a password, it is the only one the program
+// gets (PGPASSWORD), and coffer's own password and password file do not
+// reach it.
+func (c *conn) envAs(db, user, password string) []string {
+	extra := []string{"PGHOST=" + c.host, "PGPORT=" + strconv.Itoa(c.port), "PGUSER=" + user, "PGDATABASE=" + db,
 		"PGTZ=UTC", "PGAPPNAME=coffer", "PGCONNECT_TIMEOUT=" + strconv.Itoa(int(ConnectTimeout/time.Second))}
 	if c.sslmode != "" {
 		extra = append(extra, "PGSSLMODE="+c.sslmode)
 	}
-	pass := []string{"PGPASSWORD", "PGPASSFILE", "PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGSSLCRL"}
-	if os.Getenv("PGPASSFILE") == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			extra = append(extra, "PGPASSFILE="+filepath.Join(home, ".pgpass"))
+	pass := []string{"PGSSLCERT", "PGSSLKEY", "PGSSLROOTCERT", "PGSSLCRL"}
+	switch {
+	case password != "":
+		extra = append(extra, "PGPASSWORD="+password)
+	default:
+		pass = append(pass, "PGPASSWORD", "PGPASSFILE")
+		if os.Getenv("PGPASSFILE") == "" {
+			if home, err := os.UserHomeDir(); err == nil {
+				extra = append(extra, "PGPASSFILE="+filepath.Join(home, ".pgpass"))
+			}
 		}
 	}
 	return command.Env(pass, extra...)
@@ -294,7 +360,7 @@ func (s *Source) Parts() []engine.PartSource {
 	for i, db := range s.dbs {
 		out = append(out, engine.PartSource{Name: db + partSuffix, Open: func(ctx context.Context) (io.ReadCloser, error) {
 			s.sizes[i+1] = -1
-			return startDump(ctx, s.c, s.t, db, db, s.dg, func(n int64) { s.sizes[i+1] = n })
+			return startDump(ctx, s.c, s.t, db, db, s.dg, func(n int64) { s.sizes[i+1] = n }, nil)
 		}})
 	}
 	return out
@@ -321,7 +387,14 @@ func (s *Source) startGlobals(ctx context.Context, ended func(int64)) (io.ReadCl
 	if !s.srv.superuser {
 		args = append(args, "--no-role-passwords")
 	}
-	st, err := command.StartArgs(ctx, "pg_dumpall --globals-only", s.c.env(s.dbs[0]), append([]string{s.t.path["pg_dumpall"]}, args...)...)
+	// pg_dumpall connects to the postgres database (or template1) of its
+	// own accord; PGDATABASE names one that exists, never a name from
+	// the server's list, which may be anything.
+	connectDB := s.c.db
+	if connectDB == "" {
+		connectDB = "postgres"
+	}
+	st, err := command.StartArgs(ctx, "pg_dumpall --globals-only", s.c.env(connectDB), append([]string{s.t.path["pg_dumpall"]}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -334,8 +407,13 @@ var dumpArgs = []string{"--format=custom", "--compress=0", "--no-sync", "--no-pa
 
 // startDump runs pg_dump of db and returns its stream, digested into dg
 // under label (the database's name in the snapshot).
-func startDump(ctx context.Context, c *conn, t *tools, db, label string, dg *engine.Digester, ended func(int64)) (io.ReadCloser, error) {
-	st, err := command.StartArgs(ctx, "pg_dump "+db, c.env(db), append([]string{t.path["pg_dump"]}, dumpArgs...)...)
+//
+// env is pg_dump's environment (nil: c.env(db), the address's user).
+func startDump(ctx context.Context, c *conn, t *tools, db, label string, dg *engine.Digester, ended func(int64), env []string, args ...string) (io.ReadCloser, error) {
+	if env == nil {
+		env = c.env(db)
+	}
+	st, err := command.StartArgs(ctx, "pg_dump "+db, env, append(append([]string{t.path["pg_dump"]}, dumpArgs...), args...)...)
 	if err != nil {
 		return nil, err
 	}

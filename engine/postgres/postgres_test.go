@@ -78,8 +78,42 @@ func dropDatabase(db string) error {
 		return err
 	}
 	defer pc.Close(ctx)
-	_, err = pc.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{db}.Sanitize()+" WITH (FORCE)")
-	return err
+	// With it, the copies a --clean restore into it kept.
+	rows, err := pc.Query(ctx, `SELECT datname FROM pg_database WHERE datname = $1
+		OR starts_with(datname, $1 || '_coffer_new_') OR starts_with(datname, $1 || '_before_')`, db)
+	if err != nil {
+		return err
+	}
+	dbs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, d := range dbs {
+		if _, err = pc.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{d}.Sanitize()+" WITH (FORCE)"); err != nil {
+			return err
+		}
+	}
+	return dropCofferRoles(ctx, pc, db)
+}
+
+// dropCofferRoles drops the roles a restore into db created for it
+// (coffer_owner_…, scratch roles), found by their comments.
+func dropCofferRoles(ctx context.Context, pc *pgx.Conn, db string) error {
+	rows, err := pc.Query(ctx, `SELECT r.rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid
+		WHERE d.description IN ($1, $2, $3) AND NOT r.rolsuper`, ownerComment+db, scratchComment+db, loadComment+db)
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, err := pc.Exec(ctx, "DROP ROLE IF EXISTS "+pgx.Identifier{n}.Sanitize()); err != nil {
+			return fmt.Errorf("drop role %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // newDatabase names a database that the test's cleanup drops; create
@@ -212,19 +246,35 @@ func backup(t testing.TB, dsn string, opts Options) ([]byte, engine.Report) {
 	return b, rep
 }
 
+// restore loads stream into target as restore.ToDatabase does: Load,
+// Digests, then Commit (with clean, dropping the replaced database).
 func restore(t testing.TB, target string, clean bool, jobs int, stream []byte, rep engine.Report) []engine.TableDigest {
 	t.Helper()
+	return restoreWith(t, target, TargetOptions{Clean: clean, DropOld: clean, Jobs: jobs}, stream, rep)
+}
+
+func restoreWith(t testing.TB, target string, opts TargetOptions, stream []byte, rep engine.Report) []engine.TableDigest {
+	t.Helper()
 	ctx := context.Background()
-	tg, err := NewTarget(target, TargetOptions{Clean: clean, Jobs: jobs})
+	tg, err := NewTarget(target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tg.Load(ctx, bytes.NewReader(stream), rep); err != nil {
+		tg.Abort(ctx)
 		t.Fatal(err)
 	}
 	got, err := tg.Digests(ctx)
 	if err != nil {
+		tg.Abort(ctx)
 		t.Fatal(err)
+	}
+	notes, err := tg.Commit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range append(tg.Notes(), notes...) {
+		t.Log("note: " + n)
 	}
 	return got
 }
@@ -399,7 +449,8 @@ func TestSeveralDatabases(t *testing.T) {
 		t.Fatalf("the refused restore changed %s: %d rows", b, n)
 	}
 
-	mustMatch(t, rep.Tables, restore(t, testServer+"postgres", true, 2, stream, rep))
+	// The test's own connections to a and b are ended (Force).
+	mustMatch(t, rep.Tables, restoreWith(t, testServer+"postgres", TargetOptions{Clean: true, DropOld: true, Force: true, Jobs: 2}, stream, rep))
 
 	for _, db := range []string{a, b} {
 		if err := dropDatabase(db); err != nil {

@@ -1,55 +1,114 @@
 package postgres
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/coffer-backup/coffer/engine"
-	"github.com/coffer-backup/coffer/engine/command"
 )
 
-// Target is a PostgreSQL server that snapshots are restored into. The
-// globals are applied first. A snapshot of one database is loaded into
-// the address's database (or, without one, under its own name); a
-// snapshot of several databases loads each under its own name, and the
-// address's database is then only used to connect.
+// Target is a PostgreSQL server that snapshots are restored into. A
+// snapshot of one database is loaded into the address's database (or,
+// without one, under its own name); a snapshot of several databases loads
+// each under its own name, and the address's database is then only used
+// to connect.
+//
+// A snapshot is treated as hostile: the backup host that wrote it may be
+// the attacker. So, unless TargetOptions.TrustSnapshot:
+//
+//   - Nothing of it reaches psql or a shell. The globals (roles) are
+//     applied only with TargetOptions.Globals, by coffer, from parsed
+//     statements that create missing roles and never alter an existing
+//     one or the connecting user (see applyGlobals).
+//   - Each database is loaded by pg_restore logged in as a throwaway role,
+//     coffer_load_<random>: LOGIN, not a superuser, without CREATEDB,
+//     CREATEROLE, REPLICATION or BYPASSRLS, owner of the new database and
+//     of nothing else, with a random password that only that pg_restore
+//     gets. Whatever the archive runs (a function behind a materialized
+//     view, COPY … TO PROGRAM, SET ROLE, ALTER SYSTEM, CREATE EXTENSION of
+//     an untrusted extension, event triggers, DDL on other databases) runs
+//     with those rights and fails the load, naming the TOC entry and the
+//     remedy, --trust-snapshot.
+//   - Owners and grants are then applied by coffer with statements it
+//     builds from parsed values and quoted identifiers (applyOwnership),
+//     never as a superuser's replay of archive text, and never making a
+//     privileged role (roleSet.ownable) an owner; chooseOwner says who
+//     owns the database. Settings the load gave the database are reset,
+//     and every coffer session runs with search_path pg_catalog, pg_temp.
+//   - With Clean a database is loaded beside the one it replaces, which
+//     stays untouched until Commit swaps the names.
+//
+// With TrustSnapshot the snapshot is loaded as the connecting user, with
+// the owners and grants it records, as pg_restore does; the globals are
+// still only applied as above.
 type Target struct {
-	c      *conn
-	clean  bool
-	jobs   int
-	t      *tools
-	loaded []mapping
+	c     *conn
+	opts  TargetOptions
+	jobs  int
+	stamp string // when the load started, in the names of kept and new databases
+
+	t     *tools
+	srv   *server
+	roles roleSet   // the server's roles, kept up to date as Load creates some
+	dbs   []*loadDB // what Load loads, in the snapshot's order
+
+	created []createdRole // roles Load created, for Abort
+	reader  *loadRole     // the role that reads what was loaded (reader.go)
+	// noReader: reads run as the connecting user (noted once)
+	noReader bool
+	notes    []string
+
 	// TempDir is where a dump is spooled for a parallel restore (the
-	// system's temporary directory when empty).
+	// system's temporary directory when empty). The file is unlinked as
+	// soon as it is opened.
 	TempDir string
 }
 
-// mapping is a database of the snapshot and where it is loaded.
-type mapping struct{ from, to string }
+// loadDB is a database of the snapshot and where it is loaded.
+type loadDB struct {
+	from     string    // its name in the snapshot
+	to       string    // its name on the target once committed
+	into     string    // where it is loaded: to, or with Clean beside it
+	exists   bool      // to existed before the load (empty, or replaced with Clean)
+	created  bool      // Load created into: Abort drops it
+	loaded   bool      // loaded completely
+	oldOwner string    // the owner of the existing database to
+	owner    string    // the owner the loaded database ends with
+	load     *loadRole // the role loading it, until dropped
+	settings []string  // with exists: its settings before the load (ALTER DATABASE … SET)
+}
+
+// replaces reports whether the database is loaded beside one that Commit
+// replaces.
+func (x *loadDB) replaces() bool { return x.into != x.to }
 
 // NewTarget returns the target at dsn (postgres://USER@HOST:PORT/[DATABASE]).
 // Databases that hold tables are refused, before anything is loaded,
-// unless clean: then they are dropped and re-created. With jobs > 1 each
-// dump is spooled to a private temporary file and restored by pg_restore
-// with that many jobs.
+// unless opts.Clean: then each is loaded into a new database beside it,
+// and Commit swaps the two. With opts.Jobs > 1 each dump is spooled to an
+// unlinked temporary file and restored by pg_restore with that many jobs.
 func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
 	c, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return &Target{c: c, clean: opts.Clean, jobs: max(opts.Jobs, 1), TempDir: opts.TempDir}, nil
+	switch opts.Globals {
+	case "", "roles", "all":
+	default:
+		return nil, fmt.Errorf("globals %q: give roles (create the snapshot's missing roles, without SUPERUSER, REPLICATION or BYPASSRLS) or all (those attributes too)", opts.Globals)
+	}
+	if opts.DropOld && !opts.Clean {
+		return nil, errors.New("dropping the old database (--drop-old) needs --clean: without it nothing is replaced")
+	}
+	return &Target{c: c, opts: opts, jobs: max(opts.Jobs, 1), TempDir: opts.TempDir}, nil
 }
 
 // TargetOptions tune a Target; see restore.TargetOptions, which they mirror.
@@ -63,14 +122,13 @@ type TargetOptions struct {
 	TempDir               string
 }
 
-// Commit implements restore.Target.
-func (t *Target) Commit(ctx context.Context) ([]string, error) { return nil, nil }
+// Notes implements restore.Target: roles created, globals left out,
+// owners and grants that could not be applied as the snapshot recorded.
+func (t *Target) Notes() []string { return slices.Clone(t.notes) }
 
-// Abort implements restore.Target.
-func (t *Target) Abort(ctx context.Context) error { return nil }
-
-// Notes implements restore.Target.
-func (t *Target) Notes() []string { return nil }
+func (t *Target) note(format string, args ...any) {
+	t.notes = append(t.notes, fmt.Sprintf(format, args...))
+}
 
 // Engine implements restore.Target.
 func (t *Target) Engine() string { return "postgres" }
@@ -79,8 +137,8 @@ func (t *Target) Engine() string { return "postgres" }
 func (t *Target) String() string { return t.c.String() }
 
 // plan maps the snapshot's database parts to target databases.
-func (t *Target) plan(parts []engine.Part) ([]mapping, error) {
-	var m []mapping
+func (t *Target) plan(parts []engine.Part) ([]*loadDB, error) {
+	var m []*loadDB
 	for i, p := range parts {
 		if p.Name == GlobalsPart && i == 0 {
 			continue
@@ -89,13 +147,26 @@ func (t *Target) plan(parts []engine.Part) ([]mapping, error) {
 		if !ok || name == "" {
 			return nil, fmt.Errorf("snapshot part %q is not a PostgreSQL dump (%s, then <database>%s)", p.Name, GlobalsPart, partSuffix)
 		}
-		m = append(m, mapping{from: name, to: name})
+		m = append(m, &loadDB{from: name, to: name, into: name})
 	}
 	if len(m) == 0 {
 		return nil, errors.New("the snapshot records no databases: restore it with --output and load it by hand")
 	}
 	if len(m) == 1 && t.c.db != "" {
-		m[0].to = t.c.db
+		m[0].to, m[0].into = t.c.db, t.c.db
+	}
+	seen := map[string]bool{}
+	for _, x := range m {
+		if seen[x.to] {
+			return nil, fmt.Errorf("the snapshot holds database %q twice: restore it with --output and load it by hand", x.to)
+		}
+		seen[x.to] = true
+		// A name the snapshot chose must not pick a template, which
+		// every new database would copy (check refuses any database
+		// that is a template on the target, too).
+		if x.to == "template0" || x.to == "template1" {
+			return nil, fmt.Errorf("the snapshot holds a database named %q, the server's template: restore it under another name (postgres://USER@HOST:PORT/NEWNAME, for a snapshot of one database)", x.to)
+		}
 	}
 	return m, nil
 }
@@ -110,69 +181,122 @@ func (t *Target) admin(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // Load implements restore.Target. Every target database is checked
-// before anything is loaded; each is created (with clean, re-created)
-// just before its dump is loaded into it.
-func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) error {
+// before anything is loaded; each is created just before its dump is
+// loaded into it. On failure Load removes what it created (databases,
+// roles) and its error says in what state it left each target database.
+func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) (err error) {
 	m, err := t.plan(rep.Parts)
 	if err != nil {
 		return err
 	}
+	t.stamp = time.Now().UTC().Format("20060102_150405")
+	defer func() {
+		// Failed before anything was created: say that nothing was touched.
+		if err != nil && t.dbs == nil {
+			err = fmt.Errorf("%w\n%s", err, untouched(m))
+		}
+	}()
 	pc, err := t.admin(ctx)
 	if err != nil {
 		return err
 	}
-	srv, err := t.c.describe(ctx, pc)
-	if err != nil {
-		pc.Close(ctx)
+	defer pc.Close(context.WithoutCancel(ctx))
+	if t.srv, err = t.c.describe(ctx, pc); err != nil {
 		return err
 	}
-	exists, err := t.check(ctx, pc, m)
-	pc.Close(ctx)
-	if err != nil {
+	if err := t.preflight(ctx, pc); err != nil {
 		return err
 	}
-	if t.t, err = findTools(ctx, srv.major, "pg_restore", "psql", "pg_dump"); err != nil {
+	if err := t.check(ctx, pc, m); err != nil {
 		return err
 	}
-	t.loaded = m
+	if t.t, err = findTools(ctx, t.srv.major, "pg_restore", "pg_dump"); err != nil {
+		return err
+	}
+	t.dbs = m
+	defer func() {
+		if err != nil {
+			err = t.failed(context.WithoutCancel(ctx), err)
+		}
+	}()
 	i := 0
 	return engine.Split(r, rep.Parts, func(p engine.Part, pr io.Reader) error {
 		if p.Name == GlobalsPart {
-			if err := t.applyGlobals(ctx, pr); err != nil {
-				return fmt.Errorf("apply the globals (roles, tablespaces) at %s: %w; no database was loaded", t.c.addr(), err)
-			}
-			return nil
+			return t.applyGlobals(ctx, pc, pr)
 		}
 		x := m[i]
 		i++
-		return t.loadDatabase(ctx, srv, x, exists[x.to], pr)
+		return t.loadDatabase(ctx, pc, x, pr)
 	})
 }
 
+// untouched says that the databases m would load into were not changed.
+func untouched(m []*loadDB) string {
+	names := make([]string, len(m))
+	for i, x := range m {
+		names[i] = fmt.Sprintf("%q", x.to)
+	}
+	return fmt.Sprintf("nothing was changed on the server: database %s %s untouched", strings.Join(names, ", "), isAre(len(m)))
+}
+
 // check refuses, unless clean, target databases that hold tables, and
-// says which exist.
-func (t *Target) check(ctx context.Context, pc *pgx.Conn, m []mapping) (map[string]bool, error) {
-	exists := map[string]bool{}
+// plans where each database is loaded: into a new database beside one
+// that Clean replaces.
+func (t *Target) check(ctx context.Context, pc *pgx.Conn, m []*loadDB) error {
 	var busy []string
 	for _, x := range m {
 		var n int
-		if err := pc.QueryRow(ctx, "SELECT count(*) FROM pg_database WHERE datname = $1", x.to).Scan(&n); err != nil {
-			return nil, fmt.Errorf("check database %q at %s: %w", x.to, t.c.addr(), err)
+		var template bool
+		var owner string
+		err := pc.QueryRow(ctx, `SELECT count(*), coalesce(bool_or(datistemplate), false), coalesce(max(pg_get_userbyid(datdba)), '')
+			FROM pg_catalog.pg_database WHERE datname = $1`, x.to).Scan(&n, &template, &owner)
+		if err != nil {
+			return fmt.Errorf("check database %q at %s: %w", x.to, t.c.addr(), err)
 		}
 		if n == 0 {
 			continue
 		}
-		exists[x.to] = true
-		if n, err := t.relations(ctx, x.to); err != nil {
-			return nil, err
-		} else if n > 0 {
-			busy = append(busy, fmt.Sprintf("%q (%d tables, views or sequences)", x.to, n))
+		if template {
+			return fmt.Errorf("restore target %s: database %q is a template; nothing was loaded: restore into another database", t, x.to)
+		}
+		x.exists, x.oldOwner = true, owner
+		rels, err := t.relations(ctx, x.to)
+		if err != nil {
+			return err
+		}
+		switch {
+		case t.opts.Clean:
+			if x.into, err = freeName(ctx, pc, x.to, "_coffer_new_"+t.stamp); err != nil {
+				return fmt.Errorf("restore target %s: %w; nothing was loaded", t, err)
+			}
+		case rels > 0:
+			busy = append(busy, fmt.Sprintf("%q (%d tables, views or sequences)", x.to, rels))
 		}
 	}
-	if len(busy) > 0 && !t.clean {
-		return nil, fmt.Errorf("restore target %s: database %s is not empty; nothing was loaded: restore into another database, or pass --clean to drop and re-create it", t, strings.Join(busy, ", "))
+	if len(busy) > 0 {
+		return fmt.Errorf("restore target %s: database %s is not empty; nothing was loaded: restore into another database, or pass --clean to replace it (the old one is kept until the new one is verified)", t, strings.Join(busy, ", "))
 	}
-	return exists, nil
+	return nil
+}
+
+// freeName is name with suffix (suffixed), or with suffix_2, suffix_3…
+// when a database has that name.
+func freeName(ctx context.Context, pc *pgx.Conn, name, suffix string) (string, error) {
+	for i := 1; i <= 9; i++ {
+		s := suffix
+		if i > 1 {
+			s += "_" + strconv.Itoa(i)
+		}
+		cand := suffixed(name, s)
+		var taken bool
+		if err := pc.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_catalog.pg_database WHERE datname = $1)", cand).Scan(&taken); err != nil {
+			return "", fmt.Errorf("check database %q: %w", cand, err)
+		}
+		if !taken {
+			return cand, nil
+		}
+	}
+	return "", fmt.Errorf("databases %q and 8 more like it exist: drop those you do not need", suffixed(name, suffix))
 }
 
 // relations counts the tables, views and sequences of db outside the
@@ -184,7 +308,7 @@ func (t *Target) relations(ctx context.Context, db string) (int, error) {
 	}
 	defer pc.Close(ctx)
 	var n int
-	err = pc.QueryRow(ctx, `SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	err = pc.QueryRow(ctx, `SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
 		AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 		AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'`).Scan(&n)
@@ -194,215 +318,19 @@ func (t *Target) relations(ctx context.Context, db string) (int, error) {
 	return n, nil
 }
 
-// loadDatabase reads the dump's table of contents, (re-)creates the
-// database as it was created at the source, and restores the dump.
-func (t *Target) loadDatabase(ctx context.Context, srv *server, x mapping, exists bool, r io.Reader) error {
-	// The header and TOC come first; keep the bytes read to replay them.
-	var head bytes.Buffer
-	a := newArchive(io.TeeReader(r, &head), x.from, engine.NewDigester())
-	if err := a.readHeader(); err != nil {
-		return fmt.Errorf("restore database %q: %w; nothing was loaded into %q", x.from, err, x.to)
-	}
-	if err := a.readTOC(); err != nil {
-		return fmt.Errorf("restore database %q: %w; nothing was loaded into %q", x.from, err, x.to)
-	}
-	if err := t.create(ctx, srv, x.to, exists, a.entry("DATABASE")); err != nil {
-		return err
-	}
-	r = io.MultiReader(&head, r)
-	var err error
-	if t.jobs > 1 {
-		err = t.restoreSpooled(ctx, x.to, r)
-	} else {
-		err = t.restore(ctx, x.to, r, nil)
-	}
-	if err != nil {
-		return fmt.Errorf("load database %q at %s: %w; it is partially loaded: drop it, or restore again with --clean", x.to, t.c.addr(), err)
-	}
-	return nil
-}
-
-// create drops (with clean) and creates database db with the options
-// (template0, encoding, locale) the dump recorded.
-func (t *Target) create(ctx context.Context, srv *server, db string, exists bool, e *tocEntry) error {
-	if exists && !t.clean {
-		return nil // empty: load into it as it is
-	}
-	pc, err := t.admin(ctx)
-	if err != nil {
-		return err
-	}
-	defer pc.Close(ctx)
-	name := pgx.Identifier{db}.Sanitize()
-	if exists {
-		drop := "DROP DATABASE " + name
-		if srv.major >= 13 {
-			drop += " WITH (FORCE)"
-		}
-		if _, err := pc.Exec(ctx, drop); err != nil {
-			return fmt.Errorf("drop database %q at %s for --clean: %w", db, t.c.addr(), err)
-		}
-	}
-	opts := " WITH TEMPLATE = template0"
-	if e != nil {
-		opts = createOptions(e.defn, opts)
-	}
-	if _, err := pc.Exec(ctx, "CREATE DATABASE "+name+opts); err != nil {
-		return fmt.Errorf("create database %q at %s: %w; nothing was loaded into it", db, t.c.addr(), err)
-	}
-	return nil
-}
-
-// createOptions takes the options of pg_dump's CREATE DATABASE statement,
-// "CREATE DATABASE name WITH TEMPLATE = template0 ENCODING = … LOCALE = …;".
-func createOptions(defn, fallback string) string {
-	i := strings.Index(defn, " WITH TEMPLATE = template0")
-	if !strings.HasPrefix(defn, "CREATE DATABASE ") || i < 0 {
-		return fallback
-	}
-	opts, _, _ := strings.Cut(defn[i:], ";")
-	return opts
-}
-
-// restoreSpooled writes the dump to a private temporary file, which
-// pg_restore -j needs to read it in parallel, and removes it afterwards:
-// it is customer data.
-func (t *Target) restoreSpooled(ctx context.Context, db string, r io.Reader) error {
-	dir, err := os.MkdirTemp(t.TempDir, "coffer-pg-restore-") // mode 0700
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "dump.pgdump")
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, r)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("spool the dump to %s: %w", dir, err)
-	}
-	return t.restore(ctx, db, nil, []string{"--jobs=" + strconv.Itoa(t.jobs), path})
-}
-
-// restore runs pg_restore into db, reading the dump from r (or, with
-// args, from the file they name).
-func (t *Target) restore(ctx context.Context, db string, r io.Reader, args []string) error {
-	argv := append([]string{"--exit-on-error", "--no-password", "--dbname=" + conninfoDB(db)}, args...)
-	cmd := t.cmd(ctx, db, "pg_restore", argv...)
-	stderr := command.NewTail(4096)
-	cmd.Stderr, cmd.Stdout = stderr, io.Discard
-	var in *command.Stdin
-	if r != nil {
-		// A stream that fails must not reach pg_restore as an end of
-		// input: kill it first.
-		in = command.NewStdin(r, cmd)
-		cmd.Stdin = in
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start pg_restore: %w", err)
-	}
-	err := cmd.Wait()
-	if in != nil && in.Err() != nil {
-		return in.Err()
-	}
-	return commandError("pg_restore", err, stderr.String())
-}
-
-func (t *Target) cmd(ctx context.Context, db, program string, args ...string) *exec.Cmd {
-	return command.New(ctx, t.c.env(db), append([]string{t.t.path[program]}, args...)...)
-}
-
-func commandError(name string, err error, stderr string) error {
-	if err == nil {
-		return nil
-	}
-	if msg := strings.TrimSpace(stderr); msg != "" {
-		return fmt.Errorf("%s: %w: %s", name, err, msg)
-	}
-	return fmt.Errorf("%s: %w", name, err)
-}
-
-// conninfoDB makes a database name safe as libpq's dbname argument,
-// which would take a name with "=" or a URI prefix for a connection
-// string.
-func conninfoDB(db string) string {
-	return "dbname='" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(db) + "'"
-}
-
-// ignoredGlobalsError matches the errors of applying the globals to a
-// server that already has some of them.
-var ignoredGlobalsError = regexp.MustCompile(`ERROR:  (role|tablespace) "[^"]*" already exists$`)
-
-// applyGlobals runs the globals script with psql. It runs on after an
-// error (no ON_ERROR_STOP) so that roles the server already has do not
-// fail the restore; any other error fails it. The statements about the
-// connecting user are left out: restoring must not change the password
-// or rights of the user doing it.
-func (t *Target) applyGlobals(ctx context.Context, r io.Reader) error {
-	script, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	script = dropRoleStatements(script, t.c.user)
-	cmd := t.cmd(ctx, "postgres", "psql", "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=0", "--dbname="+conninfoDB("postgres"), "--file=-")
-	var stderr bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(script), io.Discard, &stderr
-	if err := cmd.Run(); err != nil {
-		return commandError("psql", err, stderr.String())
-	}
-	var bad []string
-	sc := bufio.NewScanner(&stderr)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.Contains(line, "ERROR:") && !ignoredGlobalsError.MatchString(line) {
-			bad = append(bad, line)
-		}
-	}
-	if len(bad) > 0 {
-		if len(bad) > 5 {
-			bad = append(bad[:5], fmt.Sprintf("and %d more", len(bad)-5))
-		}
-		return fmt.Errorf("psql: %s", strings.Join(bad, "; "))
-	}
-	return nil
-}
-
-// dropRoleStatements removes pg_dumpall's one-line CREATE ROLE and ALTER
-// ROLE statements about user.
-func dropRoleStatements(script []byte, user string) []byte {
-	names := []string{user, pgx.Identifier{user}.Sanitize()}
-	var out bytes.Buffer
-	for line := range bytes.Lines(script) {
-		s := string(line)
-		skip := false
-		for _, n := range names {
-			if strings.HasPrefix(s, "CREATE ROLE "+n+";") || strings.HasPrefix(s, "ALTER ROLE "+n+" WITH ") {
-				skip = true
-			}
-		}
-		if !skip {
-			out.Write(line)
-		}
-	}
-	return out.Bytes()
-}
-
 // Digests implements restore.Target: the digests of the loaded
-// databases, under the names they have in the snapshot.
+// databases (with Clean, of the new copies), under the names they have in
+// the snapshot.
 func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
-	m := t.loaded
+	m := t.dbs
 	if m == nil {
 		if t.c.db == "" {
 			return nil, fmt.Errorf("restore target %s: nothing was loaded and the address names no database", t)
 		}
-		m = []mapping{{from: t.c.db, to: t.c.db}}
+		m = []*loadDB{{from: t.c.db, to: t.c.db, into: t.c.db}}
 	}
 	if t.t == nil || t.t.path["pg_dump"] == "" {
-		pc, err := t.c.connect(ctx, m[0].to)
+		pc, err := t.c.connect(ctx, m[0].into)
 		if err != nil {
 			return nil, err
 		}
@@ -417,11 +345,15 @@ func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 	}
 	dg := engine.NewDigester()
 	for _, x := range m {
-		dump := engine.PartSource{Name: x.to, Open: func(ctx context.Context) (io.ReadCloser, error) {
-			return startDump(ctx, t.c, t.t, x.to, x.from, dg, nil)
+		env, err := t.readerEnv(ctx, x.into)
+		if err != nil {
+			return nil, err
+		}
+		dump := engine.PartSource{Name: x.into, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			return startDump(ctx, t.c, t.t, x.into, x.from, dg, nil, env, "--no-blobs")
 		}}
 		if err := dump.Drain(ctx); err != nil {
-			return nil, fmt.Errorf("digest database %q at %s: %w", x.to, t.c.addr(), err)
+			return nil, fmt.Errorf("digest database %q at %s: %w", x.into, t.c.addr(), err)
 		}
 	}
 	return dg.Result(), nil

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/coffer-backup/coffer/engine/command"
 )
 
 // binDirs is where PostgreSQL's programs are looked for after PATH:
@@ -20,7 +22,7 @@ type tools struct {
 	path map[string]string
 }
 
-// findTools finds each named program (pg_dump, psql…) of major version
+// findTools finds each named program (pg_dump, pg_restore…) of major version
 // minMajor or later: the one on PATH if it is recent enough, else the
 // newest under binDirs.
 func findTools(ctx context.Context, minMajor int, names ...string) (*tools, error) {
@@ -73,9 +75,10 @@ func candidates(name string) []string {
 
 var versionRe = regexp.MustCompile(`\(PostgreSQL\) (\d+)`)
 
-// toolMajor runs `program --version`, e.g. "pg_dump (PostgreSQL) 15.20".
+// toolMajor runs `program --version`, e.g. "pg_dump (PostgreSQL) 15.20",
+// with a minimal environment like every child (command.New).
 func toolMajor(ctx context.Context, program string) (int, error) {
-	out, err := exec.CommandContext(ctx, program, "--version").Output()
+	out, err := command.New(ctx, command.Env(nil), program, "--version").Output()
 	if err != nil {
 		return 0, fmt.Errorf("%s --version: %w", program, err)
 	}

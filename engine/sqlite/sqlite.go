@@ -55,7 +55,9 @@ func (d *Dump) Close() error {
 
 // Start copies the database at path into a private temporary directory
 // under tmp (the system's when empty), computes its digests, and returns
-// the copy as a stream. The copy holds customer data: Close removes it.
+// the copy as a stream. The copy holds customer data: it is 0600 in a 0700
+// directory named after this process, Close removes it, and, should the
+// process be killed first, the next Start (Sweep) does.
 func Start(ctx context.Context, path, tmp string) (*Dump, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -64,13 +66,17 @@ func Start(ctx context.Context, path, tmp string) (*Dump, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("sqlite database %s is not a file", path)
 	}
-	dir, err := os.MkdirTemp(tmp, "coffer-sqlite-")
+	Sweep(tmp) // best effort: a copy it cannot remove is no reason not to back up
+	dir, err := makeCopyDir(tmp)
 	if err != nil {
 		return nil, err
 	}
 	d := &Dump{Database: filepath.Base(path), dir: dir}
 	fail := func(err error) (*Dump, error) { os.RemoveAll(dir); return nil, err }
 	cp := filepath.Join(dir, "copy.db")
+	if err := createPrivate(cp); err != nil {
+		return fail(err)
+	}
 	if d.Version, err = vacuumInto(ctx, path, cp); err != nil {
 		return fail(err)
 	}
@@ -179,11 +185,12 @@ func appendValue(b []byte, v any) []byte {
 	}
 }
 
-// Load writes a restored database stream to target. An existing target
-// with content is refused unless clean. The file appears under its name
-// only once complete and readable as a SQLite database.
-func Load(ctx context.Context, r io.Reader, target string, clean bool) error {
-	if st, err := os.Stat(target); err == nil && st.Size() > 0 && !clean {
+// Load writes a restored database stream to target, a new file (mode
+// 0600): one that exists and is not empty is refused (Stage and Replace
+// replace one). The file appears under its name only once complete and
+// readable as a SQLite database.
+func Load(ctx context.Context, r io.Reader, target string) error {
+	if st, err := os.Stat(target); err == nil && st.Size() > 0 {
 		return fmt.Errorf("restore target %s exists and is not empty: choose another path, or pass --clean to replace it", target)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
@@ -192,9 +199,8 @@ func Load(ctx context.Context, r io.Reader, target string, clean bool) error {
 		if err := integrity(ctx, tmp); err != nil {
 			return fmt.Errorf("the restored file is not a sound SQLite database: %w", err)
 		}
-		for _, suffix := range []string{"-wal", "-shm", "-journal"} {
-			os.Remove(target + suffix) // stale files of a replaced database would corrupt it
-		}
+		removeSidecars(tmp)
+		removeSidecars(target) // stale files of a removed database would corrupt it
 		return nil
 	}}, func(w io.Writer) error {
 		_, err := io.Copy(w, r)

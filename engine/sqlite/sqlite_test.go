@@ -55,7 +55,7 @@ func TestDumpLoadDigests(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := filepath.Join(t.TempDir(), "restored.db")
-	if err := Load(ctx, d, target, false); err != nil {
+	if err := Load(ctx, d, target); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()
@@ -84,7 +84,7 @@ func TestDumpLoadDigests(t *testing.T) {
 	// Load refuses a non-empty target without clean.
 	d2, _ := Start(ctx, src, "")
 	defer d2.Close()
-	if err := Load(ctx, d2, target, false); err == nil || !strings.Contains(err.Error(), "--clean") {
+	if err := Load(ctx, d2, target); err == nil || !strings.Contains(err.Error(), "--clean") {
 		t.Fatalf("load over an existing database: %v", err)
 	}
 }

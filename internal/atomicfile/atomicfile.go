@@ -2,13 +2,25 @@
 // old file or the complete new one, never a part: the content goes to a
 // temporary file beside the target, is synced, and only then takes the
 // target's name.
+//
+// Where the file system allows it (Linux O_TMPFILE), the temporary file
+// has no name at all while it is written: a process killed then (kill -9,
+// power loss) leaves nothing behind, which matters because the content is
+// often a restored dump of customer data. It gets a name only once
+// complete, for Check and the final rename.
 package atomicfile
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options adjust Write.
@@ -30,15 +42,16 @@ func Write(path string, opts Options, fn func(io.Writer) error) (err error) {
 		opts.Perm = 0o600
 	}
 	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, tmp, err := create(dir, filepath.Base(path), opts.Perm)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
 	defer func() {
 		if err != nil {
 			f.Close()
-			os.Remove(tmp)
+			if tmp != "" {
+				os.Remove(tmp)
+			}
 		}
 	}()
 	if err := f.Chmod(opts.Perm); err != nil {
@@ -53,6 +66,11 @@ func Write(path string, opts Options, fn func(io.Writer) error) (err error) {
 	}
 	if err := f.Sync(); err != nil {
 		return err
+	}
+	if tmp == "" {
+		if tmp, err = name(f, dir, filepath.Base(path)); err != nil {
+			return err
+		}
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -72,6 +90,35 @@ func Write(path string, opts Options, fn func(io.Writer) error) (err error) {
 		return err
 	}
 	return syncDir(dir)
+}
+
+// create opens the temporary file: unnamed (O_TMPFILE, tmp "") where the
+// file system can, else named beside the target.
+func create(dir, base string, perm os.FileMode) (f *os.File, tmp string, err error) {
+	fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, uint32(perm))
+	if err == nil {
+		return os.NewFile(uintptr(fd), filepath.Join(dir, base)), "", nil
+	}
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.EISDIR) && !errors.Is(err, unix.EINVAL) {
+		return nil, "", &os.PathError{Op: "create a temporary file in", Path: dir, Err: err}
+	}
+	f, err = os.CreateTemp(dir, "."+base+".tmp-*")
+	if err != nil {
+		return nil, "", err
+	}
+	return f, f.Name(), nil
+}
+
+// name gives the complete unnamed file f a temporary name in dir.
+func name(f *os.File, dir, base string) (string, error) {
+	var b [6]byte
+	rand.Read(b[:])
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%d-%s", base, os.Getpid(), hex.EncodeToString(b[:])))
+	src := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	if err := unix.Linkat(unix.AT_FDCWD, src, unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW); err != nil {
+		return "", &os.LinkError{Op: "link", Old: src, New: tmp, Err: err}
+	}
+	return tmp, nil
 }
 
 // syncDir makes the rename durable, where the file system can sync a

@@ -57,3 +57,30 @@ func TestWrite(t *testing.T) {
 		t.Fatal("NoReplace did not create a new file")
 	}
 }
+
+// TestUnnamedWhileWriting: while the content is written, the directory
+// holds no new name, so a process killed then leaves no partial file
+// (of customer data) behind.
+func TestUnnamedWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "restored.dump")
+	err := Write(p, Options{}, func(w io.Writer) error {
+		if _, err := io.WriteString(w, "customer rows"); err != nil {
+			return err
+		}
+		if n := entries(t, dir); n != 0 {
+			t.Errorf("%d names in the directory while writing, want 0", n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != "customer rows" {
+		t.Fatalf("read back %q, %v", b, err)
+	}
+	if n := entries(t, dir); n != 1 {
+		t.Fatalf("%d names after the write, want 1", n)
+	}
+}

@@ -1,28 +1,48 @@
 // Package pgephemeral runs a throwaway PostgreSQL server for restore drills:
-// initdb in a private temporary directory, a server on a free loopback
-// port, and removal of the whole directory (which holds customer data)
-// when the drill ends — or, after the drill was killed, by Remove.
+// initdb in a private temporary directory, a server reachable only through
+// a Unix socket in that directory, with a random superuser password, and
+// removal of the whole directory (which holds customer data) when the
+// drill ends — or, after the drill was killed, by Remove and Sweep.
+//
+// The server listens on no TCP address. Its socket lives in its private
+// directory (mode 0700), and pg_hba.conf allows nothing but
+// scram-sha-256 over that socket, with a password made for this server
+// and given to its clients only through PGPASSWORD in the environment
+// coffer builds for them. The drill's copy of the customer data is thus
+// out of reach of other local users, who could otherwise connect as
+// superuser and run programs as the server's user.
+//
+// When coffer runs as root, the server runs as a user created for this
+// one server (coffer-drill-XXXXXXXX, a system user without a home or a
+// shell), which can read neither the identity file nor any file of the
+// operator's, and which is removed, after every process of it was
+// killed, when the server stops. When coffer runs as an ordinary user,
+// the server runs as that user: then only the directory's mode and the
+// password keep other users out, and a program the server runs (a
+// hostile snapshot loaded with TrustSnapshot) would run as coffer's user.
 //
 // A server's directory is laid out as
 //
 //	pgephemeral-NNN/          0700, owned by the server's user
 //	  data/                   the cluster (initdb -D)
 //	  postgres.log            initdb's and the server's output
-//	  .s.PGSQL.PORT           the server's Unix socket
+//	  .s.PGSQL.PORT           the server's Unix socket (PORT only names it)
 package pgephemeral
 
 import (
-	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,27 +51,37 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/coffer-backup/coffer/engine/command"
 )
 
 // Install says how to get the PostgreSQL server binaries.
-const Install = "install PostgreSQL's server binaries (apt-get install postgresql on Debian and Ubuntu), or put initdb, pg_ctl and postgres on PATH"
+const Install = "install PostgreSQL's server binaries (apt-get install postgresql on Debian and Ubuntu), or put initdb and postgres on PATH"
 
 // dirPrefix starts the name of every server directory. Remove refuses
 // directories without it, so a damaged marker cannot make it delete
 // something else.
 const dirPrefix = "pgephemeral-"
 
+// dirPattern is the whole name of a server directory (os.MkdirTemp).
+var dirPattern = regexp.MustCompile(`^` + dirPrefix + `[0-9]+$`)
+
+// IsDirName reports whether name is one Start gives a server's directory
+// (pgephemeral-NNN), for callers that check a recorded path before
+// handing it to Remove.
+func IsDirName(name string) bool { return dirPattern.MatchString(name) }
+
 const (
-	startTimeout = 60 * time.Second // initdb, pg_ctl start, first connection
-	stopTimeout  = 30 * time.Second // pg_ctl stop, and then each kill round
+	startTimeout = 60 * time.Second // initdb, server start, first connection
+	stopTimeout  = 30 * time.Second // stopping, and then each kill round
 	logName      = "postgres.log"
 	superuser    = "postgres"
 )
 
-var tools = []string{"initdb", "pg_ctl", "postgres"}
+var tools = []string{"initdb", "postgres"}
 
-// Available returns the directory holding initdb, pg_ctl and postgres: the
-// one of initdb on PATH (symbolic links resolved), else the newest
+// Available returns the directory holding initdb and postgres: the one of
+// initdb on PATH (symbolic links resolved), else the newest
 // /usr/lib/postgresql/MAJOR/bin. Its error names what is missing and how
 // to install it.
 func Available() (binDir string, err error) {
@@ -78,7 +108,7 @@ func Available() (binDir string, err error) {
 		}
 	}
 	if len(missing) == 0 { // all on PATH, but not side by side
-		missing = []string{"initdb, pg_ctl and postgres in one directory"}
+		missing = []string{"initdb and postgres in one directory"}
 	}
 	return "", fmt.Errorf("no PostgreSQL server binaries: %s not found on PATH nor in /usr/lib/postgresql/*/bin; %s",
 		strings.Join(missing, ", "), Install)
@@ -110,21 +140,32 @@ func checkBinDir(dir string) error {
 // Options configures Start.
 type Options struct {
 	Dir    string // parent of the server's private directory; default os.TempDir()
-	BinDir string // holds initdb, pg_ctl and postgres; default Available()
+	BinDir string // holds initdb and postgres; default Available()
+	// Created, when set, is called with the server's directory as soon as
+	// it exists, before anything is put in it: a drill records it, so that
+	// being killed at any later point leaves nothing it does not know of.
+	// An error from it makes Start fail.
+	Created func(dir string) error
 }
 
 // Server is a running ephemeral PostgreSQL server. Its superuser is
-// postgres, with trust authentication, reachable only on 127.0.0.1 and
+// postgres, with the password Password (scram-sha-256), reachable only
 // through the Unix socket in Dir.
 type Server struct {
-	DSN  string // postgres://postgres@127.0.0.1:PORT/postgres
-	Port int
-	Dir  string // the private directory; Stop or Remove deletes it
+	// DSN is postgres://postgres@/postgres?host=DIR&port=PORT, without the
+	// password: give it to clients in PGPASSWORD (see Env), never in an
+	// address, a flag or a log.
+	DSN      string
+	Password string
+	Port     int    // names the socket (.s.PGSQL.PORT); nothing listens on it
+	Dir      string // the private directory; Stop or Remove deletes it
+	User     string // the system user the server runs as
 
 	binDir  string
-	cred    *syscall.Credential // nil: run as ourselves
-	pid     int                 // the postmaster
-	mu      sync.Mutex          // guards stopped, stopErr
+	acct    *account // the throwaway user, or nil: run as ourselves
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed when the postmaster has exited
+	mu      sync.Mutex    // guards stopped, stopErr
 	stopped bool
 	stopErr error
 }
@@ -148,11 +189,12 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Start creates a private directory in opts.Dir, initialises a cluster in
-// it and starts a server on a free 127.0.0.1 port, returning once the
-// server accepts connections. The server is tuned for scratch data
-// (fsync, full_page_writes and synchronous_commit off). On failure nothing
-// is left behind. The caller must Stop the server; if the caller dies
-// first, Remove(Server.Dir) cleans up.
+// it and starts a server on a Unix socket there, returning once the server
+// accepts connections. The server is tuned for scratch data (fsync,
+// full_page_writes and synchronous_commit off), and dies with coffer
+// (parent-death signal). On failure nothing is left behind. The caller
+// must Stop the server; if the caller dies first, Remove(Server.Dir) and
+// Sweep clean up.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	binDir := opts.BinDir
 	if binDir == "" {
@@ -163,19 +205,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	} else if err := checkBinDir(binDir); err != nil {
 		return nil, err
 	}
-	cred, err := serverUser()
-	if err != nil {
-		return nil, err
-	}
 	parent := opts.Dir
 	if parent == "" {
 		parent = os.TempDir()
 	}
-	if parent, err = filepath.Abs(parent); err != nil {
+	parent, err := filepath.Abs(parent)
+	if err != nil {
 		return nil, err
 	}
-	if cred != nil {
-		if err := checkReachable(parent, cred); err != nil {
+	asRoot := os.Geteuid() == 0
+	if asRoot {
+		if err := checkReachable(parent); err != nil {
 			return nil, err
 		}
 	}
@@ -183,12 +223,33 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ephemeral PostgreSQL: %w", err)
 	}
-	s := &Server{Dir: dir, binDir: binDir, cred: cred}
-	if err := s.start(ctx); err != nil {
+	s := &Server{Dir: dir, binDir: binDir, User: currentUser()}
+	fail := func(err error) (*Server, error) {
 		// The directory may already hold a cluster and a running server.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		defer cancel()
-		return nil, errors.Join(err, remove(cleanup, dir, s.pid))
+		s.signal()
+		return nil, errors.Join(err, remove(cleanup, dir, s.pid(), s.acct))
+	}
+	if opts.Created != nil {
+		if err := opts.Created(dir); err != nil {
+			return fail(err)
+		}
+	}
+	if asRoot {
+		// initdb and postgres refuse to run as root; and the server must
+		// not run as a user that can read the identity or the operator's
+		// files, nor as the shared postgres user.
+		if s.acct, err = createUser(ctx, dir); err != nil {
+			return fail(fmt.Errorf("ephemeral PostgreSQL: %w", err))
+		}
+		s.User = s.acct.name
+		if err := os.Chown(dir, int(s.acct.uid), int(s.acct.gid)); err != nil {
+			return fail(s.fail("give the directory to user "+s.acct.name, err))
+		}
+	}
+	if err := s.start(ctx); err != nil {
+		return fail(err)
 	}
 	return s, nil
 }
@@ -208,57 +269,92 @@ func (s *Server) start(ctx context.Context) error {
 		return s.fail("create log", err)
 	}
 	defer log.Close()
-	if s.cred != nil {
-		for _, p := range []string{s.Dir, s.logPath()} {
-			if err := os.Chown(p, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-				return s.fail("give the directory to user "+superuser, err)
-			}
-		}
+	if s.Password, err = randomHex(24); err != nil {
+		return s.fail("make a password", err)
 	}
-	if err := s.run(ctx, log, "initdb", "-D", s.dataDir(), "-U", superuser, "--auth=trust",
-		"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
+	if err := s.initdb(ctx, log); err != nil {
 		return s.fail("initdb", err)
+	}
+	// The port only names the socket: one free on 127.0.0.1 now, so that
+	// a TCP connection to it reaches nothing of ours.
+	if s.Port, err = freePort(); err != nil {
+		return s.fail("pick a port", err)
 	}
 	if err := s.configure(); err != nil {
 		return s.fail("configure", err)
 	}
-	// The port is free when we pick it, but another process (or another
-	// ephemeral server) may take it before postgres binds: then try another.
-	for attempt := 1; ; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return s.fail("pick a port", err)
-		}
-		before := logSize(s.logPath())
-		err = s.run(ctx, log, "pg_ctl", "start", "-w", "-t", strconv.Itoa(waitSeconds(ctx)), "-s",
-			"-D", s.dataDir(), "-l", s.logPath(), "-o", "-p "+strconv.Itoa(port))
-		s.pid, _ = readPID(s.dataDir())
-		if err != nil {
-			if attempt < 5 && bindFailed(s.logPath(), before) {
-				continue
-			}
-			return s.fail("pg_ctl start", err)
-		}
-		s.Port = port
-		s.DSN = fmt.Sprintf("postgres://%s@127.0.0.1:%d/postgres", superuser, port)
-		break
+	host := strings.ReplaceAll(url.QueryEscape(s.Dir), "%2F", "/")
+	s.DSN = fmt.Sprintf("postgres://%s@/postgres?host=%s&port=%d", superuser, host, s.Port)
+	// postgres itself, not pg_ctl: it is then our child, in its own
+	// process group, killed by the kernel if coffer dies.
+	s.cmd = s.command(context.Background(), "postgres", "-D", s.dataDir())
+	s.cmd.Stdout, s.cmd.Stderr = log, log
+	if err := s.cmd.Start(); err != nil {
+		return s.fail("start postgres", err)
 	}
+	s.exited = make(chan struct{})
+	go func() { s.cmd.Wait(); close(s.exited) }()
 	if err := s.waitReady(ctx); err != nil {
 		return s.fail("connect", err)
 	}
 	return nil
 }
 
-// configure appends the scratch settings to postgresql.conf, rather than
-// passing them to pg_ctl -o, which goes through a shell.
+// initdb makes the cluster, with the superuser's password read from a
+// file that has no name: created 0600, unlinked at once, and given to
+// initdb as /dev/fd/3.
+func (s *Server) initdb(ctx context.Context, log io.Writer) error {
+	pw, err := os.CreateTemp(s.Dir, ".pwfile-")
+	if err != nil {
+		return err
+	}
+	os.Remove(pw.Name())
+	defer pw.Close()
+	if _, err := pw.WriteString(s.Password + "\n"); err != nil {
+		return err
+	}
+	if s.acct != nil {
+		if err := pw.Chown(int(s.acct.uid), int(s.acct.gid)); err != nil {
+			return err
+		}
+	}
+	cmd := s.command(ctx, "initdb", "-D", s.dataDir(), "-U", superuser, "--auth=scram-sha-256", "--pwfile=/dev/fd/3",
+		"--no-sync", "--encoding=UTF8", "--locale=C")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.ExtraFiles = []*os.File{pw}
+	err = cmd.Run()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// command is one of the PostgreSQL tools, run as the server's user, with
+// an environment built from nothing: no PG* variable that would redirect
+// it, no secret of coffer's, English messages.
+func (s *Server) command(ctx context.Context, tool string, args ...string) *exec.Cmd {
+	cmd := command.New(ctx, command.Env(nil, "LC_ALL=C", "LANG=C"), append([]string{filepath.Join(s.binDir, tool)}, args...)...)
+	cmd.Dir = s.Dir
+	if s.acct != nil {
+		// No supplementary groups: not root's, not any other.
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: s.acct.uid, Gid: s.acct.gid, Groups: []uint32{}}
+	}
+	return cmd
+}
+
+// configure appends the scratch settings to postgresql.conf and replaces
+// pg_hba.conf: the server listens on no TCP address, and its socket
+// accepts nothing but the password.
 func (s *Server) configure() error {
 	quote := func(v string) string {
 		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(v) + "'"
 	}
-	conf := "\n# coffer ephemeral server: scratch data, loopback only\n" +
-		"listen_addresses = '127.0.0.1'\n" +
+	conf := "\n# coffer ephemeral server: scratch data, Unix socket only\n" +
+		"listen_addresses = ''\n" +
+		"port = " + strconv.Itoa(s.Port) + "\n" +
 		"unix_socket_directories = " + quote(s.Dir) + "\n" +
 		"unix_socket_permissions = 0700\n" +
+		"password_encryption = 'scram-sha-256'\n" +
 		"fsync = off\n" +
 		"full_page_writes = off\n" +
 		"synchronous_commit = off\n" +
@@ -276,58 +372,83 @@ func (s *Server) configure() error {
 		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	hba := "# coffer ephemeral server: the password, over the private socket, and nothing else\n" +
+		"local all all scram-sha-256\n"
+	return os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hba), 0o600)
+}
+
+// ConnConfig is the configuration of a connection as the superuser, with
+// the password, for pgx.
+func (s *Server) ConnConfig(db string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(s.DSN)
+	if err != nil {
+		return nil, err
+	}
+	if db != "" {
+		cfg.Database = db
+	}
+	cfg.Password = s.Password
+	return cfg, nil
+}
+
+// Env is the environment for a PostgreSQL client of the server
+// (command.Env with PGPASSWORD, PGHOST, PGPORT and PGUSER), plus extra.
+func (s *Server) Env(extra ...string) []string {
+	return command.Env(nil, append([]string{"PGPASSWORD=" + s.Password, "PGHOST=" + s.Dir,
+		"PGPORT=" + strconv.Itoa(s.Port), "PGUSER=" + superuser}, extra...)...)
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
+	cfg, err := s.ConnConfig("")
+	if err != nil {
+		return err
+	}
 	for {
-		c, err := pgx.Connect(ctx, s.DSN)
+		c, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
 			return c.Close(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("server does not accept connections at %s: %w", s.DSN, err)
+		case <-s.exited:
+			return fmt.Errorf("the server exited (%v)", s.cmd.ProcessState)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
 
-// run runs one of the PostgreSQL tools with its output in log.
-func (s *Server) run(ctx context.Context, log io.Writer, tool string, args ...string) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(s.binDir, tool), args...)
-	cmd.Dir = s.Dir
-	cmd.Env = toolEnv()
-	cmd.Stdout, cmd.Stderr = log, log
-	// initdb, pg_ctl and postgres refuse to run as root. When coffer runs
-	// as root, they run as the postgres system user, which owns Dir.
-	if s.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+// pid is the postmaster's, or 0.
+func (s *Server) pid() int {
+	if s.cmd != nil && s.cmd.Process != nil {
+		return s.cmd.Process.Pid
 	}
-	err := cmd.Run()
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+	return 0
 }
 
-// toolEnv is our environment without the PG* variables (PGDATA, PGPORT…)
-// that would redirect the tools, and with English messages.
-func toolEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PG") && !strings.HasPrefix(kv, "LC_") && !strings.HasPrefix(kv, "LANG") {
-			env = append(env, kv)
-		}
+// signal asks the postmaster for an immediate shutdown (the data is
+// scratch) and waits for it a while, then kills its process group.
+func (s *Server) signal() {
+	if s.exited == nil {
+		return
 	}
-	return append(env, "LC_ALL=C")
+	s.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-s.exited:
+	case <-time.After(stopTimeout / 3):
+		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.exited
+	}
 }
 
-// Stop stops the server (pg_ctl stop -m immediate: the data is scratch),
-// kills whatever is left of its processes and removes its directory. The
-// directory is removed even when stopping failed, and even when ctx is
-// already cancelled: it holds customer data. Stop may be called again; it
-// then returns the first call's result.
+// Stop stops the server, kills whatever is left of its processes, removes
+// its directory and, when it ran as a throwaway user, that user. All of it
+// happens even when stopping failed, and even when ctx is already
+// cancelled: the directory holds customer data. Stop may be called again;
+// it then returns the first call's result.
 func (s *Server) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -337,213 +458,92 @@ func (s *Server) Stop(ctx context.Context) error {
 	s.stopped = true
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
-	var errs []error
-	if pid, err := readPID(s.dataDir()); err == nil {
-		s.pid = pid
-	}
-	var out bytes.Buffer
-	if err := s.run(ctx, &out, "pg_ctl", "stop", "-m", "immediate", "-w", "-s", "-D", s.dataDir()); err != nil {
-		e := s.fail("pg_ctl stop", err).(*Error)
-		e.Log = strings.TrimSpace(out.String() + "\n" + e.Log)
-		errs = append(errs, e)
-	}
-	errs = append(errs, remove(ctx, s.Dir, s.pid))
-	s.stopErr = errors.Join(errs...)
+	s.signal()
+	s.stopErr = remove(ctx, s.Dir, s.pid(), s.acct)
 	return s.stopErr
 }
 
 // Remove cleans up after a server whose owner died without calling Stop:
-// if dir/data/postmaster.pid names a running server, it stops it (SIGQUIT,
-// the immediate shutdown of pg_ctl stop -m immediate, then SIGKILL for
-// whatever is left), and it removes dir. A missing dir is not an error.
-// Remove refuses a directory whose name is not one Start creates.
+// it kills the server's processes if any still run (those of its
+// throwaway user, or those working in its data directory), removes dir
+// and the throwaway user. A missing dir is not an error. Remove refuses a
+// directory whose name is not one Start creates, a symbolic link, and one
+// owned by anyone but coffer's user or a throwaway user of Start's.
 func Remove(ctx context.Context, dir string) error {
 	if dir == "" {
 		return errors.New("pgephemeral.Remove: no directory given")
 	}
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if !strings.HasPrefix(filepath.Base(dir), dirPrefix) {
 		return fmt.Errorf("refusing to remove %s: not an ephemeral PostgreSQL directory (%s…)", dir, dirPrefix)
 	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("refusing to remove %s: not a directory (%v), so not one of an ephemeral PostgreSQL server", dir, fi.Mode().Type())
+	}
+	owner := fi.Sys().(*syscall.Stat_t).Uid
+	var acct *account
+	if int(owner) != os.Geteuid() {
+		if os.Geteuid() == 0 {
+			acct = throwawayByUID(owner)
+		}
+		if acct == nil {
+			return fmt.Errorf("refusing to remove %s: it is owned by uid %d, neither you nor a throwaway user of coffer's ephemeral servers", dir, owner)
+		}
+	}
 	pid, _ := readPID(filepath.Join(dir, "data"))
-	return remove(ctx, dir, pid)
+	return remove(ctx, dir, pid, acct)
 }
 
-// remove kills the server in dir, postmaster pid (0 if unknown) and any
-// process working in its data directory, then deletes dir.
-func remove(ctx context.Context, dir string, pid int) error {
+// remove kills the server in dir, postmaster pid (0 if unknown), and every
+// process of acct or working in its data directory, then deletes dir and
+// acct.
+func remove(ctx context.Context, dir string, pid int, acct *account) error {
 	var errs []error
-	if err := kill(ctx, filepath.Join(dir, "data"), pid); err != nil {
+	if acct != nil {
+		if belongs(pid, filepath.Join(dir, "data")) {
+			syscall.Kill(pid, syscall.SIGQUIT)
+		}
+		if err := killUser(ctx, acct.uid); err != nil {
+			errs = append(errs, fmt.Errorf("stop the PostgreSQL server in %s: %w", dir, err))
+		}
+	} else if err := kill(ctx, filepath.Join(dir, "data"), pid); err != nil {
 		errs = append(errs, fmt.Errorf("stop the PostgreSQL server in %s: %w", dir, err))
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove ephemeral PostgreSQL directory (customer data): %w", err))
 	}
+	if acct != nil {
+		if err := deleteUser(ctx, acct); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
-// kill ends the server of dataDir: SIGQUIT to the postmaster, which ends
-// its children, then SIGKILL to every process still working in dataDir.
-func kill(ctx context.Context, dataDir string, pid int) error {
-	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
-		dataDir = real
-	} else if pid == 0 {
-		return nil // no data directory: nothing ever ran
-	}
-	if belongs(pid, dataDir) {
-		syscall.Kill(pid, syscall.SIGQUIT)
-	}
-	left := processes(dataDir, pid)
-	for round, sig := range []syscall.Signal{0, syscall.SIGKILL} {
-		if round > 0 {
-			for _, p := range left {
-				syscall.Kill(p, sig)
-			}
-		}
-		deadline := time.Now().Add(stopTimeout / 3)
-		for len(left) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
-			left = processes(dataDir, pid)
-		}
-		if len(left) == 0 {
-			return nil
-		}
-	}
-	return fmt.Errorf("processes %v survive SIGKILL", left)
-}
-
-// processes lists the live processes of the server in dataDir: the
-// postmaster pid, and (where /proc tells) all processes whose working
-// directory is in dataDir, as every PostgreSQL process's is.
-func processes(dataDir string, pid int) []int {
-	var out []int
-	if belongs(pid, dataDir) {
-		out = append(out, pid)
-	}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil || p == pid {
-			continue
-		}
-		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && inDir(cwd, dataDir) && alive(p) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// belongs reports whether pid is a live process of the server in dataDir,
-// so that a pid reused since postmaster.pid was written is left alone.
-func belongs(pid int, dataDir string) bool {
-	if pid <= 0 || !alive(pid) {
-		return false
-	}
-	proc := "/proc/" + strconv.Itoa(pid)
-	if _, err := os.Stat("/proc/self"); err != nil {
-		return true // no /proc: trust postmaster.pid
-	}
-	if cwd, err := os.Readlink(proc + "/cwd"); err == nil {
-		return inDir(cwd, dataDir)
-	}
-	comm, err := os.ReadFile(proc + "/comm") // another user's: only the name is visible
-	return err == nil && strings.TrimSpace(string(comm)) == "postgres"
-}
-
-func inDir(path, dir string) bool {
-	return path == dir || strings.HasPrefix(path, dir+string(filepath.Separator))
-}
-
-// alive reports whether pid runs; a zombie (an orphaned postmaster whose
-// new parent has not reaped it yet) does not.
-func alive(pid int) bool {
-	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-		i := bytes.LastIndexByte(b, ')')
-		return i < 0 || i+2 >= len(b) || (b[i+2] != 'Z' && b[i+2] != 'X')
-	} else if _, serr := os.Stat("/proc/self"); serr == nil {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
-// readPID reads the postmaster's pid from the first line of postmaster.pid.
-func readPID(dataDir string) (int, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
-	if err != nil {
-		return 0, err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s/postmaster.pid: no pid on its first line", dataDir)
-	}
-	return pid, nil
-}
-
-// serverUser is the user to run the tools as: nil for ourselves, or, when
-// we are root (which initdb and postgres refuse), the postgres system user.
-func serverUser() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup(superuser)
-	if err != nil {
-		return nil, fmt.Errorf("coffer runs as root, and PostgreSQL refuses to run as root; it would run as the %q system user, but: %w; create that user (apt-get install postgresql does) or run coffer as an ordinary user", superuser, err)
-	}
-	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("user %s: %w", superuser, err)
-	}
-	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	gids, _ := u.GroupIds()
-	for _, g := range gids {
-		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
-			cred.Groups = append(cred.Groups, uint32(n))
-		}
-	}
-	return cred, nil
-}
-
-// checkReachable fails unless the server's user can enter dir and each of
-// its parents: PostgreSQL changes into its data directory.
-func checkReachable(dir string, cred *syscall.Credential) error {
+// checkReachable fails unless a user without any group of the file
+// owners' (a throwaway user) can enter dir and each of its parents:
+// PostgreSQL changes into its data directory.
+func checkReachable(dir string) error {
 	for d := dir; ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {
 			return fmt.Errorf("ephemeral PostgreSQL: %w", err)
 		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		bit := fs.FileMode(0o001)
-		switch {
-		case st.Uid == cred.Uid:
-			bit = 0o100
-		case st.Gid == cred.Gid || containsGid(cred.Groups, st.Gid):
-			bit = 0o010
-		}
-		if fi.Mode().Perm()&bit == 0 {
-			return fmt.Errorf("ephemeral PostgreSQL runs as user %s (coffer runs as root), which cannot enter %s (mode %v, owner uid %d): use a directory it can reach, such as %s, or make %s searchable (chmod o+x)",
-				superuser, d, fi.Mode().Perm(), st.Uid, os.TempDir(), d)
+		if fi.Mode().Perm()&0o001 == 0 {
+			st, _ := fi.Sys().(*syscall.Stat_t)
+			return fmt.Errorf("ephemeral PostgreSQL runs as a throwaway user (coffer runs as root), which cannot enter %s (mode %v, owner uid %d): use a directory it can reach, such as %s, or make %s searchable (chmod o+x)",
+				d, fi.Mode().Perm(), st.Uid, os.TempDir(), d)
 		}
 		if d == filepath.Dir(d) {
 			return nil
 		}
 	}
-}
-
-func containsGid(gids []uint32, g uint32) bool {
-	for _, x := range gids {
-		if x == g {
-			return true
-		}
-	}
-	return false
 }
 
 // freePort returns a TCP port on 127.0.0.1 that is free right now.
@@ -556,29 +556,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func waitSeconds(ctx context.Context) int {
-	if d, ok := ctx.Deadline(); ok {
-		return max(1, int(time.Until(d).Seconds()))
+func randomHex(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := crand.Read(b); err != nil {
+		return "", err
 	}
-	return int(startTimeout.Seconds())
-}
-
-func logSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-// bindFailed reports whether the log, past offset, says the port was taken.
-func bindFailed(path string, offset int64) bool {
-	b, err := os.ReadFile(path)
-	if err != nil || int64(len(b)) < offset {
-		return false
-	}
-	b = b[offset:]
-	return bytes.Contains(b, []byte("could not bind")) || bytes.Contains(b, []byte("could not create any TCP/IP sockets"))
+	return hex.EncodeToString(b), nil
 }
 
 // logTail returns the last lines of the log at path.

@@ -3,6 +3,8 @@
 // Writes are atomic: each object is written to a temporary file in the same
 // directory, synced, and renamed into place, so a reader (or a crash) sees
 // either the whole object or none of it. Files are private to the owner.
+// A writer killed mid-write leaves its temporary file (.tmp-*, mode 0600,
+// encrypted like every object): SweepTemp, which prune runs, removes it.
 package local
 
 import (
@@ -15,12 +17,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coffer-backup/coffer/storage"
 )
 
-// tempPrefix marks files being written; List skips them and a later
-// Cleanup may remove them.
+// tempPrefix marks files being written; List skips them and SweepTemp
+// removes those that their writer left behind.
 const tempPrefix = ".tmp-"
 
 // Backend stores objects under a root directory.
@@ -91,6 +94,14 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storag
 			os.Remove(tmp)
 		}
 	}()
+	if err := f.Chmod(0o600); err != nil {
+		return diskError("chmod", tmp, err)
+	}
+	// The lock tells SweepTemp that a live writer holds the file; the
+	// kernel drops it when the writer dies.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return diskError("lock", tmp, err)
+	}
 	if _, err := f.Write(data); err != nil {
 		return diskError("write", tmp, err)
 	}
@@ -232,4 +243,68 @@ func (b *Backend) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	return nil
+}
+
+// SweepTemp removes the temporary files (.tmp-*) that writers killed
+// mid-write left behind, and returns how many and how many bytes. A file
+// goes only when it is older than grace, judged by its own modification
+// time against a file written now into the same directory (the file
+// system's clock, not this host's, should the directory be remote), and
+// when no live writer holds its lock. With dryRun it only counts.
+func (b *Backend) SweepTemp(ctx context.Context, grace time.Duration, dryRun bool) (files int, bytes int64, err error) {
+	now, err := b.clock()
+	if err != nil {
+		return 0, 0, err
+	}
+	err = filepath.WalkDir(b.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() || !strings.HasPrefix(d.Name(), tempPrefix) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || now.Sub(info.ModTime()) < grace {
+			return nil // gone meanwhile, or young: its writer may be running
+		}
+		f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return nil // a live writer holds it
+		}
+		if !dryRun {
+			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return diskError("remove temporary file", p, err)
+			}
+		}
+		files++
+		bytes += info.Size()
+		return nil
+	})
+	return files, bytes, err
+}
+
+// clock returns the file system's current time: the modification time of
+// a file written now.
+func (b *Backend) clock() (time.Time, error) {
+	f, err := os.CreateTemp(b.root, tempPrefix+"clock-*")
+	if err != nil {
+		return time.Time{}, diskError("create temporary file in", b.root, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return st.ModTime(), nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,4 +139,63 @@ func readOnly(t *testing.T, dir string) {
 		t.Skipf("running as root, which ignores directory permissions, and chattr +i failed: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("chattr", "-i", dir).Run() })
+}
+
+// TestSweepTemp: temporary files of dead writers go once older than the
+// grace; young ones, and those a live writer holds, stay.
+func TestSweepTemp(t *testing.T) {
+	ctx := context.Background()
+	b, dir := open(t)
+	if err := b.Put(ctx, "data/ab/abcd", []byte("object"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	mk := func(rel string, age time.Time) string {
+		p := filepath.Join(dir, rel)
+		if err := os.WriteFile(p, []byte("ciphertext"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, age, age)
+		return p
+	}
+	dead := mk("data/ab/.tmp-111", old)
+	young := mk("data/ab/.tmp-222", time.Now())
+	held := mk("data/.tmp-333", old)
+	notTemp := mk("data/ab/.other", old)
+	f, err := os.Open(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+
+	n, size, err := b.SweepTemp(ctx, time.Hour, true)
+	if err != nil || n != 1 || size != 10 {
+		t.Fatalf("dry run: %d files, %d bytes, %v; want 1, 10", n, size, err)
+	}
+	if _, err := os.Stat(dead); err != nil {
+		t.Fatal("the dry run removed a file")
+	}
+	if n, _, err = b.SweepTemp(ctx, time.Hour, false); err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v", n, err)
+	}
+	for p, want := range map[string]bool{dead: false, young: true, held: true, notTemp: true, filepath.Join(dir, "data/ab/abcd"): true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", p, err == nil, want)
+		}
+	}
+	f.Close() // the writer dies: its lock goes
+	if n, _, _ = b.SweepTemp(ctx, time.Hour, false); n != 1 {
+		t.Fatalf("after the writer died: swept %d, want 1", n)
+	}
+	if n, _, _ = b.SweepTemp(ctx, time.Nanosecond, false); n != 1 {
+		t.Fatalf("with a tiny grace: swept %d, want the young one", n)
+	}
+	es, _ := os.ReadDir(dir)
+	for _, e := range es {
+		if strings.HasPrefix(e.Name(), tempPrefix) {
+			t.Errorf("the clock probe %s was left", e.Name())
+		}
+	}
 }

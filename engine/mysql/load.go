@@ -1,0 +1,116 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/go-sql-driver/mysql"
+)
+
+// A statement is one SQL statement of a dump and the line it begins on.
+type statement struct {
+	text []byte
+	line int
+}
+
+// execDump splits the dump of database label (as the snapshot names it)
+// read from r into statements and executes each, one per Exec, on conn.
+// The text goes to the server as it is (no client-side interpolation, no
+// multi-statements); with stripDefiners, DEFINER clauses are taken out
+// first, so that the connecting account becomes the definer. Splitting
+// runs ahead of the server by a few statements.
+func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, stripDefiners bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stmts := make(chan statement, 16)
+	execErr := make(chan error, 1)
+	go func() {
+		execErr <- execAll(ctx, conn, label, stmts, stripDefiners)
+		cancel()
+	}()
+	p := newSplitter(label, func(s []byte, line int) error {
+		select {
+		case stmts <- statement{s, line}:
+			return nil
+		case <-ctx.Done():
+			return errStopped
+		}
+	})
+	_, err := io.Copy(p, r)
+	if err == nil {
+		err = p.Close()
+	}
+	close(stmts)
+	eerr := <-execErr
+	if eerr != nil {
+		return eerr // the statement that failed, not the split it stopped
+	}
+	if errors.Is(err, errStopped) {
+		return ctx.Err()
+	}
+	return err
+}
+
+var errStopped = errors.New("stopped")
+
+func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan statement, stripDefiners bool) error {
+	for s := range stmts {
+		text := s.text
+		if stripDefiners { // a load as the limited account
+			if c := directoryClause(text); c != "" {
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
+					Err: fmt.Errorf("%s would place a table's files outside the server's data directory; restore with --trust-snapshot if you trust this snapshot", c)}
+			}
+			text = stripDefiner(text)
+		}
+		text = unqualifyTrigger(text, label)
+		if _, err := conn.ExecContext(ctx, string(text)); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
+		}
+	}
+	return nil
+}
+
+// StatementError is a statement of a dump that the server refused.
+type StatementError struct {
+	Database  string // as the snapshot names it
+	Line      int
+	Statement string
+	Err       error
+}
+
+func (e *StatementError) Error() string {
+	msg := fmt.Sprintf("dump of database %q, line %d: %.120q: %v", e.Database, e.Line, e.Statement, e.Err)
+	if e.Denied() {
+		msg += " (the statement reaches beyond the database it restores, which a restore never allows; if you trust this snapshot, restore it with --trust-snapshot)"
+	}
+	return msg
+}
+
+func (e *StatementError) Unwrap() error { return e.Err }
+
+// Denied reports whether the server refused the statement for want of a
+// privilege: the load account may use only its database.
+func (e *StatementError) Denied() bool {
+	var me *mysql.MySQLError
+	if !errors.As(e.Err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1044, // access denied to a database
+		1045, // access denied
+		1142, // command denied for a table
+		1143, // command denied for a column
+		1227, // needs SUPER or another global privilege
+		1370, // command denied for a routine
+		1410: // may not create a user with GRANT
+		return true
+	}
+	return false
+}
