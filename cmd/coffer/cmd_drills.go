@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/drill"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 )
 
 func newDrillsCmd(g *globals) *cobra.Command {
@@ -42,9 +43,9 @@ func newDrillsCmd(g *globals) *cobra.Command {
 				for _, run := range r.Runs {
 					rto = max(rto, run.RTO)
 					age = max(age, run.RPO.Age)
-					snaps = append(snaps, run.Snapshot[:8]+" "+run.Source)
+					snaps = append(snaps, termsafe.String(run.Snapshot[:min(8, len(run.Snapshot))]+" "+run.Source))
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Started.Local().Format(time.DateTime), r.Host, verdict,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", termsafe.String(r.ID), r.Started.Local().Format(time.DateTime), termsafe.String(r.Host), verdict,
 					fmt.Sprint(snaps), rto.Round(time.Millisecond), age.Round(time.Second))
 			}
 			return tw.Flush()
