@@ -413,7 +413,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("server does not accept connections at %s: %w", s.DSN, err)
+			return fmt.Errorf("server does not accept connections at %s (%v): %w", s.DSN, err, ctx.Err())
 		case <-s.exited:
 			return fmt.Errorf("the server exited (%v)", s.cmd.ProcessState)
 		case <-time.After(50 * time.Millisecond):
