@@ -3,6 +3,7 @@ package drill_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -125,8 +126,65 @@ func TestDrillPasses(t *testing.T) {
 		t.Fatal(err)
 	}
 	list, err := drill.List(ctx, f.Writer) // auditors list drills with the writer key
-	if err != nil || len(list) != 1 || list[0].ID != rep.ID || !list[0].Passed {
+	if err != nil || len(list) != 1 || list[0].ID != rep.ID || !list[0].Passed || list[0].Version != drill.RecordVersion {
 		t.Fatalf("drills: %v %+v", err, list)
+	}
+	var checks []string
+	for _, c := range list[0].Runs[0].Checks {
+		checks = append(checks, c.Name)
+	}
+	if got := strings.Join(checks, ","); got != "chunks and stream digest,table digests recorded,load,tables,assertion 1,assertion 2,scratch removed" {
+		t.Fatalf("summary checks %s", got)
+	}
+	if _, err := list[0].Report(f.Writer); !errors.Is(err, repository.ErrNeedIdentity) {
+		t.Fatalf("the sealed report opened with the writer key: %v", err)
+	}
+	list, err = drill.List(ctx, f.Restorer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := list[0].Report(f.Restorer)
+	if err != nil || len(full.Runs) != 2 || len(full.Runs[0].Tables) != 3 || full.Runs[0].Target == "" || !strings.Contains(failedOrNot(full), "no orphan orders") {
+		t.Fatalf("full report: %v %+v", err, full)
+	}
+}
+
+// failedOrNot returns every check's name and detail.
+func failedOrNot(rep *drill.Report) string {
+	var b strings.Builder
+	for _, r := range rep.Runs {
+		for _, c := range r.Checks {
+			fmt.Fprintf(&b, "%s: %s\n", c.Name, c.Detail)
+		}
+	}
+	return b.String()
+}
+
+// TestDrillRecordV1 lists a drill record in the layout written before
+// reports were sealed (the whole Report, version 1, sealed to the metadata
+// key like any record): it is listed, summarized, and its report is what
+// was stored.
+func TestDrillRecordV1(t *testing.T) {
+	ctx := context.Background()
+	f := sqliteFixture(t)
+	at := time.Date(2026, 3, 2, 14, 5, 9, 0, time.UTC)
+	old := &drill.Report{Version: 1, ID: "20260302t140509_a1b2c3", Started: at, Finished: at.Add(time.Minute), Host: "ops1", Tool: "coffer 0.1.0", Passed: true,
+		Runs: []drill.SnapshotRun{{Snapshot: f.snap.ID().String(), Source: "shop", Engine: "sqlite", Target: "sqlite:/tmp/x", Passed: true, RTO: time.Second,
+			Checks: []drill.Check{{Name: "tables", Passed: true, Detail: "all 3 tables"}, {Name: "assertion: secret name", Passed: true, Detail: "SELECT 1 = 1"}},
+			Tables: []drill.TableCheck{{TableResult: engine.TableResult{Table: "customers", Match: true}}}}}}
+	if _, err := f.Writer.SaveRecord(ctx, "drill", "drills", old); err != nil {
+		t.Fatal(err)
+	}
+	list, err := drill.List(ctx, f.Writer)
+	if err != nil || len(list) != 1 || list[0].Version != 1 || list[0].ID != old.ID || len(list[0].Runs) != 1 {
+		t.Fatalf("v1 record: %v %+v", err, list)
+	}
+	if c := list[0].Runs[0].Checks; len(c) != 2 || c[1].Name != "assertion 1" {
+		t.Fatalf("v1 summary checks %+v", c)
+	}
+	rep, err := list[0].Report(f.Writer)
+	if err != nil || rep.Runs[0].Tables[0].Table != "customers" || rep.Runs[0].Target != "sqlite:/tmp/x" {
+		t.Fatalf("v1 report: %v %+v", err, rep)
 	}
 }
 

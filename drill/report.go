@@ -9,7 +9,8 @@ import (
 // Report is the outcome of one drill: what was restored where, every check
 // with its verdict, the time each phase took (RTO) and how old the data was
 // (RPO). It is written as JSON (for machines), as a self-contained HTML page
-// (for people) and, without per-table digests, into the repository.
+// (for people) and into the repository: there, sealed to the repository key
+// next to a Summary that the writer key reads (see Save).
 type Report struct {
 	Version  int           `json:"version"`
 	ID       string        `json:"id"` // the drill's id, also its scratch name suffix

@@ -50,7 +50,9 @@ func (r *Repo) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
 	return id, err
 }
 
-// SealPrivate encrypts v as JSON to the repository key, for Snapshot.Private.
+// SealPrivate encrypts v as JSON to the repository key, for Snapshot.Private
+// and the private part of other records (a drill's full report): a writer
+// can seal but not open it.
 func (r *Repo) SealPrivate(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -61,11 +63,16 @@ func (r *Repo) SealPrivate(v any) ([]byte, error) {
 
 // OpenPrivate decrypts a snapshot's private part into v.
 func (r *Repo) OpenPrivate(s *Snapshot, v any) error {
+	return r.OpenSealed("snapshots/"+s.id.String()+" (private part)", s.Private, v)
+}
+
+// OpenSealed decrypts what SealPrivate sealed into v; object names it in
+// errors. It needs the repository key (ErrNeedIdentity without it).
+func (r *Repo) OpenSealed(object string, sealed []byte, v any) error {
 	if r.data == nil {
 		return ErrNeedIdentity
 	}
-	object := "snapshots/" + s.id.String() + " (private part)"
-	c, err := decrypt(object, s.Private, r.data)
+	c, err := decrypt(object, sealed, r.data)
 	if err != nil {
 		return err
 	}
@@ -73,7 +80,10 @@ func (r *Repo) OpenPrivate(s *Snapshot, v any) error {
 	if err != nil {
 		return &CorruptError{Object: object, Reason: "decompression failed", Err: err}
 	}
-	return json.Unmarshal(b, v)
+	if err := json.Unmarshal(b, v); err != nil {
+		return &CorruptError{Object: object, Reason: "malformed JSON", Err: err}
+	}
+	return nil
 }
 
 // LoadSnapshot reads and authenticates one snapshot.

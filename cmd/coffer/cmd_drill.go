@@ -132,8 +132,10 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 		if !run.Passed {
 			verdict = "failed"
 		}
+		// The scratch target is left out: the audit log is readable with the
+		// writer key, the target only in the sealed report.
 		audit(ctx, repo, "drill", nil, repository.AuditRecord{Snapshot: run.Snapshot, Source: run.Source,
-			Detail: map[string]string{"drill": rep.ID, "verdict": verdict, "scratch": run.Target, "rto": run.RTO.Round(time.Millisecond).String()}})
+			Detail: map[string]string{"drill": rep.ID, "verdict": verdict, "rto": run.RTO.Round(time.Millisecond).String()}})
 	}
 	paths, werr := writeReports(f.reportDir, rep)
 	serr := drill.Save(ctx, repo, rep)
@@ -175,11 +177,13 @@ func printDrill(w io.Writer, rep *drill.Report, paths []string) {
 	if !rep.Passed {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(w, "drill %s %s\n", rep.ID, verdict)
+	// A report may come from storage (coffer drills --full), where a writer
+	// could have stored any text: every string is escaped.
+	fmt.Fprintf(w, "drill %s %s\n", termsafe.String(rep.ID), verdict)
 	for _, run := range rep.Runs {
 		// Names in a report come from the snapshot (source, tables): data,
 		// never terminal control sequences.
-		fmt.Fprintf(w, "\nsnapshot %s (%s, %s, %s) into %s\n", run.Snapshot[:8], termsafe.String(run.Source), termsafe.String(run.Engine),
+		fmt.Fprintf(w, "\nsnapshot %s (%s, %s, %s) into %s\n", termsafe.String(run.Snapshot[:min(8, len(run.Snapshot))]), termsafe.String(run.Source), termsafe.String(run.Engine),
 			run.SnapshotAt.Local().Format(time.DateTime), termsafe.String(run.Target))
 		for _, c := range run.Checks {
 			mark := "ok  "
@@ -190,7 +194,7 @@ func printDrill(w io.Writer, rep *drill.Report, paths []string) {
 		}
 		var phases []string
 		for _, p := range run.Phases {
-			phases = append(phases, fmt.Sprintf("%s %s", p.Name, p.Duration.Round(time.Millisecond)))
+			phases = append(phases, fmt.Sprintf("%s %s", termsafe.String(p.Name), p.Duration.Round(time.Millisecond)))
 		}
 		fmt.Fprintf(w, "  RTO %s (%s)\n", run.RTO.Round(time.Millisecond), strings.Join(phases, ", "))
 		fmt.Fprintf(w, "  RPO: snapshot age %s, gap between the two newest backups %s\n", run.RPO.Age.Round(time.Second), run.RPO.Gap.Round(time.Second))

@@ -12,28 +12,64 @@ import (
 )
 
 func newDrillsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "drills",
+	var full bool
+	cmd := &cobra.Command{
+		Use:   "drills [--full]",
 		Short: "List past restore drills and their verdicts",
-		Args:  cobra.NoArgs,
+		Long: `drills lists the drills stored in the repository, newest first: verdict, time,
+host, snapshots, RTO and RPO, and (with --json) which checks passed. The writer
+key is enough for that summary: it names no table, row count, digest, assertion,
+scratch target or warning.
+
+--full shows each drill's whole report, as coffer drill printed it (with --json,
+as its JSON report file): it is sealed to the repository key, so it needs an
+operator's identity (COFFER_IDENTITY_FILE). Drills stored before reports were
+sealed (record version 1) carry their whole report readable with the writer key;
+see docs/format.md.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := g.openRepo(cmd.Context(), false)
+			ctx := cmd.Context()
+			repo, err := g.openRepo(ctx, full)
 			if err != nil {
 				return err
 			}
-			reps, err := drill.List(cmd.Context(), repo)
+			stored, err := drill.List(ctx, repo)
 			if err != nil {
 				return err
+			}
+			w := cmd.OutOrStdout()
+			if full {
+				reps := []*drill.Report{}
+				for _, s := range stored {
+					r, err := s.Report(repo)
+					if err != nil {
+						return fmt.Errorf("drill %s: %w", termsafe.String(s.ID), err)
+					}
+					reps = append(reps, r)
+				}
+				if g.json {
+					return printJSON(w, reps)
+				}
+				for i, r := range reps {
+					if i > 0 {
+						fmt.Fprintln(w)
+					}
+					printDrill(w, r, nil)
+					for _, msg := range r.Warnings {
+						fmt.Fprintf(w, "warning: %s\n", termsafe.Lines(msg))
+					}
+				}
+				return nil
 			}
 			if g.json {
-				if reps == nil {
-					reps = []*drill.Report{}
+				if stored == nil {
+					stored = []*drill.Stored{}
 				}
-				return printJSON(cmd.OutOrStdout(), reps)
+				return printJSON(w, stored)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DRILL\tTIME\tHOST\tVERDICT\tSNAPSHOTS\tRTO\tRPO (AGE)")
-			for _, r := range reps {
+			for _, r := range stored {
 				verdict := "passed"
 				if !r.Passed {
 					verdict = "FAILED"
@@ -51,4 +87,6 @@ func newDrillsCmd(g *globals) *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	cmd.Flags().BoolVar(&full, "full", false, "show each drill's whole report (needs an operator's identity)")
+	return cmd
 }
