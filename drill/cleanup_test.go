@@ -176,22 +176,3 @@ func TestCleanupActsOnlyOnItsOwn(t *testing.T) {
 	}
 	t.Logf("warnings:\n%s", warnings)
 }
-
-// TestUsePassword: an ephemeral server's password is coffer's PGPASSWORD
-// only while the server runs; the operator's own comes back after.
-func TestUsePassword(t *testing.T) {
-	t.Setenv("PGPASSWORD", "operator's")
-	restore := usePassword("ephemeral")
-	if got := os.Getenv("PGPASSWORD"); got != "ephemeral" {
-		t.Errorf("PGPASSWORD = %q while the server runs", got)
-	}
-	restore()
-	if got := os.Getenv("PGPASSWORD"); got != "operator's" {
-		t.Errorf("PGPASSWORD = %q after, want the operator's back", got)
-	}
-	os.Unsetenv("PGPASSWORD")
-	usePassword("ephemeral")()
-	if _, ok := os.LookupEnv("PGPASSWORD"); ok {
-		t.Error("PGPASSWORD is set after, and was not before")
-	}
-}

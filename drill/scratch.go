@@ -10,11 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // the "sqlite" driver
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // the "sqlite" driver
 
 	"github.com/coffer-backup/coffer/engine/mysql"
 	"github.com/coffer-backup/coffer/engine/postgres"
@@ -31,6 +31,8 @@ type scratch struct {
 	Server   string `json:"server,omitempty"`   // the server's address, no database, no password
 	Database string `json:"database,omitempty"` // the scratch database
 	File     string `json:"file,omitempty"`     // the scratch SQLite file
+
+	password string // an ephemeral server's superuser password; never in a marker
 }
 
 // newScratch plans the scratch for a snapshot of engine: on server (a
@@ -89,7 +91,7 @@ func (s *scratch) String() string {
 // throwaway database (the roles its objects need are created NOLOGIN and
 // dropped with it), spooling, when the engine must, in the work directory.
 func (s *scratch) target(jobs int, work string) (restore.Target, error) {
-	return restore.ParseTarget(s.String(), restore.TargetOptions{Scratch: true, Jobs: jobs, TempDir: work})
+	return restore.ParseTarget(s.String(), restore.TargetOptions{Scratch: true, Jobs: jobs, TempDir: work, Password: s.password})
 }
 
 // open connects to the scratch database, for assertions.
@@ -100,11 +102,19 @@ func (s *scratch) open(ctx context.Context) (*sql.DB, error) {
 	case "mysql":
 		return mysql.OpenDatabase(ctx, s.Server, s.Database)
 	default:
-		db, err := sql.Open("pgx", s.dsn())
-		if err == nil {
-			err = db.PingContext(ctx)
+		cfg, err := pgx.ParseConfig(s.dsn())
+		if err != nil {
+			return nil, err
 		}
-		return db, err
+		if s.password != "" {
+			cfg.Password = s.password
+		}
+		db := stdlib.OpenDB(*cfg)
+		if err := db.PingContext(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+		return db, nil
 	}
 }
 
@@ -175,7 +185,7 @@ func redact(addr string) string {
 // directory in the marker m as soon as it exists.
 func prepareScratch(ctx context.Context, engineName, dir, name string, opts Options, m *marker) (*scratch, *stopper, error) {
 	st := &stopper{}
-	server := opts.Scratch
+	server, password := opts.Scratch, ""
 	if opts.Ephemeral {
 		if engineName != "postgres" {
 			return nil, nil, fmt.Errorf("--ephemeral starts a PostgreSQL server; this is a %s snapshot: give --scratch", engineName)
@@ -190,14 +200,13 @@ func prepareScratch(ctx context.Context, engineName, dir, name string, opts Opti
 		if err != nil {
 			return nil, nil, err
 		}
-		unset := usePassword(srv.Password)
-		server, st.dir = srv.DSN, srv.Dir
-		st.stop = func(ctx context.Context) error {
-			defer unset()
-			return srv.Stop(ctx)
-		}
+		server, st.dir, st.stop = srv.DSN, srv.Dir, srv.Stop
+		password = srv.Password
 	}
 	sc, err := newScratch(engineName, server, dir, name)
+	if err == nil {
+		sc.password = password
+	}
 	if err != nil {
 		if st.stop != nil {
 			st.stop(context.WithoutCancel(ctx))
@@ -205,31 +214,4 @@ func prepareScratch(ctx context.Context, engineName, dir, name string, opts Opti
 		return nil, nil, err
 	}
 	return sc, st, nil
-}
-
-// passwordMu is held while PGPASSWORD is an ephemeral server's.
-var passwordMu sync.Mutex
-
-// usePassword makes password coffer's PGPASSWORD until the returned
-// function restores the previous value. The PostgreSQL engine reads the
-// password there, for its own connections and for the PGPASSWORD of the
-// environments it builds for its child programs; no other child gets it
-// (command.Env passes only what it is told to). One ephemeral server at a
-// time per process has it.
-//
-// TODO(H1, lead): a password field in restore.TargetOptions (and
-// postgres.TargetOptions) would let the drill hand the password to its
-// target without touching its own environment.
-func usePassword(password string) (restore func()) {
-	passwordMu.Lock()
-	old, had := os.LookupEnv("PGPASSWORD")
-	os.Setenv("PGPASSWORD", password)
-	return func() {
-		if had {
-			os.Setenv("PGPASSWORD", old)
-		} else {
-			os.Unsetenv("PGPASSWORD")
-		}
-		passwordMu.Unlock()
-	}
 }

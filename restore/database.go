@@ -75,6 +75,9 @@ type TargetOptions struct {
 	// TempDir is where a dump is spooled for a parallel load (unlinked at
 	// once; the system's temporary directory when empty).
 	TempDir string
+	// Password is the connecting user's password when it is not in the
+	// environment (an ephemeral drill server's, which coffer made).
+	Password string
 }
 
 // DBOptions tune a restore into a database.
@@ -203,7 +206,7 @@ func mysqlOptions(o TargetOptions) mysql.TargetOptions {
 
 func postgresOptions(o TargetOptions) postgres.TargetOptions {
 	return postgres.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Force: o.Force, Jobs: o.Jobs, Globals: o.Globals,
-		Owner: o.Owner, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch, TempDir: o.TempDir}
+		Owner: o.Owner, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch, TempDir: o.TempDir, Password: o.Password}
 }
 
 type sqliteTarget struct {

@@ -60,11 +60,14 @@ const ConnectTimeout = 10 * time.Second
 
 // conn is where a server is and how to reach it.
 type conn struct {
-	user    string
-	host    string
-	port    int
-	db      string
-	sslmode string
+	// password, when set, is given to coffer's connections and child
+	// programs instead of PGPASSWORD or the password file.
+	password string
+	user     string
+	host     string
+	port     int
+	db       string
+	sslmode  string
 }
 
 // parseDSN reads postgres://USER@HOST:PORT/DATABASE (or postgresql://).
@@ -165,6 +168,9 @@ func (c *conn) config(db string) (*pgx.ConnConfig, error) {
 	// coffer builds double their quotes and nothing else.
 	cfg.RuntimeParams["search_path"] = "pg_catalog, pg_temp"
 	cfg.RuntimeParams["standard_conforming_strings"] = "on"
+	if c.password != "" {
+		cfg.Password = c.password
+	}
 	return cfg, nil
 }
 
@@ -201,7 +207,7 @@ func (c *conn) explain(err error, db string) error {
 // the time zone that timestamps are written in, so that digests do not
 // depend on the server's default. The database is a value of PGDATABASE,
 // which libpq never reads as a connection string.
-func (c *conn) env(db string) []string { return c.envAs(db, c.user, "") }
+func (c *conn) env(db string) []string { return c.envAs(db, c.user, c.password) }
 
 // envAs is env for another user of the same server, e.g. the role a
 // snapshot is loaded as: with a password, it is the only one the program

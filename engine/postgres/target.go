@@ -108,6 +108,7 @@ func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
 	if opts.DropOld && !opts.Clean {
 		return nil, errors.New("dropping the old database (--drop-old) needs --clean: without it nothing is replaced")
 	}
+	c.password = opts.Password
 	return &Target{c: c, opts: opts, jobs: max(opts.Jobs, 1), TempDir: opts.TempDir}, nil
 }
 
@@ -120,6 +121,7 @@ type TargetOptions struct {
 	TrustSnapshot         bool
 	Scratch               bool
 	TempDir               string
+	Password              string // the connecting user's, when not in the environment
 }
 
 // Notes implements restore.Target: roles created, globals left out,
