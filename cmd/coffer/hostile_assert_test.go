@@ -1,10 +1,14 @@
 package main_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestHostilePGDrillAssertions: the operator's assertions read tables the
@@ -76,4 +80,63 @@ func TestHostileMariaDBDrillAssertions(t *testing.T) {
 		t.Fatalf("the drill passed, but its assertion cannot have run:\n%s", r.stdout)
 	}
 	mustContain(t, "drill", r.stdout+r.stderr, "assertion: customers", "denied")
+}
+
+// TestHostilePGKilledCleanSwept: a restore --clean killed mid-load leaves
+// its partial new copy (and its load role) on the server; the next
+// restore --clean into the same database drops them, says so, and
+// leaves the database it replaces with the new data.
+func TestHostilePGKilledCleanSwept(t *testing.T) {
+	src := hpgDatabase(t, "ksrc")
+	hpgExec(t, src, `CREATE TABLE a AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 300000) g;
+		CREATE INDEX ON a (v);`)
+	old := hpgDatabase(t, "kold")
+	hpgExec(t, old, `CREATE TABLE keep (id int); INSERT INTO keep VALUES (1)`)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	b := c.backup(nil, "--source", "k", "--postgres", hpgServer+src)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := c.cmd(ctx, nil, "restore", b.Snapshot, "--to", hpgServer+old, "--clean", "--drop-old")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for len(hpgProcs("pg_restore", "dbname='"+old+"_coffer_new_")) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the restore ended before pg_restore was seen: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	left := func() []string {
+		return hpgQuery(t, "postgres", "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", old+"_coffer_new_")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(hpgProcs("pg_restore", "dbname='"+old+"_coffer_new_")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(left()) != 1 {
+		t.Fatalf("after kill -9 the server has new copies %v, want the one partial copy", left())
+	}
+	if n := hpgQuery(t, old, "SELECT count(*) FROM keep"); len(n) != 1 || n[0] != "1" {
+		t.Fatalf("the killed restore changed the old database: %v", n)
+	}
+	r := c.restoreJSON(b.Snapshot, "--to", hpgServer+old, "--clean", "--drop-old")
+	if !r.Verified || !strings.Contains(strings.Join(r.Notes, "\n"), "a killed restore") {
+		t.Fatalf("the second restore: verified %v, notes %q", r.Verified, r.Notes)
+	}
+	if l := left(); len(l) != 0 {
+		t.Fatalf("after the next restore --clean, new copies %v remain", l)
+	}
+	if n := hpgQuery(t, old, "SELECT count(*) FROM a"); len(n) != 1 || n[0] != "300000" {
+		t.Fatalf("the restored database has %v rows", n)
+	}
+	if roles := hpgQuery(t, "postgres", `SELECT rolname FROM pg_roles r JOIN pg_shdescription d ON d.objoid = r.oid
+		WHERE d.description LIKE $1`, "coffer load role for "+old+"%"); len(roles) != 0 {
+		t.Fatalf("load roles %v remain", roles)
+	}
 }

@@ -268,6 +268,9 @@ func (t *Target) check(ctx context.Context, pc *pgx.Conn, m []*loadDB) error {
 		}
 		switch {
 		case t.opts.Clean:
+			if err := t.sweepKilled(ctx, pc, x.to); err != nil {
+				return fmt.Errorf("restore target %s: %w; nothing was loaded", t, err)
+			}
 			if x.into, err = freeName(ctx, pc, x.to, "_coffer_new_"+t.stamp); err != nil {
 				return fmt.Errorf("restore target %s: %w; nothing was loaded", t, err)
 			}
