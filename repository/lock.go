@@ -98,7 +98,9 @@ func (l *Lock) rewrite(ctx context.Context, now func() time.Time) error {
 	}
 	old := l.id
 	l.id = id
-	l.r.be.Delete(ctx, "locks/"+old.String())
+	if old != id { // the same content is the same object: keep it
+		l.r.be.Delete(ctx, "locks/"+old.String())
+	}
 	return nil
 }
 

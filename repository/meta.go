@@ -10,7 +10,8 @@ import (
 )
 
 // saveMeta seals v as a metadata object of kind under dir and returns its
-// id. With retain, the object gets the Object Lock retention of data.
+// id. With retain, the object gets the Object Lock retention of data. It
+// never replaces a stored object (putMeta).
 func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any, retain bool) (ID, error) {
 	plain, err := json.Marshal(v)
 	if err != nil {
@@ -24,7 +25,7 @@ func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any, retain boo
 	if retain {
 		opts = r.putOptions()
 	}
-	if err := r.be.Put(ctx, dir+"/"+id.String(), ct, opts); err != nil {
+	if err := r.putMeta(ctx, kind, dir+"/"+id.String(), id, ct, opts); err != nil {
 		return ID{}, fmt.Errorf("save %s: %w", kind, err)
 	}
 	return id, nil

@@ -66,9 +66,10 @@ func (p *PackWriter) Finish() (PackEntry, []byte, error) {
 	return e, ct, nil
 }
 
-// SavePack stores a finished pack.
+// SavePack stores a finished pack. It never replaces a stored object; a
+// retry of a pack already stored succeeds (putPack).
 func (r *Repo) SavePack(ctx context.Context, e PackEntry, ct []byte) error {
-	if err := r.be.Put(ctx, PackName(e.ID), ct, r.putOptions()); err != nil {
+	if err := r.putPack(ctx, PackName(e.ID), ct, r.putOptions()); err != nil {
 		return fmt.Errorf("save pack: %w", err)
 	}
 	return nil

@@ -40,9 +40,25 @@ var rolePermissions = map[string]map[string][]string{
 	},
 }
 
+// PolicyOptions adapt BucketPolicy to the server's policy engine.
+type PolicyOptions struct {
+	// IfNoneMatch makes every PutObject the role is given conditional on
+	// the request carrying If-None-Match (condition key s3:if-none-match,
+	// which AWS S3 knows), and denies PutObject without it outright, so the
+	// role can add objects but never replace one. Every object a role puts
+	// is named after its content and put conditionally by coffer, so
+	// nothing coffer does is refused. Leave it off for servers whose policy
+	// engine rejects the key (MinIO, as of the pinned release): there the
+	// bucket must be versioned or locked instead (README).
+	IfNoneMatch bool
+}
+
+// ifNoneMatchKey is the condition key of a PUT's If-None-Match header.
+const ifNoneMatchKey = "s3:if-none-match"
+
 // BucketPolicy returns the minimal S3 policy (IAM JSON) for role on the
 // repository at bucket/prefix.
-func BucketPolicy(role, bucket, prefix string) (string, error) {
+func BucketPolicy(role, bucket, prefix string, opts PolicyOptions) (string, error) {
 	perms, ok := rolePermissions[role]
 	if !ok {
 		return "", fmt.Errorf("unknown role %q: choose %s", role, strings.Join(Roles, ", "))
@@ -81,7 +97,17 @@ func BucketPolicy(role, bucket, prefix string) (string, error) {
 		for _, o := range perms[a] {
 			res = append(res, "arn:aws:s3:::"+root+"/"+o)
 		}
-		stmts = append(stmts, statement{Sid: strings.TrimPrefix(a, "s3:"), Effect: "Allow", Action: []string{a}, Resource: res})
+		st := statement{Sid: strings.TrimPrefix(a, "s3:"), Effect: "Allow", Action: []string{a}, Resource: res}
+		if a == "s3:PutObject" && opts.IfNoneMatch {
+			// Allow only puts that carry the header, and deny the others
+			// explicitly, so that no broader grant elsewhere lets this role
+			// replace an object.
+			st.Condition = map[string]any{"Null": map[string]any{ifNoneMatchKey: "false"}}
+			stmts = append(stmts, st, statement{Sid: "DenyPutObjectWithoutIfNoneMatch", Effect: "Deny", Action: []string{a}, Resource: res,
+				Condition: map[string]any{"Null": map[string]any{ifNoneMatchKey: "true"}}})
+			continue
+		}
+		stmts = append(stmts, st)
 	}
 	b, err := json.MarshalIndent(map[string]any{"Version": "2012-10-17", "Statement": stmts}, "", "  ")
 	return string(b), err

@@ -19,6 +19,11 @@ var ErrNotFound = errors.New("object not found")
 // overwritten because its retention (S3 Object Lock) has not expired.
 var ErrLocked = errors.New("object is under retention")
 
+// ErrExists is returned (wrapped) by a Put with PutOptions.NoOverwrite
+// when an object of that name is already stored. The stored object is left
+// as it was; whether it holds the same content is for the caller to judge.
+var ErrExists = errors.New("object already exists")
+
 // ErrUnsupported is returned (wrapped) by operations the backend cannot
 // perform, such as retention on a local directory.
 var ErrUnsupported = errors.New("operation not supported by this backend")
@@ -36,13 +41,19 @@ type PutOptions struct {
 	// overwrite until that time (S3 Object Lock). Backends that cannot lock
 	// return ErrUnsupported.
 	RetainUntil time.Time
+	// NoOverwrite makes the put conditional: when an object of that name
+	// exists, Put stores nothing and returns ErrExists. The check and the
+	// write are one atomic step of the store (S3 If-None-Match: *, a hard
+	// link on a local directory), so two writers cannot both succeed.
+	NoOverwrite bool
 }
 
 // Backend is an object store. Object names use "/" as separator and never
 // start with "/". Implementations must make Put atomic: an object is either
 // absent or complete under its final name, never partial.
 type Backend interface {
-	// Put stores data under name, replacing any existing object.
+	// Put stores data under name, replacing any existing object unless
+	// opts.NoOverwrite is set.
 	Put(ctx context.Context, name string, data []byte, opts PutOptions) error
 	// Get calls fn with a reader of length bytes of the object starting at
 	// offset. length <= 0 reads to the end. fn's error is returned as is;

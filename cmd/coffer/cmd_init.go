@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 
 	"github.com/coffer-backup/coffer/internal/agekeys"
 	"github.com/coffer-backup/coffer/internal/atomicfile"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/storage"
 )
 
 type initOptions struct {
@@ -98,6 +101,7 @@ func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
 	if err != nil {
 		return err
 	}
+	warnUnprotected(cmd, be)
 	audit(ctx, repo, "init", nil, repository.AuditRecord{Detail: map[string]string{"operators": strings.Join(names, " "), "writer_key_fingerprint": repo.WriterKey().Fingerprint()}})
 	wk := repo.WriterKey()
 	if err := writeSecret(o.writerKeyFile, wk.Marshal()); err != nil {
@@ -203,4 +207,36 @@ func chunkerParams(avg string) (repository.ChunkerParams, error) {
 		return repository.ChunkerParams{}, fmt.Errorf("init: --chunk-avg %q: give a power of two from 16K to 1M", avg)
 	}
 	return repository.ChunkerParams{Min: 1 << (bits - 2), AvgBits: bits, Max: 1 << (bits + 2)}, nil
+}
+
+// bucketProtection is what an S3 backend says about how it keeps objects.
+type bucketProtection interface {
+	VersioningEnabled(ctx context.Context) (bool, error)
+	ObjectLockEnabled(ctx context.Context) (bool, error)
+}
+
+// warnUnprotected warns when the repository's bucket has neither
+// versioning nor Object Lock: a key with PutObject (a backup host) could
+// then destroy backups by overwriting them where the server cannot forbid
+// it in a policy (see coffer policy --help), and nothing would bring the
+// old objects back.
+func warnUnprotected(cmd *cobra.Command, be storage.Backend) {
+	bp, ok := storage.Find[bucketProtection](be)
+	if !ok {
+		return
+	}
+	ctx := cmd.Context()
+	lock, lerr := bp.ObjectLockEnabled(ctx)
+	versioned, verr := bp.VersioningEnabled(ctx)
+	w := cmd.ErrOrStderr()
+	switch {
+	case lerr == nil && verr == nil && !lock && !versioned:
+		fmt.Fprintf(w, "warning: bucket of %s has neither versioning nor Object Lock: a backup host whose S3 key may put objects could overwrite "+
+			"packs and snapshots, and nothing would bring them back. Enable versioning on the bucket (mc version enable ALIAS/BUCKET, or "+
+			"aws s3api put-bucket-versioning --versioning-configuration Status=Enabled), or create it with --lock; on AWS, use the policy of "+
+			"`coffer policy writer`, which forbids overwrites\n", termsafe.String(be.Location()))
+	case lerr != nil || verr != nil:
+		fmt.Fprintf(w, "warning: could not read whether the bucket of %s is versioned or locked (%v): make sure it is one of them, "+
+			"or that backup hosts cannot overwrite objects\n", termsafe.String(be.Location()), errors.Join(lerr, verr))
+	}
 }

@@ -1,8 +1,9 @@
 // Package local keeps a repository's objects as files in a directory.
 //
 // Writes are atomic: each object is written to a temporary file in the same
-// directory, synced, and renamed into place, so a reader (or a crash) sees
-// either the whole object or none of it. Files are private to the owner.
+// directory, synced, and renamed (or, for a put that must not overwrite,
+// hard-linked) into place, so a reader (or a crash) sees either the whole
+// object or none of it. Files are private to the owner.
 // A writer killed mid-write leaves its temporary file (.tmp-*, mode 0600,
 // encrypted like every object): SweepTemp, which prune runs, removes it.
 package local
@@ -67,6 +68,8 @@ func (b *Backend) path(name string) (string, error) {
 }
 
 // Put writes data to a temporary file, syncs it and renames it into place.
+// With opts.NoOverwrite it links the file into place instead, which fails
+// when the name is taken (storage.ErrExists) and never replaces a file.
 func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storage.PutOptions) error {
 	if !opts.RetainUntil.IsZero() {
 		return fmt.Errorf("put %s: retention: %w (object lock needs an S3 bucket)", name, storage.ErrUnsupported)
@@ -114,11 +117,41 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storag
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if opts.NoOverwrite {
+		if err := placeNew(tmp, p); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("put %s in %s: %w", name, b.root, storage.ErrExists)
+			}
+			return err
+		}
+		// The object is in place under its name; the temporary name goes.
+		if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return diskError("remove temporary file", tmp, err)
+		}
+		ok = true
+		return syncDir(dir)
+	}
 	if err := os.Rename(tmp, p); err != nil {
 		return diskError("rename into", p, err)
 	}
 	ok = true
 	return syncDir(dir)
+}
+
+// placeNew gives the complete file tmp the name p only if p does not
+// exist, in one atomic step: a hard link fails with EEXIST when p exists.
+// On a file system without hard links (exFAT, some network mounts) it
+// falls back to rename without replace where the kernel has it. The error
+// wraps fs.ErrExist when p exists.
+func placeNew(tmp, p string) error {
+	err := os.Link(tmp, p)
+	if err == nil || errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if rerr := renameNoReplace(tmp, p); rerr == nil || errors.Is(rerr, fs.ErrExist) {
+		return rerr
+	}
+	return diskError("link into", p, fmt.Errorf("%w: the file system must support hard links or rename without replace, so that coffer never overwrites an object", err))
 }
 
 // diskError explains the failures an operator can act on.

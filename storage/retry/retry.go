@@ -1,7 +1,7 @@
 // Package retry wraps a storage.Backend so that transient failures (a reset
 // connection, a body cut short, a throttled request) are tried again with
-// exponential backoff. Permanent answers (not found, locked, unsupported, a
-// cancelled context) are returned at once.
+// exponential backoff. Permanent answers (not found, locked, exists,
+// unsupported, a cancelled context) are returned at once.
 package retry
 
 import (
@@ -37,6 +37,7 @@ func (b *Backend) Unwrap() storage.Backend { return b.Backend }
 func permanent(err error) bool {
 	var stop *stopError
 	return errors.As(err, &stop) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrLocked) ||
+		errors.Is(err, storage.ErrExists) ||
 		errors.Is(err, storage.ErrUnsupported) || errors.Is(err, context.Canceled) ||
 		errors.Is(err, context.DeadlineExceeded)
 }
@@ -65,7 +66,10 @@ func (b *Backend) do(ctx context.Context, op func() error) error {
 	return err
 }
 
-// Put retries a failed upload; Put is idempotent.
+// Put retries a failed upload; Put is idempotent. A conditional put
+// (NoOverwrite) whose first attempt was stored but whose answer was lost
+// meets its own object on the retry and returns storage.ErrExists: callers
+// of conditional puts decide whether the stored object is theirs.
 func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storage.PutOptions) error {
 	return b.do(ctx, func() error { return b.Backend.Put(ctx, name, data, opts) })
 }

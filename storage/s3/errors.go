@@ -54,6 +54,8 @@ func (b *Backend) wrap(op, name string, err error) error {
 	switch {
 	case c == "NoSuchKey" || c == "NoSuchVersion":
 		return fmt.Errorf("%s: %w", name, storage.ErrNotFound)
+	case c == "PreconditionFailed" && op == "put":
+		return fmt.Errorf("put %s in %s: %w (the server refused to replace it)", name, b.Location(), storage.ErrExists)
 	case lockRefusal(err):
 		return fmt.Errorf("%s %s in %s: %w (%v)", op, name, b.Location(), storage.ErrLocked, err)
 	case c == "NoSuchBucket":

@@ -15,6 +15,11 @@ import (
 // Put uploads data in one request (multipart only above partSize). S3
 // makes the object visible only when the upload is complete; Content-MD5
 // lets the server reject a body corrupted in transit.
+//
+// With opts.NoOverwrite the request carries If-None-Match: * and is never
+// split into parts (the condition, and a policy that requires it, apply to
+// one PUT): the server stores the object only if the name is free and
+// answers 412 Precondition Failed otherwise, which is storage.ErrExists.
 func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storage.PutOptions) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -27,6 +32,10 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storag
 		ContentType:    "application/octet-stream",
 		PartSize:       partSize,
 		SendContentMd5: true,
+	}
+	if opts.NoOverwrite {
+		po.SetMatchETagExcept("*")
+		po.DisableMultipart = true
 	}
 	if !opts.RetainUntil.IsZero() {
 		po.Mode = b.mode

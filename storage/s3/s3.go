@@ -219,6 +219,17 @@ func (b *Backend) ObjectLockEnabled(ctx context.Context) (bool, error) {
 	return enabled == "Enabled", nil
 }
 
+// VersioningEnabled reports whether the bucket keeps every version of an
+// object (versioning enabled; Object Lock buckets always are), so that an
+// overwritten or deleted object can be recovered from its older version.
+func (b *Backend) VersioningEnabled(ctx context.Context) (bool, error) {
+	v, err := b.client.GetBucketVersioning(ctx, b.bucket)
+	if err != nil {
+		return false, b.wrap("versioning configuration of", "bucket "+b.bucket, err)
+	}
+	return v.Enabled(), nil
+}
+
 // probePrefix checks access by listing one object under the prefix.
 func (b *Backend) probePrefix(ctx context.Context, pc *minio.Client) (bool, error) {
 	prefix := b.prefix

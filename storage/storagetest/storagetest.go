@@ -10,6 +10,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +27,8 @@ func Run(t *testing.T, newBackend func(t *testing.T) storage.Backend) {
 		{"PutGet", testPutGet},
 		{"Ranges", testRanges},
 		{"Overwrite", testOverwrite},
+		{"NoOverwrite", testNoOverwrite},
+		{"NoOverwriteRace", testNoOverwriteRace},
 		{"Stat", testStat},
 		{"List", testList},
 		{"ListStops", testListStops},
@@ -121,6 +125,72 @@ func testOverwrite(t *testing.T, b storage.Backend) {
 	st, err := b.Stat(ctxFor(t), "config")
 	if err != nil || st.Size != int64(len(v2)) {
 		t.Fatalf("Stat after overwrite = %+v, %v; want size %d", st, err, len(v2))
+	}
+}
+
+// testNoOverwrite: a conditional put stores a new name, refuses a taken
+// one with ErrExists (same bytes or not) and leaves the stored object and
+// the listing as they were.
+func testNoOverwrite(t *testing.T, b storage.Backend) {
+	ctx := ctxFor(t)
+	first := Bytes(20, 3000)
+	if err := b.Put(ctx, "data/3c/3c01", first, storage.PutOptions{NoOverwrite: true}); err != nil {
+		t.Fatalf("conditional Put of a new name: %v", err)
+	}
+	for _, data := range [][]byte{Bytes(21, 10), first} {
+		err := b.Put(ctx, "data/3c/3c01", data, storage.PutOptions{NoOverwrite: true})
+		if !errors.Is(err, storage.ErrExists) {
+			t.Fatalf("conditional Put over an existing object = %v, want ErrExists", err)
+		}
+		if !strings.Contains(err.Error(), "data/3c/3c01") {
+			t.Errorf("the error does not name the object: %v", err)
+		}
+	}
+	if got := mustRead(t, b, "data/3c/3c01", 0, 0); !bytes.Equal(got, first) {
+		t.Fatalf("after refused puts read %d bytes, want the first object's %d", len(got), len(first))
+	}
+	var names []string
+	if err := b.List(ctx, "data/", func(i storage.Info) error { names = append(names, i.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"data/3c/3c01"}) {
+		t.Errorf("after refused puts the listing is %q, want only data/3c/3c01", names)
+	}
+	// A plain put still replaces (config is rewritten by key add/remove).
+	put(t, b, "data/3c/3c01", Bytes(22, 5))
+}
+
+// testNoOverwriteRace: of several conditional puts of one name at once,
+// exactly one succeeds and its bytes are what is stored.
+func testNoOverwriteRace(t *testing.T, b storage.Backend) {
+	ctx := ctxFor(t)
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.Put(ctx, "index/race", Bytes(uint64(30+i), 2000+i), storage.PutOptions{NoOverwrite: true})
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("conditional puts %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, storage.ErrExists):
+			t.Fatalf("conditional put %d: %v, want success or ErrExists", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no conditional put succeeded")
+	}
+	if got := mustRead(t, b, "index/race", 0, 0); !bytes.Equal(got, Bytes(uint64(30+winner), 2000+winner)) {
+		t.Fatalf("stored %d bytes, not the winning put's", len(got))
 	}
 }
 
