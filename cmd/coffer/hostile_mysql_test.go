@@ -357,8 +357,13 @@ func hmyTempFiles(dir string) []string {
 
 // hmyChildren are the processes whose parent is pid, with their command
 // lines and environments.
+//
+// A child that still runs coffer's own executable is one forked and not
+// yet exec'd: it is a copy of coffer, environment included, for an
+// instant, and is left out.
 func hmyChildren(pid int) map[int][2]string {
 	out := map[int][2]string{}
+	self, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -375,6 +380,9 @@ func hmyChildren(pid int) map[int][2]string {
 			continue
 		}
 		dir := filepath.Dir(p)
+		if exe, _ := os.Readlink(filepath.Join(dir, "exe")); exe == self {
+			continue
+		}
 		cmdline, _ := os.ReadFile(filepath.Join(dir, "cmdline"))
 		environ, _ := os.ReadFile(filepath.Join(dir, "environ"))
 		child, _ := strconv.Atoi(filepath.Base(dir))
