@@ -176,6 +176,9 @@ func printDrill(w io.Writer, rep *drill.Report, paths []string) {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(w, "drill %s %s\n", rep.ID, verdict)
+	for _, d := range rep.Damaged {
+		fmt.Fprintf(w, "  FAIL snapshot unreadable: %s\n", termsafe.Lines(d))
+	}
 	for _, run := range rep.Runs {
 		// Names in a report come from the snapshot (source, tables): data,
 		// never terminal control sequences.
