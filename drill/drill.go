@@ -9,6 +9,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -52,11 +53,11 @@ func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, err
 	if opts.Snapshot == "" {
 		opts.Snapshot = "latest"
 	}
-	snaps, history, err := choose(ctx, repo, opts)
+	snaps, history, damaged, err := choose(ctx, repo, opts)
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Version: 1, ID: newID(opts.Now()), Started: opts.Now().UTC(), Host: opts.Host, Tool: opts.Tool, Passed: true}
+	rep := &Report{Version: 1, ID: newID(opts.Now()), Started: opts.Now().UTC(), Host: opts.Host, Tool: opts.Tool, Passed: len(damaged) == 0, Damaged: damaged}
 	if opts.StateDir != "" {
 		if err := EnsureStateDir(opts.StateDir); err != nil {
 			return nil, fmt.Errorf("drill: %w", err)
@@ -87,16 +88,23 @@ func newID(t time.Time) string {
 	return t.UTC().Format("20060102t150405") + "_" + hex.EncodeToString(b[:])
 }
 
-// choose returns the snapshots to drill, and every snapshot of the source
-// (oldest first) for the RPO.
-func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*repository.Snapshot, []*repository.Snapshot, error) {
+// choose returns the snapshots to drill, every snapshot of the source
+// (oldest first) for the RPO, and the snapshot objects that could not be
+// read.
+func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*repository.Snapshot, []*repository.Snapshot, []string, error) {
 	first, err := repo.FindSnapshot(ctx, opts.Snapshot, opts.Source)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	all, err := repo.Snapshots(ctx)
-	if err != nil {
-		return nil, nil, err
+	var de *repository.DamagedError
+	var damaged []string
+	if errors.As(err, &de) {
+		for _, e := range de.Errs {
+			damaged = append(damaged, e.Error())
+		}
+	} else if err != nil {
+		return nil, nil, nil, err
 	}
 	var history, older []*repository.Snapshot
 	for _, s := range all {
@@ -113,7 +121,7 @@ func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*reposi
 		picked = append(picked, older[i])
 	}
 	sort.SliceStable(picked[1:], func(i, j int) bool { return picked[1+i].Time.After(picked[1+j].Time) })
-	return picked, history, nil
+	return picked, history, damaged, nil
 }
 
 // rpo measures the snapshot's age and the gap between the source's two

@@ -23,6 +23,9 @@ type Report struct {
 	// Warnings are about the drill host rather than the snapshots: markers
 	// of earlier drills that cleanup did not act on, and why.
 	Warnings []string `json:"warnings,omitempty"`
+	// Damaged are the snapshot objects that could not be read (damaged,
+	// or not coffer's): each fails the drill, which still drills the rest.
+	Damaged []string `json:"damaged_snapshots,omitempty"`
 }
 
 // SnapshotRun is the drill of one snapshot.

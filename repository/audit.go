@@ -134,9 +134,9 @@ func (r *Repo) loadAudit(ctx context.Context, name string) (*AuditRecord, error)
 	if err != nil {
 		return nil, &CorruptError{Object: name, Reason: "its name is not an audit record's"}
 	}
-	ct, err := storage.ReadAll(ctx, r.be, name)
+	ct, err := readBounded(ctx, r.be, name, MaxSmallMeta)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", name, err)
+		return nil, err
 	}
 	plain, err := r.wk.openMeta("audit", name, id, ct)
 	if err != nil {

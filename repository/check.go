@@ -3,7 +3,6 @@ package repository
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -18,9 +17,8 @@ type CheckOptions struct {
 	// ReadData downloads packs, verifies their checksums, decrypts them and
 	// verifies every chunk. It needs the repository key.
 	ReadData bool
-	// Subset, in (0, 1], is the fraction of packs ReadData reads, chosen at
-	// random. Zero means all.
-	Subset float64
+	// Subset selects the packs ReadData reads; the zero Subset reads all.
+	Subset Subset
 	// Progress, when set, is called after each pack read.
 	Progress func(done, total int)
 }
@@ -36,7 +34,11 @@ type CheckReport struct {
 	Snapshots    int       `json:"snapshots"`
 	IndexFiles   int       `json:"index_files"`
 	Packs        int       `json:"packs"`
-	PacksRead    int       `json:"packs_read"`
+	Subset       string    `json:"subset,omitempty"` // as given, e.g. "10%" or "2/3"
+	PacksChosen  int       `json:"packs_chosen"`     // the packs the subset selected
+	PacksRead    int       `json:"packs_read"`       // of those, the ones stored, and so read
+	PacksDamaged int       `json:"packs_damaged"`    // of those read, the ones that failed
+	ReadData     bool      `json:"read_data"`
 	Unreferenced []string  `json:"unreferenced_packs,omitempty"` // garbage, not damage
 	Problems     []Problem `json:"problems"`
 }
@@ -169,13 +171,12 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport)
 func (r *Repo) readData(ctx context.Context, idx *Index, stored map[string]int64, opts CheckOptions, rep *CheckReport) error {
 	byPack := map[ID][]Blob{}
 	idx.ForEachBlob(func(p PackInfo, b Blob) { byPack[p.ID] = append(byPack[p.ID], b) })
+	rep.ReadData, rep.Subset = true, opts.Subset.String()
 	var todo []PackInfo
-	for _, p := range idx.Packs() {
+	for _, p := range opts.Subset.choose(idx.Packs()) {
+		rep.PacksChosen++
 		if _, ok := stored[PackName(p.ID)]; !ok {
 			continue // already reported
-		}
-		if opts.Subset > 0 && opts.Subset < 1 && rand.Float64() >= opts.Subset {
-			continue
 		}
 		todo = append(todo, p)
 	}
@@ -198,6 +199,7 @@ func (r *Repo) readData(ctx context.Context, idx *Index, stored map[string]int64
 	for i, err := range results {
 		rep.PacksRead++
 		if err != nil {
+			rep.PacksDamaged++
 			rep.add(PackName(todo[i].ID), "%v", trimRemedy(err))
 		}
 	}
@@ -206,7 +208,7 @@ func (r *Repo) readData(ctx context.Context, idx *Index, stored map[string]int64
 
 func (r *Repo) readPack(ctx context.Context, p PackInfo, blobs []Blob) error {
 	name := PackName(p.ID)
-	ct, err := storage.ReadAll(ctx, r.be, name)
+	ct, err := storage.ReadRange(ctx, r.be, name, 0, p.Size)
 	if err != nil {
 		return fmt.Errorf("cannot read: %w", err)
 	}

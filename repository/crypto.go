@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"runtime"
 
 	"filippo.io/age"
-	"github.com/klauspost/compress/zstd"
 )
 
 func hmacSHA256(key []byte) hash.Hash { return hmac.New(sha256.New, key) }
@@ -49,25 +47,11 @@ func decrypt(object string, ciphertext []byte, identities ...age.Identity) ([]by
 	return out, nil
 }
 
-var (
-	// EncodeAll takes an encoder from a pool of this many: one per core, or
-	// the backup's compressing workers would take turns on one encoder.
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
-)
-
-// Compress appends the zstd frame of src to dst. It is safe for concurrent use.
-func Compress(dst, src []byte) []byte { return zenc.EncodeAll(src, dst) }
-
-// Decompress appends the content of one zstd frame to dst. It is safe for
-// concurrent use.
-func Decompress(dst, src []byte) ([]byte, error) { return zdec.DecodeAll(src, dst) }
-
 // sealMeta encodes a metadata object: the name is its MAC, the content
 // zstd-compressed and encrypted to the metadata recipient.
 func (wk *WriterKey) sealMeta(kind string, plaintext []byte) (ID, []byte, error) {
 	id := macID(wk.MACKey[:], kind, plaintext)
-	ct, err := encrypt(Compress(nil, plaintext), wk.Metadata.Recipient())
+	ct, err := encrypt(compressMeta(nil, plaintext), wk.Metadata.Recipient())
 	return id, ct, err
 }
 
@@ -81,9 +65,9 @@ func (wk *WriterKey) openMeta(kind, object string, id ID, ciphertext []byte) ([]
 		}
 		return nil, err
 	}
-	plaintext, err := Decompress(nil, compressed)
+	plaintext, err := decompressMeta(compressed)
 	if err != nil {
-		return nil, &CorruptError{Object: object, Reason: "decompression failed", Err: err}
+		return nil, &CorruptError{Object: object, Reason: "decompression refused", Err: err}
 	}
 	if got := macID(wk.MACKey[:], kind, plaintext); !hmac.Equal(got[:], id[:]) {
 		return nil, &CorruptError{Object: object, Reason: fmt.Sprintf("%s is not authenticated by the writer key (forged, altered or renamed)", kind)}

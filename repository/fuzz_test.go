@@ -87,7 +87,7 @@ func FuzzReadPack(f *testing.F) {
 		f.Fatal(err)
 	}
 	wk, _ := NewWriterKey("00112233445566778899aabbccddeeff", data.Recipient())
-	r := &Repo{wk: wk, data: data}
+	r := &Repo{wk: wk, data: data, cfg: &Config{Chunker: DefaultChunker}}
 	pw, err := r.NewPackWriter(new(bytes.Buffer), 1<<20)
 	if err != nil {
 		f.Fatal(err)

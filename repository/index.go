@@ -150,18 +150,27 @@ func (r *Repo) LoadIndexFile(ctx context.Context, id ID) (*IndexFile, error) {
 // ListIDs returns the ids of the objects under dir ("index", "snapshots").
 func (r *Repo) ListIDs(ctx context.Context, dir string) ([]ID, error) {
 	var ids []ID
+	err := r.listIDs(ctx, dir, nil, func(id ID) { ids = append(ids, id) })
+	return ids, err
+}
+
+// listIDs calls id for each object under dir named by an id, and foreign
+// (when set) with the name of every other object, which is not coffer's.
+func (r *Repo) listIDs(ctx context.Context, dir string, foreign func(string), id func(ID)) error {
 	err := r.be.List(ctx, dir+"/", func(fi storage.Info) error {
-		id, err := ParseID(strings.TrimPrefix(fi.Name, dir+"/"))
-		if err != nil {
-			return nil // not ours: ignore stray objects
+		x, err := ParseID(strings.TrimPrefix(fi.Name, dir+"/"))
+		switch {
+		case err == nil && id != nil:
+			id(x)
+		case err != nil && foreign != nil:
+			foreign(fi.Name)
 		}
-		ids = append(ids, id)
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %s/ in %s: %w", dir, r.be.Location(), err)
+		return fmt.Errorf("list %s/ in %s: %w", dir, r.be.Location(), err)
 	}
-	return ids, nil
+	return nil
 }
 
 // LoadIndex reads every index object, honouring supersedes. An index

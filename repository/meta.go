@@ -1,10 +1,12 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/coffer-backup/coffer/storage"
 )
@@ -35,11 +37,38 @@ func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any, retain boo
 // is reported with storage.ErrNotFound.
 func (r *Repo) readMeta(ctx context.Context, kind, dir string, id ID) ([]byte, error) {
 	name := dir + "/" + id.String()
-	ct, err := storage.ReadAll(ctx, r.be, name)
+	ct, err := readBounded(ctx, r.be, name, metaMax(kind))
+	if err != nil {
+		return nil, err
+	}
+	return r.wk.openMeta(kind, name, id, ct)
+}
+
+// metaMax returns the most a stored metadata object of kind may weigh.
+func metaMax(kind string) int64 {
+	if kind == "index" || kind == "snapshot" {
+		return MaxLargeMeta
+	}
+	return MaxSmallMeta
+}
+
+// readBounded reads a whole object of at most max bytes. A larger one is
+// refused after max+1 bytes, so a hostile object cannot fill memory.
+func readBounded(ctx context.Context, be storage.Backend, name string, max int64) ([]byte, error) {
+	var out []byte
+	err := be.Get(ctx, name, 0, 0, func(rd io.Reader) error {
+		var buf bytes.Buffer
+		_, err := buf.ReadFrom(io.LimitReader(rd, max+1))
+		out = buf.Bytes()
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	return r.wk.openMeta(kind, name, id, ct)
+	if int64(len(out)) > max {
+		return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("larger than the %d bytes coffer allows for it (not written by coffer)", max)}
+	}
+	return out, nil
 }
 
 // loadMeta reads and authenticates a metadata object into v.

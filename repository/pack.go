@@ -170,9 +170,9 @@ func (r *Repo) readBlobsFrom(ctx context.Context, src packSource, p PackInfo, bl
 	h := r.wk.ChunkHasher()
 	var raw []byte
 	for _, b := range blobs {
-		raw, err = Decompress(raw[:0], span[int64(b.Off)-lo:int64(b.Off)-lo+int64(b.Len)])
+		raw, err = DecompressChunk(raw[:0], span[int64(b.Off)-lo:int64(b.Off)-lo+int64(b.Len)], int(b.Raw), int(r.cfg.Chunker.Max))
 		if err != nil {
-			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not decompress", b.ID.Short()), Err: err}
+			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s refused before or while decompressing", b.ID.Short()), Err: err}
 		}
 		if h.Sum(raw) != b.ID || len(raw) != int(b.Raw) {
 			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not match its id", b.ID.Short())}

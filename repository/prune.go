@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/coffer-backup/coffer/storage"
@@ -52,6 +53,9 @@ type PruneReport struct {
 	StaleLocks     int      `json:"stale_locks_removed"`
 	TempFiles      int      `json:"temp_files_removed"` // temporary files of killed writers (local repositories)
 	TempBytes      int64    `json:"temp_bytes_removed"`
+	// Foreign are objects under data/, index/ or snapshots/ whose names
+	// are not coffer's (a .DS_Store, a stray copy): prune leaves them.
+	Foreign        []string `json:"foreign_objects,omitempty"`
 	IndexRewritten bool     `json:"index_rewritten"`
 	Swept          bool     `json:"swept"`
 }
@@ -81,8 +85,13 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
+	for _, dir := range []string{"index", "snapshots"} {
+		if err := r.listIDs(ctx, dir, func(name string) { rep.Foreign = append(rep.Foreign, name) }, nil); err != nil {
+			return nil, err
+		}
+	}
 	if marker == nil {
-		cands, sizes, err := r.pruneCandidates(ctx)
+		cands, sizes, err := r.pruneCandidates(ctx, rep)
 		if err != nil {
 			return nil, err
 		}
@@ -196,7 +205,7 @@ func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
 // pruneCandidates returns the packs none of whose chunks a snapshot
 // references: indexed packs, and packs in no index (left by killed
 // backups, or by one still running: the marker protocol waits for those).
-func (r *Repo) pruneCandidates(ctx context.Context) ([]ID, map[ID]int64, error) {
+func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, error) {
 	refs, err := r.referenced(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -213,8 +222,10 @@ func (r *Repo) pruneCandidates(ctx context.Context) ([]ID, map[ID]int64, error) 
 	}
 	sizes := map[ID]int64{}
 	err = r.be.List(ctx, "data/", func(fi storage.Info) error {
-		id, err := ParseID(fi.Name[len(fi.Name)-64:])
-		if err == nil && len(fi.Name) == len("data/xx/")+64 && !needed[id] {
+		id, ok := parsePackName(fi.Name)
+		if !ok {
+			rep.Foreign = append(rep.Foreign, fi.Name)
+		} else if !needed[id] {
 			sizes[id] = fi.Size
 		}
 		return nil
@@ -228,6 +239,15 @@ func (r *Repo) pruneCandidates(ctx context.Context) ([]ID, map[ID]int64, error) 
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].String() < cands[j].String() })
 	return cands, sizes, nil
+}
+
+// parsePackName returns the id of a pack named as PackName names it.
+func parsePackName(name string) (ID, bool) {
+	id, err := ParseID(name[strings.LastIndex(name, "/")+1:])
+	if err != nil || PackName(id) != name {
+		return ID{}, false
+	}
+	return id, true
 }
 
 // sweep deletes the marker's candidates that are still unreferenced.

@@ -30,7 +30,13 @@ type Repo struct {
 	wk   *WriterKey
 	data age.Identity // the repository identity; nil for writers
 	now  func() time.Time
+	warn func(error) // told of damaged objects skipped
 }
+
+// SetWarn sets who is told of the damaged objects that the repository
+// skips where that is safe, such as a snapshot that cannot be read while
+// resolving "latest" (check reports them as problems).
+func (r *Repo) SetWarn(fn func(error)) { r.warn = fn }
 
 // Backend returns the storage the repository lives in.
 func (r *Repo) Backend() storage.Backend { return r.be }
@@ -128,7 +134,7 @@ func Init(ctx context.Context, be storage.Backend, opts InitOptions) (*Repo, err
 
 // LoadConfig reads and parses the config without authenticating it.
 func LoadConfig(ctx context.Context, be storage.Backend) (*Config, error) {
-	b, err := storage.ReadAll(ctx, be, ConfigObject)
+	b, err := readBounded(ctx, be, ConfigObject, MaxSmallMeta)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("no coffer repository at %s (its config object is missing): check COFFER_REPO, or create one with `coffer init`", be.Location())
 	}
@@ -188,9 +194,9 @@ func OpenRestorer(ctx context.Context, be storage.Backend, ids []age.Identity, o
 		return nil, err
 	}
 	open := func(name string) ([]byte, error) {
-		ct, err := storage.ReadAll(ctx, be, name)
+		ct, err := readBounded(ctx, be, name, MaxSmallMeta)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", name, err)
+			return nil, err
 		}
 		pt, err := decrypt(name, ct, ids...)
 		var nm *age.NoIdentityMatchError

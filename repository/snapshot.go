@@ -3,6 +3,7 @@ package repository
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -58,7 +59,7 @@ func (r *Repo) SealPrivate(v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encrypt(Compress(nil, b), r.wk.Recipient)
+	return encrypt(compressMeta(nil, b), r.wk.Recipient)
 }
 
 // OpenPrivate decrypts a snapshot's private part into v.
@@ -76,9 +77,9 @@ func (r *Repo) OpenSealed(object string, sealed []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	b, err := Decompress(nil, c)
+	b, err := decompressMeta(c)
 	if err != nil {
-		return &CorruptError{Object: object, Reason: "decompression failed", Err: err}
+		return &CorruptError{Object: object, Reason: "decompression refused", Err: err}
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return &CorruptError{Object: object, Reason: "malformed JSON", Err: err}
@@ -161,11 +162,23 @@ func (e *DamagedError) Error() string {
 }
 
 // FindSnapshot resolves "latest", a full id, or a unique id prefix, among
-// the snapshots of source (any source when empty).
+// the snapshots of source (any source when empty). For "latest", a
+// snapshot object that cannot be read is skipped and passed to the
+// function given to SetWarn: it is someone else's (junk) or damaged, and
+// must not stop the restore of every source.
 func (r *Repo) FindSnapshot(ctx context.Context, ref, source string) (*Snapshot, error) {
 	if ref == "latest" || ref == "" {
 		all, err := r.Snapshots(ctx)
-		if err != nil {
+		var damaged *DamagedError
+		if errors.As(err, &damaged) {
+			// One junk or damaged object must not stop every source's
+			// restore: skip it, and say so.
+			for _, e := range damaged.Errs {
+				if r.warn != nil {
+					r.warn(e)
+				}
+			}
+		} else if err != nil {
 			return nil, err
 		}
 		for i := len(all) - 1; i >= 0; i-- {

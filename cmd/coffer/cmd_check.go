@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -16,20 +14,24 @@ func newCheckCmd(g *globals) *cobra.Command {
 	var readData bool
 	var subset string
 	cmd := &cobra.Command{
-		Use:   "check [--read-data [--subset N%]]",
+		Use:   "check [--read-data [--subset N% | --subset n/t]]",
 		Short: "Verify the repository's structure, and with --read-data its contents",
 		Long: `check verifies that every index and snapshot is intact and authentic and that
 every chunk a snapshot needs is stored (the writer key is enough). With
---read-data it also downloads, decrypts and verifies every pack (or a random
---subset of them), which needs an operator identity. Every damaged or missing
-object is listed by name, and the exit status is 1 when there is one.`,
+--read-data it also downloads, decrypts and verifies every pack, which needs
+an operator identity, or a --subset of them: a random share (10%: at least
+one pack), or slice n/t (packs sorted by id, the pack at position i from 0 in
+slice i mod t + 1), so that runs of 1/t, 2/t ... t/t read every pack once.
+It always says how many packs it read, of how many, and how many of those
+were damaged. Every damaged or missing object is listed by name, and the
+exit status is 1 when there is one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			frac, err := parseSubset(subset)
+			sub, err := repository.ParseSubset(subset)
 			if err != nil {
-				return err
+				return fmt.Errorf("check: %w", err)
 			}
-			if frac > 0 && !readData {
+			if subset != "" && !readData {
 				return fmt.Errorf("check: --subset needs --read-data")
 			}
 			repo, err := g.openRepo(cmd.Context(), readData)
@@ -37,7 +39,7 @@ object is listed by name, and the exit status is 1 when there is one.`,
 				return err
 			}
 			prog := newProgress(os.Stderr, "check")
-			rep, err := repo.Check(cmd.Context(), repository.CheckOptions{ReadData: readData, Subset: frac, Progress: prog.check})
+			rep, err := repo.Check(cmd.Context(), repository.CheckOptions{ReadData: readData, Subset: sub, Progress: prog.check})
 			prog.done()
 			if err != nil {
 				return err
@@ -56,17 +58,27 @@ object is listed by name, and the exit status is 1 when there is one.`,
 		},
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "download, decrypt and verify the data (needs COFFER_IDENTITY_FILE)")
-	cmd.Flags().StringVar(&subset, "subset", "", "with --read-data, read only this share of the packs, e.g. 10%")
+	cmd.Flags().StringVar(&subset, "subset", "", "with --read-data, read only these packs: a share such as 10% (at least one), or slice n/t such as 1/5")
 	return cmd
 }
 
 func printCheck(cmd *cobra.Command, rep *repository.CheckReport) {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "%d snapshots, %d index files, %d packs", rep.Snapshots, rep.IndexFiles, rep.Packs)
-	if rep.PacksRead > 0 {
-		fmt.Fprintf(w, ", %d packs read and verified", rep.PacksRead)
+	fmt.Fprintf(w, "%d snapshots, %d index files, %d packs\n", rep.Snapshots, rep.IndexFiles, rep.Packs)
+	if rep.ReadData {
+		fmt.Fprintf(w, "read %d of %d packs", rep.PacksRead, rep.Packs)
+		if rep.Subset != "" {
+			fmt.Fprintf(w, " (subset %s: %d chosen)", termsafe.String(rep.Subset), rep.PacksChosen)
+		}
+		switch {
+		case rep.PacksDamaged > 0:
+			fmt.Fprintf(w, ": %d damaged, %d verified\n", rep.PacksDamaged, rep.PacksRead-rep.PacksDamaged)
+		case rep.PacksRead > 0:
+			fmt.Fprintln(w, ": all verified")
+		default:
+			fmt.Fprintln(w, ": no pack's data was verified")
+		}
 	}
-	fmt.Fprintln(w)
 	if n := len(rep.Unreferenced); n > 0 {
 		fmt.Fprintf(w, "%d packs are not in any index (left by an interrupted backup; coffer prune removes them)\n", n)
 	}
@@ -76,19 +88,4 @@ func printCheck(cmd *cobra.Command, rep *repository.CheckReport) {
 	if rep.OK() {
 		fmt.Fprintln(w, "no errors were found")
 	}
-}
-
-// parseSubset reads "10%" or "0.1" as a fraction in (0, 1].
-func parseSubset(s string) (float64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
-	if err == nil && strings.HasSuffix(s, "%") {
-		v /= 100
-	}
-	if err != nil || v <= 0 || v > 1 {
-		return 0, fmt.Errorf("check: --subset %q: give a percentage such as 10%% (more than 0, at most 100)", s)
-	}
-	return v, nil
 }

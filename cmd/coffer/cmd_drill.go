@@ -180,6 +180,9 @@ func printDrill(w io.Writer, rep *drill.Report, paths []string) {
 	// A report may come from storage (coffer drills --full), where a writer
 	// could have stored any text: every string is escaped.
 	fmt.Fprintf(w, "drill %s %s\n", termsafe.String(rep.ID), verdict)
+	for _, d := range rep.Damaged {
+		fmt.Fprintf(w, "  FAIL snapshot unreadable: %s\n", termsafe.Lines(d))
+	}
 	for _, run := range rep.Runs {
 		// Names in a report come from the snapshot (source, tables): data,
 		// never terminal control sequences.

@@ -91,6 +91,10 @@ func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 	if rep.StaleLocks > 0 {
 		fmt.Fprintf(w, "removed %d stale locks of backups that died\n", rep.StaleLocks)
 	}
+	if len(rep.Foreign) > 0 {
+		fmt.Fprintf(w, "%d objects are not coffer's and were left alone (remove them if you know them):\n  %s\n",
+			len(rep.Foreign), strings.Join(termsafe.Strings(rep.Foreign), "\n  "))
+	}
 	if len(rep.Locked) > 0 {
 		fmt.Fprintf(w, "%d objects are still under retention (Object Lock) and were left; a later prune deletes them:\n  %s\n",
 			len(rep.Locked), strings.Join(termsafe.Strings(rep.Locked), "\n  "))

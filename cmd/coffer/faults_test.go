@@ -155,7 +155,16 @@ func TestFaultForgedSnapshot(t *testing.T) {
 	os.WriteFile(filepath.Join(f.root, name), ct.Bytes(), 0o600)
 
 	mustContain(t, "restore of the forged snapshot", f.restoreFails("abab"), name, "not authenticated")
-	mustContain(t, "restore latest", f.restoreFails("latest"), name)
+	// latest skips it, warning, and restores the newest authentic snapshot.
+	out := filepath.Join(t.TempDir(), "latest.out")
+	res := f.run(nil, "restore", "--output", out, "latest")
+	if res.code != 0 {
+		t.Fatalf("restore latest beside a forged snapshot: exit %d\n%s", res.code, res.stderr)
+	}
+	mustContain(t, "restore latest", res.stderr, "warning: skipped "+name, "not authenticated")
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, f.input) {
+		t.Error("restore latest did not restore the authentic snapshot")
+	}
 	r := f.run(nil, "check")
 	if r.code != 1 {
 		t.Fatalf("check exit %d, want 1", r.code)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/coffer-backup/coffer/internal/agekeys"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/storage"
 	"github.com/coffer-backup/coffer/storage/location"
@@ -113,6 +114,9 @@ func (g *globals) openRepo(ctx context.Context, read bool) (*repository.Repo, er
 		if errors.As(err, &wi) {
 			return nil, fmt.Errorf("%s is encrypted to %s; none matches the identity in %s: use an operator's identity", wi.Object, strings.Join(wi.Operators, ", "), idPath)
 		}
+		if err == nil {
+			r.SetWarn(warnSkipped)
+		}
 		return r, err
 	}
 	if read {
@@ -121,7 +125,16 @@ func (g *globals) openRepo(ctx context.Context, read bool) (*repository.Repo, er
 	if wk == nil {
 		return nil, errors.New("no key: set COFFER_WRITER_KEY_FILE (backup host, maintainer) or COFFER_IDENTITY_FILE (operator)")
 	}
-	return repository.OpenWriter(ctx, be, wk)
+	r, err := repository.OpenWriter(ctx, be, wk)
+	if err == nil {
+		r.SetWarn(warnSkipped)
+	}
+	return r, err
+}
+
+// warnSkipped tells of a damaged or foreign object that was skipped.
+func warnSkipped(err error) {
+	fmt.Fprintf(os.Stderr, "warning: skipped %s\n", termsafe.Lines(err.Error()))
 }
 
 func printJSON(w io.Writer, v any) error {
