@@ -39,8 +39,9 @@ func newBackupCmd(g *globals) *cobra.Command {
 		Short: "Back up a stream into a new snapshot",
 		Long: `backup reads a stream (standard input, or a command's standard output), stores
 what the repository does not have yet, and writes a snapshot. It needs only the
-writer key (COFFER_WRITER_KEY_FILE). If the command fails or the stream breaks,
-no snapshot is written.
+writer key (COFFER_WRITER_KEY_FILE), and always needs it: data is encrypted to
+the recipient in that local file, never to one read from the repository. If
+the command fails or the stream breaks, no snapshot is written.
 
 Databases are dumped consistently and their per-table digests recorded:
   --postgres postgres://USER@HOST:5432/DB   pg_dump (custom format) and the globals
@@ -89,6 +90,12 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	}
 	if o.host == "" {
 		o.host, _ = os.Hostname()
+	}
+	if os.Getenv("COFFER_WRITER_KEY_FILE") == "" {
+		return errors.New("backup: no writer key file: set COFFER_WRITER_KEY_FILE to the writer key that `coffer init` wrote. " +
+			"A backup encrypts to the recipient in that local file, never to one read from the repository, " +
+			"which whoever can write the storage could have replaced (an operator can decrypt keys/writer.age " +
+			"with an identity and keep it as a file, once `coffer key trust` shows its fingerprint is the pinned one)")
 	}
 	repo, err := g.openRepo(ctx, false)
 	if err != nil {

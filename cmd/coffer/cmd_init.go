@@ -40,8 +40,12 @@ private half is stored in the repository encrypted to the operators' recipients
 identity and writes it to --identity-file (default $COFFER_IDENTITY_FILE).
 
 The writer key (what a backup host needs) is written to --writer-key-file
-(default $COFFER_WRITER_KEY_FILE) with mode 0600. Keep its fingerprint: restorers
-pin it with COFFER_WRITER_FINGERPRINT.`,
+(default $COFFER_WRITER_KEY_FILE) with mode 0600. init pins the repository id and
+the writer key fingerprint in the trust file (COFFER_TRUST_FILE, by default the
+identity file's path plus ".trust"); an operator's machine refuses the repository
+when they change (coffer key trust). Keep the fingerprint: other operators compare
+it on their first open, and machines without state pin it with
+COFFER_WRITER_FINGERPRINT.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(cmd, g, o) },
 	}
@@ -63,6 +67,7 @@ type initResult struct {
 	Fingerprint string   `json:"writer_key_fingerprint"`
 	WriterKey   string   `json:"writer_key_file"`
 	Identity    string   `json:"identity_file,omitempty"`
+	TrustFile   string   `json:"trust_file,omitempty"`
 }
 
 func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
@@ -115,6 +120,13 @@ func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
 		}
 		res.Identity = o.identityFile
 	}
+	idPath := os.Getenv("COFFER_IDENTITY_FILE")
+	if generated != nil {
+		idPath = o.identityFile
+	}
+	if res.TrustFile, err = pinAtInit(repo, idPath); err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "coffer: warning: the repository was created, but pinning it failed: %v; the first open with an identity will pin it\n", err)
+	}
 	if g.json {
 		return printJSON(cmd.OutOrStdout(), res)
 	}
@@ -128,6 +140,11 @@ func runInit(cmd *cobra.Command, g *globals, o *initOptions) error {
 	}
 	fmt.Fprintf(out, "writer key:              %s (for backup hosts; it cannot decrypt backups)\n", res.WriterKey)
 	fmt.Fprintf(out, "writer key fingerprint:  %s\n", res.Fingerprint)
+	if res.TrustFile != "" {
+		fmt.Fprintf(out, "pinned in:               %s (repository id and writer key fingerprint)\n", res.TrustFile)
+	} else {
+		fmt.Fprintln(out, "pinned in:               nowhere yet: an operator's first open pins them; compare the fingerprint then")
+	}
 	return nil
 }
 

@@ -14,16 +14,20 @@ import (
 
 func newKeyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "key list | add RECIPIENT | remove RECIPIENT",
-		Short: "List, add or remove the operators who can decrypt the repository",
+		Use:   "key list | add RECIPIENT | remove RECIPIENT | trust [--yes]",
+		Short: "List, add or remove the operators who can decrypt the repository; trust its keys",
 		Long: `The repository key and the writer key are stored encrypted to the operators'
 age recipients. add and remove re-encrypt those two small objects to the new set
 of operators (data is not touched) and need an operator's identity
 (COFFER_IDENTITY_FILE). Every change is recorded in the audit log.
 
 Removing an operator stops them from decrypting the keys stored from now on; an
-operator who kept a copy of the repository key can still read the data.`,
+operator who kept a copy of the repository key can still read the data.
+
+key trust shows the writer key fingerprint this machine pinned for the repository
+and the one it has now, and pins the new one (see coffer key trust --help).`,
 	}
+	cmd.AddCommand(newKeyTrustCmd(g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List the operators' recipients",

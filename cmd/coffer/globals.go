@@ -94,42 +94,56 @@ func writerKey() (*repository.WriterKey, error) {
 }
 
 // openRepo opens the repository with the best key available: an operator
-// identity when set (needed when read is true), else the writer key.
+// identity when set (needed when read is true), else the writer key. An
+// identity's open is checked against this machine's pins (checkTrust).
 func (g *globals) openRepo(ctx context.Context, read bool) (*repository.Repo, error) {
-	be, err := g.backend(ctx, false, false)
+	r, idPath, err := g.openUnpinned(ctx, read)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkTrust(r, idPath); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// openUnpinned is openRepo without the trust file (for coffer key trust).
+// It returns the identity file's path, "" when opened with the writer key.
+func (g *globals) openUnpinned(ctx context.Context, read bool) (*repository.Repo, string, error) {
+	be, err := g.backend(ctx, false, false)
+	if err != nil {
+		return nil, "", err
 	}
 	ids, idPath, err := identities()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	wk, err := writerKey()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if ids != nil {
 		r, err := repository.OpenRestorer(ctx, be, ids, repository.OpenOptions{WriterKey: wk, Fingerprint: os.Getenv("COFFER_WRITER_FINGERPRINT")})
 		var wi *repository.WrongIdentityError
 		if errors.As(err, &wi) {
-			return nil, fmt.Errorf("%s is encrypted to %s; none matches the identity in %s: use an operator's identity", wi.Object, strings.Join(wi.Operators, ", "), idPath)
+			return nil, "", fmt.Errorf("%s is encrypted to %s; none matches the identity in %s: use an operator's identity", wi.Object, strings.Join(wi.Operators, ", "), idPath)
 		}
 		if err == nil {
 			r.SetWarn(warnSkipped)
 		}
-		return r, err
+		return r, idPath, err
 	}
 	if read {
-		return nil, repository.ErrNeedIdentity
+		return nil, "", repository.ErrNeedIdentity
 	}
 	if wk == nil {
-		return nil, errors.New("no key: set COFFER_WRITER_KEY_FILE (backup host, maintainer) or COFFER_IDENTITY_FILE (operator)")
+		return nil, "", errors.New("no key: set COFFER_WRITER_KEY_FILE (backup host, maintainer) or COFFER_IDENTITY_FILE (operator)")
 	}
 	r, err := repository.OpenWriter(ctx, be, wk)
 	if err == nil {
 		r.SetWarn(warnSkipped)
 	}
-	return r, err
+	return r, "", err
 }
 
 // warnSkipped tells of a damaged or foreign object that was skipped.

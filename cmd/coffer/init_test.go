@@ -292,6 +292,7 @@ func TestInitJSON(t *testing.T) {
 			Fingerprint string   `json:"writer_key_fingerprint"`
 			WriterKey   string   `json:"writer_key_file"`
 			Identity    string   `json:"identity_file"`
+			TrustFile   string   `json:"trust_file"`
 		}
 		dec := json.NewDecoder(strings.NewReader(out))
 		dec.DisallowUnknownFields()
@@ -307,6 +308,12 @@ func TestInitJSON(t *testing.T) {
 			len(res.Operators) != 1 || res.Operators[0] != strings.TrimSpace(string(pub)) ||
 			!regexp.MustCompile(`^[0-9a-f]{4}(-[0-9a-f]{4}){7}$`).MatchString(res.Fingerprint) {
 			t.Fatalf("init --json: %+v", res)
+		}
+		if res.TrustFile != res.Identity+".trust" || fileMode(t, res.TrustFile) != 0o600 {
+			t.Fatalf("init --json: trust file %q, want %s.trust with mode 0600", res.TrustFile, res.Identity)
+		}
+		if b, _ := os.ReadFile(res.TrustFile); !strings.Contains(string(b), res.ID) || !strings.Contains(string(b), res.Fingerprint) {
+			t.Fatalf("the trust file does not pin repository %s, writer key %s:\n%s", res.ID, res.Fingerprint, b)
 		}
 		c.with("COFFER_WRITER_FINGERPRINT="+res.Fingerprint).ok(nil, "snapshots")
 	})

@@ -62,7 +62,8 @@ Environment:
   COFFER_WRITER_KEY_FILE       the writer key file (backup hosts, maintainers)
   COFFER_IDENTITY_FILE         an operator's age identity file (restore, check --read-data)
   COFFER_IDENTITY_PASSPHRASE_FILE  passphrase of a protected identity file (else asked on the terminal)
-  COFFER_WRITER_FINGERPRINT    pin the writer key restorers accept`,
+  COFFER_TRUST_FILE            where an operator's pins live (default: the identity file's path + ".trust")
+  COFFER_WRITER_FINGERPRINT    pin the writer key restorers accept (machines without state; wins over the trust file)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,
