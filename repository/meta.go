@@ -16,6 +16,13 @@ func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any, retain boo
 	if err != nil {
 		return ID{}, err
 	}
+	return r.putMeta(ctx, kind, dir, plain, retain)
+}
+
+// putMeta seals plain as a metadata object of kind under dir. The same
+// plaintext always gets the same id, so storing it again rewrites the
+// object in place.
+func (r *Repo) putMeta(ctx context.Context, kind, dir string, plain []byte, retain bool) (ID, error) {
 	id, ct, err := r.wk.sealMeta(kind, plain)
 	if err != nil {
 		return ID{}, err
