@@ -45,6 +45,17 @@ type Options struct {
 	// (default GOMAXPROCS); Uploads the number of concurrent uploads
 	// (default 3).
 	Workers, Uploads int
+	// Now is the clock (default time.Now): the snapshot's time, and the
+	// intervals that tell whether the lock is still fresh. No other host
+	// compares it with its own.
+	Now func() time.Time
+	// Lock sets the lock's refresh interval and stale age (defaults
+	// repository.LockRefresh and LockStale).
+	Lock repository.LockTiming
+	// BeforeSnapshot, when non-nil, is called after the stream has been
+	// stored and before the lock is confirmed and the snapshot written.
+	// It is a test hook: tests pause a backup there while a prune runs.
+	BeforeSnapshot func()
 }
 
 // Progress is a running count.
@@ -71,15 +82,54 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 	if opts.Source == "" {
 		return nil, fmt.Errorf("backup: a source name is required (--source)")
 	}
-	start := time.Now()
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	start := opts.Now()
 	if opts.Time.IsZero() {
 		opts.Time = start
 	}
-	lock, err := repo.AcquireLock(ctx, opts.Host, os.Getpid(), time.Now)
+	lock, err := repo.AcquireLock(ctx, repository.LockOptions{Host: opts.Host, PID: os.Getpid(), Now: opts.Now, Timing: opts.Lock})
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	defer lock.Release(context.WithoutCancel(ctx))
+	// A lost lock stops the backup at once, even while it waits for its
+	// source: a prune may soon take it for dead. The writer, if stuck in a
+	// read, is abandoned; it can no longer write a snapshot (Confirm fails).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		sum *Summary
+		err error
+	}
+	done := make(chan result, 1)
+	var confirmed atomic.Bool // the snapshot is being written: wait for it
+	go func() {
+		sum, err := write(ctx, repo, lock, src, opts, &confirmed)
+		done <- result{sum, err}
+	}()
+	var res result
+	select {
+	case <-lock.Lost():
+		if !confirmed.Load() {
+			return nil, fmt.Errorf("backup: %w", lock.Err())
+		}
+		res = <-done
+	case res = <-done:
+	}
+	if res.err != nil {
+		if lerr := lock.Err(); lerr != nil {
+			return nil, fmt.Errorf("backup: %w", lerr)
+		}
+		return nil, res.err
+	}
+	res.sum.Duration = opts.Now().Sub(start)
+	return res.sum, nil
+}
+
+// write stores the stream and the snapshot under lock.
+func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, src io.Reader, opts Options, confirmed *atomic.Bool) (*Summary, error) {
 	idx, err := repo.LoadIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: load index: %w", err)
@@ -107,18 +157,30 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 		}
 	}
 	snap.Stored = p.stored.Load()
+	if opts.BeforeSnapshot != nil {
+		opts.BeforeSnapshot()
+	}
 	// Under Object Lock, what the snapshot reuses must stay locked as long
 	// as it: extend before the snapshot exists.
 	if _, err := repo.ExtendRetention(ctx, idx, snap); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	if _, err := repo.SaveSnapshot(ctx, snap); err != nil {
+	// The lock must still exist and be fresh, and the snapshot written
+	// before a prune could take it for stale (docs/format.md, "Why no
+	// snapshot references a deleted pack").
+	confirmed.Store(true)
+	budget, err := lock.Confirm(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	if _, err := repo.SaveSnapshot(sctx, snap); err != nil {
 		return nil, err
 	}
 	return &Summary{
 		Snapshot: snap, BytesRead: snap.Size, BytesNew: p.bytesNew.Load(), BytesStored: p.stored.Load(),
 		ChunksTotal: snap.ChunksTotal, ChunksNew: snap.ChunksNew, Packs: int(p.packs.Load()),
-		Duration: time.Since(start),
 	}, nil
 }
 

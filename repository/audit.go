@@ -76,7 +76,7 @@ func (r *Repo) AppendAudit(ctx context.Context, a *AuditRecord) error {
 		return err
 	}
 	a.id = id
-	if err := r.putMeta(ctx, "audit", auditName(a.Time, id), id, ct, r.putOptions()); err != nil {
+	if err := r.putSealed(ctx, "audit", auditName(a.Time, id), id, ct, r.putOptions()); err != nil {
 		return fmt.Errorf("append to the audit log: %w", err)
 	}
 	return nil

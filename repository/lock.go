@@ -2,18 +2,31 @@ package repository
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/coffer-backup/coffer/storage"
 )
 
 // Lock timing: a running backup refreshes its lock every LockRefresh; a
-// lock older than LockStale was left by a process that died.
+// lock whose object the storage last modified more than LockStale ago (by
+// the storage's clock) was left by a process that died. A backup that
+// could not refresh its lock for LockStale/2 stops (docs/format.md).
 const (
 	LockRefresh = 5 * time.Minute
 	LockStale   = 30 * time.Minute
 )
+
+// compatRefreshed is written as a lock's "refreshed": earlier versions of
+// coffer judged a lock stale by comparing it with their own clock, and a
+// lock refreshed in place keeps its content, so a date they never reach
+// keeps them from removing a live lock. Newer versions ignore the field.
+var compatRefreshed = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
 // LockInfo is the content of a `locks/ID` object.
 type LockInfo struct {
@@ -23,19 +36,57 @@ type LockInfo struct {
 	Started   time.Time `json:"started"`
 	Refreshed time.Time `json:"refreshed"`
 	Honours   []ID      `json:"honours"` // prune markers this backup does not deduplicate against
+	// Machine (the host name, whatever Host says), BootID, PIDNamespace
+	// and StartTicks identify the process (Linux), so that a lock whose
+	// process died is known dead at once on that machine even if its PID
+	// was reused.
+	Machine      string `json:"machine,omitempty"`
+	BootID       string `json:"boot_id,omitempty"`
+	PIDNamespace string `json:"pid_namespace,omitempty"`
+	StartTicks   uint64 `json:"start_ticks,omitempty"`
 }
 
-// Stale reports whether the lock's process has not refreshed it in time.
-func (l *LockInfo) Stale(now time.Time) bool { return now.Sub(l.Refreshed) > LockStale }
+// LockTiming sets how often a backup refreshes its lock and after how
+// long, by storage time, a lock is stale. Zero fields take LockRefresh and
+// LockStale; every process using a repository must agree on Stale.
+type LockTiming struct {
+	Refresh, Stale time.Duration
+}
 
-// Lock is a backup's lock, held until Release.
+func (t LockTiming) withDefaults() LockTiming {
+	if t.Refresh <= 0 {
+		t.Refresh = LockRefresh
+	}
+	if t.Stale <= 0 {
+		t.Stale = LockStale
+	}
+	return t
+}
+
+// LockOptions describe the holder of a backup lock.
+type LockOptions struct {
+	Host   string
+	PID    int              // default os.Getpid()
+	Now    func() time.Time // the clock; only intervals of it are used (default time.Now)
+	Timing LockTiming
+}
+
+// Lock is a backup's lock, held until Release. It is lost when it could
+// not be refreshed for Timing.Stale/2: the holder must then stop.
 type Lock struct {
-	r    *Repo
-	mu   sync.Mutex
-	id   ID
-	info LockInfo
-	stop chan struct{}
-	done chan struct{}
+	r      *Repo
+	now    func() time.Time
+	timing LockTiming
+
+	mu     sync.Mutex
+	id     ID
+	plain  []byte // the lock's content; a refresh stores it again in place
+	info   LockInfo
+	lastOK time.Time // when the last refresh that succeeded began
+	err    error     // why the lock was lost
+	lost   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // Markers returns the prune markers the lock holder must honour.
@@ -45,17 +96,45 @@ func (l *Lock) Markers() []ID {
 	return slices.Clone(l.info.Honours)
 }
 
+// Name is the lock's object name.
+func (l *Lock) Name() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return "locks/" + l.id.String()
+}
+
+// Lost is closed when the lock is lost; Err then says why.
+func (l *Lock) Lost() <-chan struct{} { return l.lost }
+
+// Err returns why the lock was lost, or nil.
+func (l *Lock) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
 // AcquireLock writes a backup lock naming the prune markers in force, as
 // docs/format.md describes, and keeps it fresh until Release.
-func (r *Repo) AcquireLock(ctx context.Context, host string, pid int, now func() time.Time) (*Lock, error) {
+func (r *Repo) AcquireLock(ctx context.Context, opts LockOptions) (*Lock, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PID == 0 {
+		opts.PID = os.Getpid()
+	}
 	before, err := r.ListIDs(ctx, "prune")
 	if err != nil {
 		return nil, err
 	}
-	t := now().UTC()
-	l := &Lock{r: r, info: LockInfo{versioned: versioned{FormatVersion}, Host: host, PID: pid, Started: t, Refreshed: t, Honours: before},
-		stop: make(chan struct{}), done: make(chan struct{})}
-	if l.id, err = r.saveMeta(ctx, "lock", "locks", &l.info, false); err != nil {
+	t := opts.Now()
+	l := &Lock{r: r, now: opts.Now, timing: opts.Timing.withDefaults(), lastOK: t,
+		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	l.info = LockInfo{versioned: versioned{FormatVersion}, Host: opts.Host, PID: opts.PID,
+		Started: t.UTC(), Refreshed: compatRefreshed, Honours: before}
+	if id, ok := ownIdentity(opts.PID); ok {
+		l.info.Machine, l.info.BootID, l.info.PIDNamespace, l.info.StartTicks = id.Machine, id.BootID, id.Namespace, id.Start
+	}
+	if err := l.store(ctx); err != nil {
 		return nil, fmt.Errorf("write backup lock: %w", err)
 	}
 	after, err := r.ListIDs(ctx, "prune")
@@ -63,13 +142,17 @@ func (r *Repo) AcquireLock(ctx context.Context, host string, pid int, now func()
 		l.remove(ctx)
 		return nil, err
 	}
-	if len(after) != len(before) || !sameIDs(after, before) {
+	if !sameIDs(after, before) {
+		// A marker appeared meanwhile: honour it too, under a new name.
+		old := l.id
 		l.info.Honours = after
-		if err := l.rewrite(ctx, now); err != nil {
-			return nil, err
+		if err := l.store(ctx); err != nil {
+			l.r.be.Delete(ctx, "locks/"+old.String())
+			return nil, fmt.Errorf("write backup lock: %w", err)
 		}
+		l.r.be.Delete(ctx, "locks/"+old.String())
 	}
-	go l.keepFresh(now)
+	go l.keepFresh()
 	return l, nil
 }
 
@@ -86,44 +169,152 @@ func sameIDs(a, b []ID) bool {
 	return len(a) == len(b)
 }
 
-// rewrite stores the lock anew (its id changes with its content) and
-// deletes the old object.
-func (l *Lock) rewrite(ctx context.Context, now func() time.Time) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.info.Refreshed = now().UTC()
-	id, err := l.r.saveMeta(ctx, "lock", "locks", &l.info, false)
+// store seals l.info as a new lock object.
+func (l *Lock) store(ctx context.Context) error {
+	plain, err := json.Marshal(&l.info)
 	if err != nil {
-		return fmt.Errorf("refresh backup lock: %w", err)
+		return err
 	}
-	old := l.id
-	l.id = id
-	if old != id { // the same content is the same object: keep it
-		l.r.be.Delete(ctx, "locks/"+old.String())
+	id, err := l.r.putMeta(ctx, "lock", "locks", plain, false)
+	if err != nil {
+		return err
 	}
+	l.mu.Lock()
+	l.id, l.plain = id, plain
+	l.mu.Unlock()
 	return nil
 }
 
-func (l *Lock) keepFresh(now func() time.Time) {
+// refresh stores the lock's content again under the same name (the same
+// content has the same id), so the storage dates the object anew: that
+// date, not any host's clock, is what prune judges.
+func (l *Lock) refresh() {
+	l.mu.Lock()
+	if l.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	began, prev, plain := l.now(), l.lastOK, l.plain
+	deadline := prev.Add(l.timing.Stale / 2)
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), deadline.Sub(began))
+	name := "locks/" + l.id.String()
+	// A lock removed by someone else is not put back: whoever removed it
+	// took this backup for dead.
+	_, err := l.r.be.Stat(ctx, name)
+	if isNotFound(err) {
+		cancel()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.removedLocked(name)
+		return
+	}
+	if err == nil {
+		_, err = l.r.putMeta(ctx, "lock", "locks", plain, false)
+	}
+	cancel()
+	ended := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case ended.Sub(prev) > l.timing.Stale/2:
+		// Even a success this late comes after a gap in which a prune
+		// could have judged the lock stale.
+		l.loseLocked(err)
+	case err == nil:
+		l.lastOK = began
+	}
+}
+
+// loseLocked marks the lock lost (once); l.mu is held.
+func (l *Lock) loseLocked(cause error) {
+	if l.err != nil {
+		return
+	}
+	msg := fmt.Sprintf("the backup lock locks/%s in %s could not be refreshed for %s", l.id, l.r.be.Location(), l.timing.Stale/2)
+	if cause != nil {
+		msg += fmt.Sprintf(" (last error: %v)", cause)
+	}
+	l.err = errors.New(msg + "; a prune may now take this backup for dead and delete packs it reuses, so it stops and writes no snapshot: make locks/ writable and run the backup again")
+	close(l.lost)
+}
+
+// removedLocked marks the lock lost because it was removed; l.mu is held.
+func (l *Lock) removedLocked(name string) {
+	if l.err != nil {
+		return
+	}
+	l.err = fmt.Errorf("the backup lock %s in %s was removed (by `coffer unlock --remove-all`, or by a prune that took this backup for dead): packs it reuses may be deleted, so it writes no snapshot; run the backup again", name, l.r.be.Location())
+	close(l.lost)
+}
+
+func (l *Lock) keepFresh() {
 	defer close(l.done)
-	t := time.NewTicker(LockRefresh)
-	defer t.Stop()
+	retry := max(l.timing.Refresh/10, time.Millisecond)
+	wait := l.timing.Refresh
 	for {
+		l.mu.Lock()
+		lost := l.err != nil
+		giveUp := l.lastOK.Add(l.timing.Stale / 2).Sub(l.now())
+		l.mu.Unlock()
+		if lost {
+			return
+		}
+		if giveUp <= 0 {
+			l.mu.Lock()
+			l.loseLocked(nil)
+			l.mu.Unlock()
+			return
+		}
+		t := time.NewTimer(min(wait, giveUp))
 		select {
 		case <-l.stop:
+			t.Stop()
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			l.rewrite(ctx, now) // a failed refresh is retried next tick; the lock goes stale only after 30 min
-			cancel()
+		}
+		l.mu.Lock()
+		due := l.now().Sub(l.lastOK) >= wait
+		l.mu.Unlock()
+		if !due {
+			continue // woke to check the deadline
+		}
+		l.refresh()
+		l.mu.Lock()
+		ok := l.now().Sub(l.lastOK) < l.timing.Refresh
+		l.mu.Unlock()
+		if wait = l.timing.Refresh; !ok {
+			wait = retry
 		}
 	}
 }
 
-func (l *Lock) remove(ctx context.Context) error {
+// Confirm is called just before the holder writes what the lock protects
+// (a snapshot). It fails if the lock is lost or was removed, and otherwise
+// returns how long that write may take: while the holder writes within
+// it, no prune can have judged the lock stale.
+func (l *Lock) Confirm(ctx context.Context) (time.Duration, error) {
+	name := l.Name()
+	_, err := l.r.be.Stat(ctx, name)
+	if err != nil && !isNotFound(err) {
+		return 0, fmt.Errorf("confirm the backup lock %s: %w", name, err)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.r.be.Delete(ctx, "locks/"+l.id.String())
+	if err != nil {
+		l.removedLocked(name)
+	}
+	if l.now().Sub(l.lastOK) >= l.timing.Stale/2 {
+		l.loseLocked(nil)
+	}
+	if l.err != nil {
+		return 0, l.err
+	}
+	return l.lastOK.Add(l.timing.Stale * 2 / 3).Sub(l.now()), nil
+}
+
+func (l *Lock) remove(ctx context.Context) error {
+	return l.r.be.Delete(ctx, l.Name())
 }
 
 // Release stops refreshing and deletes the lock.
@@ -133,15 +324,30 @@ func (l *Lock) Release(ctx context.Context) error {
 	return l.remove(ctx)
 }
 
-// Locks returns every lock with its id. Locks that vanish while being read
-// (released meanwhile) are skipped.
-func (r *Repo) Locks(ctx context.Context) (map[ID]*LockInfo, error) {
-	ids, err := r.ListIDs(ctx, "locks")
+// LockEntry is a stored lock and the storage's date of its object.
+type LockEntry struct {
+	ID       ID
+	Info     *LockInfo
+	Modified time.Time // last written, by the storage's clock
+}
+
+// Locks returns every lock. Locks that vanish while being read (released
+// meanwhile) are skipped.
+func (r *Repo) Locks(ctx context.Context) ([]LockEntry, error) {
+	var names []storage.Info
+	err := r.be.List(ctx, "locks/", func(fi storage.Info) error {
+		names = append(names, fi)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("list locks/ in %s: %w", r.be.Location(), err)
 	}
-	out := map[ID]*LockInfo{}
-	for _, id := range ids {
+	var out []LockEntry
+	for _, fi := range names {
+		id, err := ParseID(fi.Name[len("locks/"):])
+		if err != nil {
+			continue // not ours
+		}
 		var li LockInfo
 		if err := r.loadMeta(ctx, "lock", "locks", id, &li); err != nil {
 			if isNotFound(err) {
@@ -152,7 +358,7 @@ func (r *Repo) Locks(ctx context.Context) (map[ID]*LockInfo, error) {
 		if err := li.check("locks/" + id.String()); err != nil {
 			return nil, err
 		}
-		out[id] = &li
+		out = append(out, LockEntry{ID: id, Info: &li, Modified: fi.ModTime})
 	}
 	return out, nil
 }

@@ -76,8 +76,16 @@ func TestNoOverwriteRetriedPuts(t *testing.T) {
 	if len(lost.seen) == 0 {
 		t.Fatal("no put went through the backend")
 	}
-	if len(lost.plain) > 0 {
-		t.Errorf("the backups made puts that may overwrite: %q", lost.plain)
+	// Locks are the one object a backup stores again under its name, to
+	// refresh it (the storage's time of the object is its refresh time).
+	var plain []string
+	for _, name := range lost.plain {
+		if !strings.HasPrefix(name, "locks/") {
+			plain = append(plain, name)
+		}
+	}
+	if len(plain) > 0 {
+		t.Errorf("the backups made puts that may overwrite: %q", plain)
 	}
 	rep, err := r.Restorer.Check(ctx, repository.CheckOptions{ReadData: true})
 	if err != nil || !rep.OK() {

@@ -101,9 +101,23 @@ func BucketPolicy(role, bucket, prefix string, opts PolicyOptions) (string, erro
 		if a == "s3:PutObject" && opts.IfNoneMatch {
 			// Allow only puts that carry the header, and deny the others
 			// explicitly, so that no broader grant elsewhere lets this role
-			// replace an object.
+			// replace an object. Locks are the exception: a backup
+			// refreshes its lock by storing it again under its name, so
+			// that the storage's time says when (docs/format.md).
+			var locks, rest []string
+			for _, r := range res {
+				if strings.HasSuffix(r, "/locks/*") {
+					locks = append(locks, r)
+				} else {
+					rest = append(rest, r)
+				}
+			}
+			if len(locks) > 0 {
+				stmts = append(stmts, statement{Sid: "PutObjectLocks", Effect: "Allow", Action: []string{a}, Resource: locks})
+			}
+			st.Resource = rest
 			st.Condition = map[string]any{"Null": map[string]any{ifNoneMatchKey: "false"}}
-			stmts = append(stmts, st, statement{Sid: "DenyPutObjectWithoutIfNoneMatch", Effect: "Deny", Action: []string{a}, Resource: res,
+			stmts = append(stmts, st, statement{Sid: "DenyPutObjectWithoutIfNoneMatch", Effect: "Deny", Action: []string{a}, Resource: rest,
 				Condition: map[string]any{"Null": map[string]any{ifNoneMatchKey: "true"}}})
 			continue
 		}

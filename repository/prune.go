@@ -21,9 +21,15 @@ type PruneMarker struct {
 
 // PruneOptions tune Prune.
 type PruneOptions struct {
-	DryRun bool             // report what would go; write and delete nothing
-	Host   string           // recorded in the marker
-	Now    func() time.Time // the clock, for stale locks (default time.Now)
+	DryRun bool   // report what would go; write and delete nothing
+	Host   string // recorded in the marker
+	// Now is the clock, used only for the times the marker records
+	// (default time.Now): whether a lock is stale is judged by storage
+	// time, so a prune whose clock is wrong cannot misjudge a live backup.
+	Now func() time.Time
+	// LockStale is the storage-time age past which a lock is stale
+	// (default LockStale); it must be the backups' LockTiming.Stale.
+	LockStale time.Duration
 	// TempGrace is how old a temporary file that a killed writer left in
 	// a local repository (.tmp-*) must be before it is removed (default
 	// DefaultTempGrace), judged by the storage's own clock.
@@ -51,7 +57,8 @@ type PruneReport struct {
 	Locked         []string `json:"locked,omitempty"`
 	WaitingFor     []string `json:"waiting_for,omitempty"` // backups that block the sweep
 	StaleLocks     int      `json:"stale_locks_removed"`
-	TempFiles      int      `json:"temp_files_removed"` // temporary files of killed writers (local repositories)
+	DeadLocks      []string `json:"dead_locks_removed,omitempty"` // locks of processes that died on this host
+	TempFiles      int      `json:"temp_files_removed"`           // temporary files of killed writers (local repositories)
 	TempBytes      int64    `json:"temp_bytes_removed"`
 	// Foreign are objects under data/, index/ or snapshots/ whose names
 	// are not coffer's (a .DS_Store, a stray copy): prune leaves them.
@@ -67,8 +74,20 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.LockStale <= 0 {
+		opts.LockStale = LockStale
+	}
 	rep := &PruneReport{}
-	locks, err := r.liveLocks(ctx, opts, rep)
+	// The storage's time, taken before any lock is listed: a lock written
+	// or refreshed later is dated later, so it can only look younger.
+	var now time.Time
+	if !opts.DryRun {
+		var err error
+		if now, err = r.StorageNow(ctx); err != nil {
+			return nil, fmt.Errorf("prune: %w", err)
+		}
+	}
+	locks, err := r.liveLocks(ctx, opts, now, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +126,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			return nil, err
 		}
 		// Locks written before the marker existed may not honour it.
-		if locks, err = r.liveLocks(ctx, opts, nil); err != nil {
+		if locks, err = r.liveLocks(ctx, opts, now, nil); err != nil {
 			return nil, err
 		}
 	} else {
@@ -116,7 +135,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	rep.Marker = markerID.String()
 	for _, l := range locks {
 		if !containsID(l.Honours, markerID) {
-			rep.WaitingFor = append(rep.WaitingFor, fmt.Sprintf("backup on %s (pid %d) since %s", l.Host, l.PID, l.Started.Format(time.RFC3339)))
+			rep.WaitingFor = append(rep.WaitingFor, l.Describe())
 		}
 	}
 	if len(rep.WaitingFor) > 0 || opts.DryRun {
@@ -138,22 +157,29 @@ func containsID(ids []ID, id ID) bool {
 }
 
 // liveLocks returns the locks of running backups and, unless dry, removes
-// stale ones (counting them in rep when given).
-func (r *Repo) liveLocks(ctx context.Context, opts PruneOptions, rep *PruneReport) ([]*LockInfo, error) {
+// stale ones (counting them in rep when given). now is the storage's time
+// (zero in a dry run: then only locks of dead processes count as stale).
+func (r *Repo) liveLocks(ctx context.Context, opts PruneOptions, now time.Time, rep *PruneReport) ([]*LockInfo, error) {
 	all, err := r.Locks(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var live []*LockInfo
-	for id, l := range all {
-		if !l.Stale(opts.Now()) {
-			live = append(live, l)
+	for _, e := range all {
+		dead := e.Info.deadHere()
+		if !dead && (now.IsZero() || !e.Stale(now, opts.LockStale)) {
+			live = append(live, e.Info)
 			continue
 		}
 		if opts.DryRun {
 			continue
 		}
-		if err := r.be.Delete(ctx, "locks/"+id.String()); err == nil && rep != nil {
+		if err := r.be.Delete(ctx, "locks/"+e.ID.String()); err != nil || rep == nil {
+			continue
+		}
+		if dead {
+			rep.DeadLocks = append(rep.DeadLocks, e.Info.Describe())
+		} else {
 			rep.StaleLocks++
 		}
 	}

@@ -100,7 +100,7 @@ func TestPruneWaitsForOlderBackup(t *testing.T) {
 
 	// A backup on another host has loaded the index: it holds a lock that
 	// predates the marker.
-	lock, err := r.Writer.AcquireLock(ctx, "db2", 77, time.Now)
+	lock, err := r.Writer.AcquireLock(ctx, repository.LockOptions{Host: "db2", PID: 77})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestBackupHonoursMarker(t *testing.T) {
 	a := synth.Bytes(1, 6<<20)
 	sa := snap(t, r.Writer, a, "a")
 	r.Writer.DeleteSnapshot(ctx, sa.ID())
-	blocker, _ := r.Writer.AcquireLock(ctx, "db2", 1, time.Now)
+	blocker, _ := r.Writer.AcquireLock(ctx, repository.LockOptions{Host: "db2", PID: 1})
 	rep := prune(t, r.Writer)
 	if rep.Swept {
 		t.Fatal("swept with a blocking lock")
@@ -155,16 +155,36 @@ func TestBackupHonoursMarker(t *testing.T) {
 	mustCheck(t, r.Restorer)
 }
 
+// TestStaleLockIgnored: a lock the storage last dated more than LockStale
+// ago is stale, whatever the clocks of the hosts say.
 func TestStaleLockIgnored(t *testing.T) {
 	ctx := context.Background()
-	r := pruneRepo(t)
-	sa := snap(t, r.Writer, synth.Bytes(1, 2<<20), "a")
-	r.Writer.DeleteSnapshot(ctx, sa.ID())
-	past := func() time.Time { return time.Now().Add(-2 * repository.LockStale) }
-	if _, err := r.Writer.AcquireLock(ctx, "dead-host", 9, past); err != nil {
+	root := t.TempDir()
+	be, err := local.Open(root, true)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rep := prune(t, r.Writer)
+	r := repotest.New(t, be, repository.InitOptions{PackSize: 1 << 20})
+	sa := snap(t, r.Writer, synth.Bytes(1, 2<<20), "a")
+	r.Writer.DeleteSnapshot(ctx, sa.ID())
+	// The backup's clock is two hours behind: its lock's own times say
+	// nothing, the storage's date of the object is fresh.
+	past := func() time.Time { return time.Now().Add(-2 * time.Hour) }
+	lock, err := r.Writer.AcquireLock(ctx, repository.LockOptions{Host: "other-host", PID: 9, Now: past})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ahead := func() time.Time { return time.Now().Add(31 * time.Minute) }
+	rep, err := r.Writer.Prune(ctx, repository.PruneOptions{Host: "maint", Now: ahead})
+	if err != nil || rep.Swept || rep.StaleLocks != 0 || len(rep.WaitingFor) != 1 {
+		t.Fatalf("prune 31 minutes ahead, backup 2 hours behind, lock fresh in storage: %v %+v", err, rep)
+	}
+	// The same lock, last written 31 minutes ago by the storage's clock.
+	old := time.Now().Add(-31 * time.Minute)
+	if err := os.Chtimes(filepath.Join(root, filepath.FromSlash(lock.Name())), old, old); err != nil {
+		t.Fatal(err)
+	}
+	rep = prune(t, r.Writer)
 	if !rep.Swept || rep.StaleLocks != 1 {
 		t.Fatalf("prune with a stale lock: %+v", rep)
 	}

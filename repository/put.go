@@ -28,13 +28,13 @@ func (r *Repo) putPack(ctx context.Context, name string, ct []byte, opts storage
 	return err
 }
 
-// putMeta stores a sealed metadata object of kind, whose id is the MAC of
+// putSealed stores a sealed metadata object of kind, whose id is the MAC of
 // its plaintext, under name, never over another object. A taken name is
 // success only if the stored object authenticates as the same id: then it
 // holds the same plaintext (its ciphertext differs, age encryption being
 // randomised), as after a retried put or two hosts writing the same lock.
 // Anything else under the name is refused, naming it, and left in place.
-func (r *Repo) putMeta(ctx context.Context, kind, name string, id ID, ct []byte, opts storage.PutOptions) error {
+func (r *Repo) putSealed(ctx context.Context, kind, name string, id ID, ct []byte, opts storage.PutOptions) error {
 	opts.NoOverwrite = true
 	err := r.be.Put(ctx, name, ct, opts)
 	if !errors.Is(err, storage.ErrExists) {

@@ -101,7 +101,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	if err != nil {
 		return err
 	}
-	opts := backup.Options{Source: o.source, Host: o.host, Tags: o.tags, Engine: "stdin", Format: "raw", Tool: "coffer " + version}
+	opts := backup.Options{Source: o.source, Host: o.host, Tags: o.tags, Engine: "stdin", Format: "raw", Tool: "coffer " + version, Now: clock()}
 	var src io.Reader = cmd.InOrStdin()
 	switch {
 	case o.exec != "":

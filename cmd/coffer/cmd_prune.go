@@ -22,7 +22,9 @@ func newPruneCmd(g *globals) *cobra.Command {
 an interrupted backup). It is safe while backups run on other hosts: it marks
 what it will delete, waits until every backup that started before the mark has
 finished, and deletes on this run or a later one (docs/format.md, "Locks and
-prune markers"). It needs only the writer key. With S3 Object Lock, objects
+prune markers"). A backup's lock is stale when the storage last dated it more
+than 30 minutes ago (no host's clock is trusted), or at once when its process
+died on this host. It needs only the writer key. With S3 Object Lock, objects
 still under retention are left and listed. In a local repository it also removes
 the temporary files (.tmp-*) of writers killed mid-write, once older than
 --temp-grace by the file system's clock and held by no running writer.`,
@@ -43,7 +45,7 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Durati
 	if tempGrace <= 0 {
 		return fmt.Errorf("prune: --temp-grace %s: give a positive duration, e.g. 1h", tempGrace)
 	}
-	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host, TempGrace: tempGrace})
+	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host, TempGrace: tempGrace, Now: clock()})
 	if !dryRun && (err != nil || rep.Swept || rep.TempFiles > 0) {
 		rec := repository.AuditRecord{Detail: map[string]string{}}
 		if rep != nil {
@@ -89,7 +91,10 @@ func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 		fmt.Fprintf(w, "%s %d temporary files (%s) of writers killed mid-write\n", verb, rep.TempFiles, bytesStr(rep.TempBytes))
 	}
 	if rep.StaleLocks > 0 {
-		fmt.Fprintf(w, "removed %d stale locks of backups that died\n", rep.StaleLocks)
+		fmt.Fprintf(w, "removed %d stale locks (not refreshed for 30 minutes by the storage's clock) of backups that died\n", rep.StaleLocks)
+	}
+	for _, d := range termsafe.Strings(rep.DeadLocks) {
+		fmt.Fprintf(w, "removed the lock of a dead process on this host: %s\n", d)
 	}
 	if len(rep.Foreign) > 0 {
 		fmt.Fprintf(w, "%d objects are not coffer's and were left alone (remove them if you know them):\n  %s\n",

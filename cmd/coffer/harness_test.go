@@ -22,7 +22,7 @@ func buildCoffer() (cleanup func(), err error) {
 		return nil, err
 	}
 	cofferBin = filepath.Join(dir, "coffer")
-	out, err := exec.Command("go", "build", "-o", cofferBin, ".").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "coffertestclock", "-o", cofferBin, ".").CombinedOutput()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)

@@ -35,11 +35,32 @@ func night(s, n int) []byte {
 // TestStressBackupsAndPrune runs backups from several processes while prune
 // runs over and over against MinIO; afterwards every snapshot that was not
 // forgotten restores byte-identical and the repository checks clean.
-func TestStressBackupsAndPrune(t *testing.T) {
+func TestStressBackupsAndPrune(t *testing.T) { stress(t, "0s", nil) }
+
+// TestStressSkewedClocks is the stress test with processes whose clocks
+// disagree: prune 31 minutes ahead (past the stale age of every lock, had
+// staleness compared clocks), the backups of each source at their own
+// offset (consistent per source, so --keep-last still orders them).
+// Everything must still restore.
+func TestStressSkewedClocks(t *testing.T) {
+	stress(t, "31m", []string{"0s", "-7m", "13m"})
+}
+
+// stress runs the stress test with prune's clock offset by pruneOffset and
+// source s's backups by backupOffsets[s] (COFFER_TEST_CLOCK_OFFSET, read
+// only by the test build of coffer).
+func stress(t *testing.T, pruneOffset string, backupOffsets []string) {
 	m := testminio.Server(t)
 	c := newCLI(t, "", m.Env(m.Bucket(t, false), "stress")...)
 	c.init()
 	w := c.without("COFFER_IDENTITY_FILE")
+	pw := w.with("COFFER_TEST_CLOCK_OFFSET=" + pruneOffset)
+	bw := func(s int) *cli {
+		if s < len(backupOffsets) {
+			return w.with("COFFER_TEST_CLOCK_OFFSET=" + backupOffsets[s])
+		}
+		return w
+	}
 
 	const rounds, sources = 8, 3
 	want := map[string][32]byte{}    // snapshot id → digest of its stream
@@ -56,7 +77,7 @@ func TestStressBackupsAndPrune(t *testing.T) {
 				return
 			default:
 			}
-			r := w.run(nil, "prune")
+			r := pw.run(nil, "prune")
 			if r.code != 0 {
 				t.Errorf("prune failed during backups: %s", r.stderr)
 			}
@@ -73,7 +94,7 @@ func TestStressBackupsAndPrune(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				data := night(s, round)
-				b := w.backup(bytes.NewReader(data), "--source", fmt.Sprintf("db%d", s), "--stdin")
+				b := bw(s).backup(bytes.NewReader(data), "--source", fmt.Sprintf("db%d", s), "--stdin")
 				mu.Lock()
 				digests[b.Snapshot] = sha256.Sum256(data)
 				mu.Unlock()
@@ -90,7 +111,7 @@ func TestStressBackupsAndPrune(t *testing.T) {
 	}
 	close(stop)
 	prunes := <-pruneDone
-	w.ok(nil, "prune")
+	pw.ok(nil, "prune")
 	t.Logf("%d rounds of %d concurrent backups, %d prunes meanwhile, %d of which deleted packs", rounds, sources, prunes[0], prunes[1])
 	if prunes[1] == 0 {
 		t.Error("no prune deleted anything while backups ran: the test did not exercise the protocol")
