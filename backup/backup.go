@@ -165,6 +165,12 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	if _, err := repo.ExtendRetention(ctx, idx, snap); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
+	// The snapshot witnesses the audit log's head, so that a record
+	// removed later is missed (docs/format.md). A failure to list the log
+	// leaves the snapshot without a witness rather than fail the backup.
+	if head, err := repo.AuditHead(ctx); err == nil && !head.IsZero() {
+		snap.AuditHead = head.String()
+	}
 	// The lock must still exist and be fresh, and the snapshot written
 	// before a prune could take it for stale (docs/format.md, "Why no
 	// snapshot references a deleted pack").

@@ -2,7 +2,8 @@ package repository
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -15,8 +16,9 @@ import (
 // AuditRecord is one event in the repository's audit log: who did what,
 // from which host, with which snapshot, to where. Records form a chain:
 // each names the id of the record before it, and an id is the record's
-// MAC, so editing or removing a record that has a successor is detected by
-// VerifyAudit.
+// MAC, so editing or removing a record that has a successor is detected.
+// A record written with an operator's identity is also signed with the
+// operators' audit key (version 2), which no writer-key holder has.
 type AuditRecord struct {
 	Version  int               `json:"version"`
 	Time     time.Time         `json:"time"`
@@ -28,13 +30,25 @@ type AuditRecord struct {
 	Source   string            `json:"source,omitempty"`
 	Detail   map[string]string `json:"detail,omitempty"` // e.g. target, deleted, verdict
 	Prev     string            `json:"prev"`             // id of the previous record; empty for the first
+	// Signer is the operators' audit key (hex Ed25519 public key) that
+	// signed a version 2 record; empty in unsigned (version 1) records.
+	Signer string `json:"signer,omitempty"`
 
 	id   ID
 	name string
+	body []byte // version 2: the signed JSON
+	sig  []byte // version 2: its signature
 }
 
 // ID returns the record's id.
 func (a *AuditRecord) ID() ID { return a.id }
+
+// Name returns the record's object name, audit/TIME-ID.
+func (a *AuditRecord) Name() string { return a.name }
+
+// Signed reports whether the record carries an operator signature (it may
+// still fail CheckSignature).
+func (a *AuditRecord) Signed() bool { return a.sig != nil }
 
 // auditName is the record's object name: its time, so that the newest
 // record is the last name listed, and its id, which authenticates it.
@@ -61,13 +75,12 @@ func (r *Repo) AppendAudit(ctx context.Context, a *AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	a.Version = FormatVersion
 	a.Time = r.clock().UTC()
 	if a.Prev == "" && len(names) > 0 {
 		_, prev, _ := parseAuditName(names[len(names)-1])
 		a.Prev = prev.String()
 	}
-	plain, err := json.Marshal(a)
+	plain, err := r.encodeAudit(a)
 	if err != nil {
 		return err
 	}
@@ -75,11 +88,26 @@ func (r *Repo) AppendAudit(ctx context.Context, a *AuditRecord) error {
 	if err != nil {
 		return err
 	}
-	a.id = id
-	if err := r.putSealed(ctx, "audit", auditName(a.Time, id), id, ct, r.putOptions()); err != nil {
+	a.id, a.name = id, auditName(a.Time, id)
+	if err := r.putSealed(ctx, "audit", a.name, id, ct, r.putOptions()); err != nil {
 		return fmt.Errorf("append to the audit log: %w", err)
 	}
 	return nil
+}
+
+// AuditHead returns the id of the newest audit record, or the zero ID when
+// the log is empty. A backup records it in its snapshot.
+func (r *Repo) AuditHead(ctx context.Context) (ID, error) {
+	names, err := r.auditNames(ctx)
+	if err != nil || len(names) == 0 {
+		return ID{}, err
+	}
+	for i := len(names) - 1; i >= 0; i-- {
+		if _, id, err := parseAuditName(names[i]); err == nil {
+			return id, nil
+		}
+	}
+	return ID{}, nil
 }
 
 func (r *Repo) auditNames(ctx context.Context) ([]string, error) {
@@ -142,13 +170,16 @@ func (r *Repo) loadAudit(ctx context.Context, name string) (*AuditRecord, error)
 	if err != nil {
 		return nil, err
 	}
-	var a AuditRecord
-	if err := json.Unmarshal(plain, &a); err != nil {
-		return nil, &CorruptError{Object: name, Reason: "malformed JSON", Err: err}
+	a, err := decodeAudit(name, plain)
+	if err != nil {
+		return nil, err
 	}
 	if a.Time.UnixNano() != ts {
 		return nil, &CorruptError{Object: name, Reason: "its name's time differs from its content's"}
 	}
 	a.id, a.name = id, name
-	return &a, nil
+	return a, nil
 }
+
+// signerHex is how a record names the key that signed it.
+func signerHex(pub ed25519.PublicKey) string { return hex.EncodeToString(pub) }

@@ -99,8 +99,24 @@ func TestObjectLockNoEarlyDelete(t *testing.T) {
 		t.Fatalf("coffer deleted a locked pack: %v", err)
 	}
 
+	// Audit records are locked like everything else, signed or not.
+	var recs []string
+	for _, w := range []*repository.Repo{r.Writer, r.Restorer} {
+		rec := &repository.AuditRecord{Event: "restore"}
+		if err := w.AppendAudit(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+		if u := retention(t, r.Backend, rec.Name()); u.Before(time.Now().Add(47 * time.Hour)) {
+			t.Fatalf("audit record %s is retained until %s, want 2 days", rec.Name(), u)
+		}
+		if err := r.Backend.Delete(ctx, rec.Name()); !errors.Is(err, storage.ErrLocked) {
+			t.Fatalf("coffer deleted a locked audit record: %v", err)
+		}
+		recs = append(recs, "repo/"+rec.Name())
+	}
+
 	c := testminio.Server(t).Client()
-	for _, name := range []string{"repo/snapshots/" + sum.Snapshot.ID().String(), "repo/" + repository.PackName(pack.ID)} {
+	for _, name := range append([]string{"repo/snapshots/" + sum.Snapshot.ID().String(), "repo/" + repository.PackName(pack.ID)}, recs...) {
 		st, err := c.StatObject(ctx, bucket, name, minio.StatObjectOptions{})
 		if err != nil {
 			t.Fatal(err)

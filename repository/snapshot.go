@@ -34,6 +34,10 @@ type Snapshot struct {
 	// Private is an age file to the repository key holding what is derived
 	// from customer rows (per-table digests).
 	Private []byte `json:"private,omitempty"`
+	// AuditHead is the id of the newest audit record when the backup wrote
+	// the snapshot (absent in older snapshots): a snapshot newer than a
+	// record shows that the record existed.
+	AuditHead string `json:"audit_head,omitempty"`
 
 	id ID
 }
