@@ -292,6 +292,7 @@ func TestPolicyIfNoneMatch(t *testing.T) {
 				Statement []struct {
 					Sid, Effect string
 					Action      []string
+					Resource    []string
 					Condition   map[string]map[string]any
 				}
 			}
@@ -309,6 +310,12 @@ func TestPolicyIfNoneMatch(t *testing.T) {
 					allow = true
 				case st.Effect == "Deny" && null == "true":
 					deny = true
+				case st.Effect == "Allow" && tc.require && st.Sid == "PutObjectLocks":
+					// Locks are refreshed by storing them again under their
+					// name: the one unconditional put, on locks/* only.
+					if len(st.Resource) != 1 || !strings.HasSuffix(st.Resource[0], "/locks/*") {
+						t.Errorf("endpoint %q %v, role %s: the unconditional put is on %v, want locks/* only", tc.endpoint, tc.args, role, st.Resource)
+					}
 				case st.Effect == "Allow" && tc.require:
 					t.Errorf("endpoint %q %v, role %s: an unconditional PutObject allow: %+v", tc.endpoint, tc.args, role, st)
 				}
