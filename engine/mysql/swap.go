@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/coffer-backup/coffer/engine"
 )
 
 // restore --clean never loses the database it replaces. Load puts the
@@ -244,18 +246,9 @@ func objectsOf(db string, objs []*object, kinds ...string) []placed {
 
 // baseTables are db's tables, sequences included, views not.
 func (a *admin) baseTables(ctx context.Context, db string) ([]string, error) {
-	rows, err := a.conn.QueryContext(ctx, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME", db)
+	out, err := engine.QueryStrings(ctx, a.conn, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' ORDER BY TABLE_NAME", db)
 	if err != nil {
 		return nil, fmt.Errorf("list the tables of database %q at %s: %w", db, a.c.addr(), err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return out, nil
 }
