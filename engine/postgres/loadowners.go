@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -172,7 +173,7 @@ func (t *Target) applyOwnership(ctx context.Context, admin *pgx.Conn, x *loadDB,
 		fallback = x.owner
 	}
 	substituted := map[string]*substitution{}
-	var failed []string
+	var failed, notLoaded []string
 	for _, obj := range o.objects {
 		owner := obj.owner
 		if ok, why := t.roles.ownable(owner); !ok {
@@ -188,6 +189,13 @@ func (t *Target) applyOwnership(ctx context.Context, admin *pgx.Conn, x *loadDB,
 		if !ok {
 			continue
 		}
+		if mine, err := createdByLoad(ctx, pc, obj.e, x.load.name); err != nil || !mine {
+			if err == nil {
+				err = errors.New("the load did not create it")
+			}
+			notLoaded = append(notLoaded, fmt.Sprintf("%s %q (%v)", obj.e.desc, entryName(obj.e), err))
+			continue
+		}
 		if _, err := pc.Exec(ctx, stmt); err != nil {
 			failed = append(failed, fmt.Sprintf("%s %q (%v)", obj.e.desc, entryName(obj.e), err))
 		}
@@ -201,6 +209,9 @@ func (t *Target) applyOwnership(ctx context.Context, admin *pgx.Conn, x *loadDB,
 	}
 	if len(failed) > 0 {
 		t.note("database %q: the owner of %s could not be set; they are %q's: %s", x.to, count(len(failed), "object", "objects"), x.owner, strings.Join(firstN(failed, 10), "; "))
+	}
+	if len(notLoaded) > 0 {
+		t.note("database %q: the snapshot names owners for %s that its load did not create (PostgreSQL's own, or missing); coffer changed nothing about them: %s", x.to, count(len(notLoaded), "object", "objects"), strings.Join(firstN(notLoaded, 10), "; "))
 	}
 	t.applyGrants(ctx, pc, x, o)
 	// A database loaded in place (it existed, empty) keeps its owner;
