@@ -140,3 +140,48 @@ func TestHostilePGKilledCleanSwept(t *testing.T) {
 		t.Fatalf("load roles %v remain", roles)
 	}
 }
+
+// TestHostilePGKilledRestoreSwept: a restore into a new database killed
+// mid-load leaves it partly loaded, still owned by its load role; the
+// next restore into that name drops it, says so, and restores.
+func TestHostilePGKilledRestoreSwept(t *testing.T) {
+	src := hpgDatabase(t, "nsrc")
+	hpgExec(t, src, `CREATE TABLE a AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 300000) g;
+		CREATE INDEX ON a (v);`)
+	target := hpgName("nnew")
+	hpgCleanup(t, target)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	b := c.backup(nil, "--source", "n", "--postgres", hpgServer+src)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := c.cmd(ctx, nil, "restore", b.Snapshot, "--to", hpgServer+target)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for len(hpgProcs("pg_restore", "dbname='"+target+"'")) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the restore ended before pg_restore was seen: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	deadline := time.Now().Add(20 * time.Second)
+	for len(hpgProcs("pg_restore", "dbname='"+target+"'")) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := hpgQuery(t, "postgres", "SELECT datname FROM pg_database WHERE datname = $1", target); len(n) != 1 {
+		t.Fatalf("after kill -9 the partial database is %v, want it there", n)
+	}
+	r := c.restoreJSON(b.Snapshot, "--to", hpgServer+target)
+	if !r.Verified || !strings.Contains(strings.Join(r.Notes, "\n"), "partly loaded") {
+		t.Fatalf("the second restore: verified %v, notes %q", r.Verified, r.Notes)
+	}
+	if n := hpgQuery(t, target, "SELECT count(*) FROM a"); len(n) != 1 || n[0] != "300000" {
+		t.Fatalf("the restored database has %v rows", n)
+	}
+}

@@ -212,6 +212,13 @@ func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) (err 
 	if err := t.check(ctx, pc, m); err != nil {
 		return err
 	}
+	for _, x := range m {
+		// Held until Load ends: tells other coffer processes that what
+		// is loaded into x.into is not a killed restore's leftover.
+		if _, err := pc.Exec(ctx, "SELECT pg_catalog.pg_advisory_lock($1)", restoreLockKey(x.into)); err != nil {
+			return fmt.Errorf("restore target %s: lock database %q for the load: %w", t, x.into, err)
+		}
+	}
 	if t.t, err = findTools(ctx, t.srv.major, "pg_restore", "pg_dump"); err != nil {
 		return err
 	}
@@ -260,6 +267,17 @@ func (t *Target) check(ctx context.Context, pc *pgx.Conn, m []*loadDB) error {
 		}
 		if template {
 			return fmt.Errorf("restore target %s: database %q is a template; nothing was loaded: restore into another database", t, x.to)
+		}
+		if !t.opts.Clean && strings.HasPrefix(owner, loadRolePrefix) {
+			// Still owned by a load role: the partial load of a killed
+			// restore into a new database, unless a restore still runs.
+			dropped, err := t.dropKilled(ctx, pc, x.to, owner)
+			if err != nil {
+				return fmt.Errorf("restore target %s: %w; nothing was loaded", t, err)
+			}
+			if dropped {
+				continue
+			}
 		}
 		x.exists, x.oldOwner = true, owner
 		rels, err := t.relations(ctx, x.to)
