@@ -163,7 +163,10 @@ func TestHostileMariaDBDrillReachesOut(t *testing.T) {
 		dst := hmyName("dst")
 		hmyDrop(t, admin, dst)
 		msg := c.fail(nil, "restore", "latest", "--source", source, "--to", hmyServer+dst)
-		mustContain(t, "restore of "+attack, msg, "line 3", "denied")
+		mustContain(t, "restore of "+attack, msg, "line 3")
+		if !strings.Contains(msg, "denied") && !strings.Contains(msg, "not a statement that a dump tool writes") {
+			t.Errorf("restore of %s: neither the server denied it nor coffer refused it:\n%s", attack, msg)
+		}
 		if n := hmyCount(t, admin, "SELECT COUNT(*) FROM "+v+".customers"); n != 3 {
 			t.Fatalf("after %s: the other database's table has %d rows, want 3", attack, n)
 		}

@@ -1,6 +1,9 @@
 package mysql
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // The load account has no right to name another account as the definer of
 // a view, trigger, routine or event (that takes SET USER or SUPER, with
@@ -174,6 +177,38 @@ func indexAt(s []byte, i int, p string) int {
 		}
 	}
 	return -1
+}
+
+// dumpWords begin the statements that mariadb-dump and mysqldump write:
+// a load as the limited account runs no other kind. Dynamic SQL
+// (PREPARE, EXECUTE, EXECUTE IMMEDIATE), CALL, compound statements (BEGIN
+// NOT ATOMIC, IF, WHILE…) and SET STATEMENT … FOR would run SQL that no
+// check of the statement's text can see, e.g. a CREATE TABLE … DATA
+// DIRECTORY built with CONCAT.
+var dumpWords = map[string]bool{"SET": true, "DROP": true, "CREATE": true, "ALTER": true,
+	"INSERT": true, "REPLACE": true, "LOCK": true, "UNLOCK": true}
+
+// notDumpStatement names what stmt is when it is not a statement a dump
+// tool writes ("" when it is one, or only comments).
+func notDumpStatement(stmt []byte) string {
+	i := skipHead(stmt, 0)
+	if i >= len(stmt) {
+		return ""
+	}
+	w, j := headWord(stmt, i)
+	word := strings.ToUpper(string(w))
+	switch {
+	case word == "SET":
+		if w2, _ := headWord(stmt, skipHead(stmt, j)); asciiEqualFold(w2, "STATEMENT") {
+			return "SET STATEMENT … FOR"
+		}
+		return ""
+	case dumpWords[word]:
+		return ""
+	case word == "":
+		return fmt.Sprintf("a statement beginning %q", string(stmt[i:min(len(stmt), i+12)]))
+	}
+	return word
 }
 
 // directoryClause is "DATA DIRECTORY" or "INDEX DIRECTORY" when stmt, a

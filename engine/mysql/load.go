@@ -60,6 +60,10 @@ func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan sta
 	for s := range stmts {
 		text := s.text
 		if stripDefiners { // a load as the limited account
+			if w := notDumpStatement(text); w != "" {
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
+					Err: fmt.Errorf("%s is not a statement that a dump tool writes (dynamic SQL, CALL and compound statements run SQL that coffer cannot check); restore with --trust-snapshot if you trust this snapshot", w)}
+			}
 			if c := directoryClause(text); c != "" {
 				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
 					Err: fmt.Errorf("%s would place a table's files outside the server's data directory; restore with --trust-snapshot if you trust this snapshot", c)}

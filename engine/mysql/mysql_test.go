@@ -498,7 +498,7 @@ func TestFailedLoadSaysPartial(t *testing.T) {
 	ctx := context.Background()
 	db := rootDB(t)
 	dst := newName(t, db, "broken")
-	dump := "CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);\nTHIS IS NOT SQL;\nINSERT INTO t VALUES (2);\n"
+	dump := "CREATE TABLE t (a INT);\nINSERT INTO t VALUES (1);\nINSERT INTO t VALUES THIS IS NOT SQL;\nINSERT INTO t VALUES (2);\n"
 	tg, _ := NewTarget(rootDSN(dst), TargetOptions{Clean: false, Jobs: 1})
 	err := tg.Load(ctx, strings.NewReader(dump), engine.Report{Parts: []engine.Part{{Name: "x.sql", Size: int64(len(dump))}}})
 	if err == nil || !strings.Contains(err.Error(), "created for this restore, was dropped") || !strings.Contains(err.Error(), dst) || !strings.Contains(err.Error(), "Error 1064") || !strings.Contains(err.Error(), "line 3") {

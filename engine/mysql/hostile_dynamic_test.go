@@ -1,0 +1,54 @@
+package mysql
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestHostileDynamicSQL (found by a red-team review): DATA/INDEX
+// DIRECTORY is refused by reading a statement's text, so a dump that
+// builds the CREATE TABLE at run time (EXECUTE IMMEDIATE, PREPARE …
+// EXECUTE, a procedure it then CALLs, a compound statement, SET STATEMENT
+// … FOR) would get past the check, and the server would let the load
+// account write table files in a directory of the snapshot's choosing. A
+// load runs only the statements dump tools write: each of these fails,
+// naming its line, and no file appears.
+func TestHostileDynamicSQL(t *testing.T) {
+	db := rootDB(t)
+	for _, tc := range []struct{ name, stmts, refused string }{
+		{"execute immediate", "EXECUTE IMMEDIATE 'CREATE TABLE d (a INT) ENGINE=MyISAM DATA DIRECTORY=''@@D@@'' INDEX DIRECTORY=''@@D@@'''", "EXECUTE"},
+		{"prepare", "PREPARE s FROM CONCAT('CREATE TABLE d (a INT) ENGINE=MyISAM DATA ', 'DIRECTORY=''@@D@@''');\nEXECUTE s", "PREPARE"},
+		{"innodb via procedure", "DELIMITER ;;\nCREATE PROCEDURE p() BEGIN SET @s = CONCAT('CREATE TABLE d (a INT) ENGINE=InnoDB DATA ', 'DIRECTORY=''@@D@@'''); PREPARE s FROM @s; EXECUTE s; END ;;\nDELIMITER ;\nCALL p()", "CALL"},
+		{"versioned call", "/*!50000 CALL p() */", "CALL"},
+		{"compound statement", "DELIMITER ;;\nBEGIN NOT ATOMIC EXECUTE IMMEDIATE CONCAT('CREATE TABLE d (a INT) ENGINE=MyISAM DATA ', 'DIRECTORY=''@@D@@'''); END ;;\nDELIMITER ;\nSELECT 1", "BEGIN"},
+		{"set statement", "SET STATEMENT max_statement_time=10 FOR EXECUTE IMMEDIATE 'CREATE TABLE d (a INT) ENGINE=MyISAM DATA DIRECTORY=''@@D@@'''", "SET STATEMENT … FOR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, err := os.MkdirTemp("", "coffer-dynsql-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer os.RemoveAll(dir)
+			os.Chmod(dir, 0o777)
+			dst := newName(t, db, "dynsql")
+			dump := "CREATE TABLE t1 (a INT);\n" + strings.ReplaceAll(tc.stmts, "@@D@@", dir) + ";\n" + dumpEnd
+			_, err = restoreDump(t, dst, "shop", dump, TargetOptions{})
+			if err == nil || !strings.Contains(err.Error(), tc.refused+" is not a statement that a dump tool writes") || !strings.Contains(err.Error(), "--trust-snapshot") {
+				t.Errorf("load: %v, want %s refused", err, tc.refused)
+			}
+			var files []string
+			filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+				if p != dir {
+					files = append(files, p)
+				}
+				return nil
+			})
+			if len(files) > 0 {
+				t.Errorf("the load account made files outside the data directory: %v", files)
+			}
+		})
+	}
+	noLeftLoadAccounts(t, db)
+}
