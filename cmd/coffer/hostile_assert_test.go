@@ -24,7 +24,7 @@ func TestHostilePGDrillAssertions(t *testing.T) {
 	hpgExec(t, src, `CREATE TABLE people (id int PRIMARY KEY, name text);
 		INSERT INTO people SELECT g, 'Kunde ' || g FROM generate_series(1, 300) g;
 		CREATE FUNCTION public.payload() RETURNS int LANGUAGE plpgsql AS $$
-		BEGIN COPY (SELECT 1) TO PROGRAM 'id > `+canary+`'; RETURN 1; END $$;
+		BEGIN COPY (SELECT 1) TO PROGRAM 'cat > `+canary+`'; RETURN 1; END $$;
 		CREATE VIEW public.customers AS SELECT p.id, p.name, public.payload() AS x FROM people p`)
 	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
 	c.init()

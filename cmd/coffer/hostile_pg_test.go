@@ -229,7 +229,7 @@ COPY (SELECT 1) TO PROGRAM 'id >> ` + canary + `';`
 func hpgEvilSource(t *testing.T, canary string) string {
 	db := hpgSource(t)
 	hpgExec(t, db, `CREATE FUNCTION public.payload() RETURNS int LANGUAGE plpgsql AS $$
-		BEGIN COPY (SELECT 1) TO PROGRAM 'id > `+canary+`'; RETURN 1; END $$;
+		BEGIN COPY (SELECT 1) TO PROGRAM 'cat > `+canary+`'; RETURN 1; END $$;
 		CREATE MATERIALIZED VIEW public.report AS SELECT public.payload() AS x`)
 	if !hpgExists(canary) {
 		t.Fatal("the payload did not run at the source")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/go-sql-driver/mysql"
 )
@@ -57,9 +58,23 @@ func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, st
 var errStopped = errors.New("stopped")
 
 func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan statement, stripDefiners bool) error {
+	var v commentVersion
+	if stripDefiners {
+		var err error
+		if v, err = readVersion(ctx, conn); err != nil {
+			return err
+		}
+	}
 	for s := range stmts {
 		text := s.text
 		if stripDefiners { // a load as the limited account
+			refuse := func(format string, args ...any) error {
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
+					Err: fmt.Errorf(format+"; restore with --trust-snapshot if you trust this snapshot", args...)}
+			}
+			if c := skippedComment(text, v); c != "" {
+				return refuse("%s… is a versioned comment this server skips, while coffer would read it as code: a dump tool writes none", c)
+			}
 			if w := notDumpStatement(text); w != "" {
 				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
 					Err: fmt.Errorf("%s is not a statement that a dump tool writes (dynamic SQL, CALL and compound statements run SQL that coffer cannot check); restore with --trust-snapshot if you trust this snapshot", w)}
@@ -77,8 +92,62 @@ func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan sta
 			}
 			return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
 		}
+		if stripDefiners && isSet(text) {
+			if why, err := quotingChanged(ctx, conn); err != nil || why != "" {
+				if err != nil {
+					return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
+				}
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
+					Err: fmt.Errorf("%s: the server would then read quotes and escapes unlike coffer, which checks each statement; restore with --trust-snapshot if you trust this snapshot", why)}
+			}
+		}
 	}
 	return nil
+}
+
+// isSet reports whether stmt is a SET statement.
+func isSet(stmt []byte) bool {
+	w, _ := headWord(stmt, skipHead(stmt, 0))
+	return asciiEqualFold(w, "SET")
+}
+
+// safeCharsets are the client character sets in which a backslash or a
+// quote byte is always that character: in gbk, big5, sjis or cp932 it
+// can be the second byte of another, and escape nothing.
+var safeCharsets = map[string]bool{"utf8mb4": true, "utf8mb3": true, "utf8": true, "latin1": true, "binary": true, "ascii": true}
+
+// quotingChanged says, after a SET, whether the session now reads string
+// literals unlike coffer's splitter and checks: without backslash
+// escapes, with double quotes as identifier quotes, or in a character set
+// where a quote or a backslash can be part of another character. The
+// values are read back from the server, since a dump can compute them.
+func quotingChanged(ctx context.Context, conn *sql.Conn) (string, error) {
+	var mode, cs string
+	if err := conn.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode, @@SESSION.character_set_client").Scan(&mode, &cs); err != nil {
+		return "", err
+	}
+	for _, m := range strings.Split(strings.ToUpper(mode), ",") {
+		if m == "NO_BACKSLASH_ESCAPES" || m == "ANSI_QUOTES" {
+			return "sql_mode " + m, nil
+		}
+	}
+	if !safeCharsets[strings.ToLower(cs)] {
+		return "character_set_client " + cs, nil
+	}
+	return "", nil
+}
+
+// readVersion reads the server's version for versioned comments.
+func readVersion(ctx context.Context, conn *sql.Conn) (commentVersion, error) {
+	var s string
+	if err := conn.QueryRowContext(ctx, "SELECT VERSION()").Scan(&s); err != nil {
+		return commentVersion{}, err
+	}
+	v := commentVersion{mariadb: strings.Contains(strings.ToLower(s), "mariadb")}
+	var a, b, c int
+	fmt.Sscanf(s, "%d.%d.%d", &a, &b, &c)
+	v.num = a*10000 + b*100 + c
+	return v, nil
 }
 
 // StatementError is a statement of a dump that the server refused.

@@ -39,7 +39,7 @@ func hostileCatalogOwner(t *testing.T, scratch bool) {
 	run(t, src, `CREATE FUNCTION public.plant() RETURNS void LANGUAGE plpgsql VOLATILE AS $p$ BEGIN
 `+`				EXECUTE $x$CREATE OR REPLACE FUNCTION pg_catalog.lower(character varying) RETURNS text LANGUAGE plpgsql AS $b$
 					BEGIN IF pg_catalog.current_setting('is_superuser') = 'on' THEN
-						COPY (SELECT 1) TO PROGRAM 'id > `+canary+`.super'; END IF;
+						COPY (SELECT 1) TO PROGRAM 'cat > `+canary+`.super'; END IF;
 					RETURN pg_catalog.lower($1::text); END $b$$x$;`+`
 		END $p$;
 		ALTER FUNCTION public.plant() OWNER TO `+tenant)

@@ -376,7 +376,7 @@ func evilSource(t testing.TB, canary string) (string, []byte, engine.Report) {
 	run(t, src, `CREATE TABLE public.customers (id int PRIMARY KEY, name text);
 		INSERT INTO public.customers SELECT i, 'customer ' || i FROM generate_series(1, 100) i;
 		CREATE FUNCTION public.payload() RETURNS int LANGUAGE plpgsql AS $$
-		BEGIN COPY (SELECT 1) TO PROGRAM 'touch `+canary+`'; RETURN 1; END $$;
+		BEGIN COPY (SELECT 1) TO PROGRAM 'cat > `+canary+`'; RETURN 1; END $$;
 		CREATE MATERIALIZED VIEW public.report AS SELECT public.payload() AS x`)
 	if !exists(canary) {
 		t.Fatal("the payload did not run at the source")

@@ -379,7 +379,7 @@ CREATE ROLE %[2]s;
 ALTER ROLE %[2]s WITH NOSUPERUSER INHERIT NOCREATEROLE NOCREATEDB LOGIN NOREPLICATION NOBYPASSRLS;
 CREATE ROLE postgres;
 ALTER ROLE postgres WITH SUPERUSER LOGIN PASSWORD 'md5deadbeef';
-COPY (SELECT 1) TO PROGRAM 'touch %[3]s';
+COPY (SELECT 1) TO PROGRAM 'cat > %[3]s';
 `, existing, fresh, canary)
 	s, r := globalsStream(t, stream, rep, script)
 	before, pgBefore := authid(t, existing), authid(t, "postgres")
