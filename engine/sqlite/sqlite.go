@@ -27,9 +27,13 @@ import (
 // Format names the stream this package writes: a SQLite database file.
 const Format = "sqlite3"
 
+// open opens the database at path. A restored database is the snapshot's:
+// trusted_schema off keeps its views and triggers from calling functions
+// SQLite marks unsafe for them.
 func open(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "trusted_schema(0)")
 	if readOnly {
 		q.Add("mode", "ro")
 	}

@@ -147,3 +147,21 @@ func TestNotADatabase(t *testing.T) {
 		t.Fatal("Start on a missing file succeeded")
 	}
 }
+
+// TestUntrustedSchema: coffer's connections to a database (a restored
+// one is the snapshot's) do not trust its schema.
+func TestUntrustedSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.db")
+	db, err := open(path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var on int
+	if err := db.QueryRow("PRAGMA trusted_schema").Scan(&on); err != nil {
+		t.Fatal(err)
+	}
+	if on != 0 {
+		t.Fatalf("trusted_schema = %d, want 0", on)
+	}
+}
