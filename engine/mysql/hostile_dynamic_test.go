@@ -1,10 +1,13 @@
 package mysql
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-backup/coffer/engine"
 )
 
 // TestHostileDynamicSQL (found by a red-team review): DATA/INDEX
@@ -49,6 +52,47 @@ func TestHostileDynamicSQL(t *testing.T) {
 				t.Errorf("the load account made files outside the data directory: %v", files)
 			}
 		})
+	}
+	noLeftLoadAccounts(t, db)
+}
+
+// TestDigestsReadAsReader: the verification dump of a loaded database
+// reads it as the reader account (SELECT, SHOW VIEW, EXECUTE on that
+// database only), never as the administrator, and gives the digests of
+// the rows; Commit drops the account.
+func TestDigestsReadAsReader(t *testing.T) {
+	ctx := context.Background()
+	db := rootDB(t)
+	dst := newName(t, db, "digread")
+	tg, err := NewTarget(rootDSN(dst), TargetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump := "CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10));\nINSERT INTO t VALUES (1,'a'),(2,'b');\nCREATE VIEW w AS SELECT id FROM t;\n" + dumpEnd
+	if err := tg.Load(ctx, strings.NewReader(dump), engine.Report{Parts: []engine.Part{{Name: "shop.sql", Size: int64(len(dump))}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tg.Digests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Rows != 2 {
+		t.Fatalf("digests %+v, want table t with 2 rows", got)
+	}
+	if tg.reader == nil {
+		t.Fatal("Digests made no reader account: it read as the administrator")
+	}
+	grants, err := engine.QueryStrings(ctx, db, "SHOW GRANTS FOR "+tg.reader.sql())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range grants {
+		if strings.Contains(g, "ON *.*") && !strings.Contains(g, "GRANT USAGE ON *.*") || strings.Contains(g, "ALL PRIVILEGES") {
+			t.Errorf("the reader account has %s", g)
+		}
+	}
+	if _, err := tg.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
 	noLeftLoadAccounts(t, db)
 }

@@ -281,9 +281,10 @@ func (c *conn) optionPipe() (*os.File, error) {
 // dumpArgs is the command line of one database's dump. The name comes
 // after "--": a database named --result-file=/etc/x is a name, not an
 // option.
-func (c *conn) dumpArgs(t *tools, db string) []string {
+func (c *conn) dumpArgs(t *tools, db string, extra ...string) []string {
 	a := append([]string{t.dump}, c.connArgs()...)
 	a = append(a, dumpFlags...)
+	a = append(a, extra...)
 	if t.mysqlDump {
 		a = append(a, "--set-gtid-purged=OFF")
 	}
@@ -293,12 +294,14 @@ func (c *conn) dumpArgs(t *tools, db string) []string {
 // startDump runs the dump of db and returns its stream, digested into dg
 // under label (the database's name in the snapshot). done is called with
 // the dump's size when it ended complete.
-func (c *conn) startDump(ctx context.Context, t *tools, db, label string, dg *engine.Digester, done func(int64)) (io.ReadCloser, error) {
+//
+// extra flags go after the usual ones, and win over them.
+func (c *conn) startDump(ctx context.Context, t *tools, db, label string, dg *engine.Digester, done func(int64), extra ...string) (io.ReadCloser, error) {
 	opt, err := c.optionPipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := command.New(ctx, command.Env(nil), c.dumpArgs(t, db)...)
+	cmd := command.New(ctx, command.Env(nil), c.dumpArgs(t, db, extra...)...)
 	if opt != nil {
 		cmd.ExtraFiles = []*os.File{opt}
 	}

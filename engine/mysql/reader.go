@@ -23,18 +23,55 @@ func (t *Target) OpenReader(ctx context.Context) (*sql.DB, error) {
 	if t.opts.TrustSnapshot {
 		return t.c.openAs(ctx, t.c.user, t.c.password, db)
 	}
+	r, err := t.readerFor(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return t.c.openAs(ctx, r.user, r.password, db)
+}
+
+// readerPrivileges are what the reader account has on a loaded database.
+const readerPrivileges = "SELECT, SHOW VIEW, EXECUTE"
+
+// readerFor returns the reader account, made on first use, with
+// readerPrivileges on database db.
+func (t *Target) readerFor(ctx context.Context, db string) (*loadAccount, error) {
 	a, err := t.adminConn(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if t.reader == nil {
-		l, err := a.createLoadAccount(ctx, db, "SELECT, SHOW VIEW, EXECUTE")
+		l, err := a.createLoadAccount(ctx, db, readerPrivileges)
 		if err != nil {
 			return nil, err
 		}
-		t.reader = l
+		t.reader, t.readerDBs = l, map[string]bool{db: true}
+		return l, nil
 	}
-	return t.c.openAs(ctx, t.reader.user, t.reader.password, db)
+	if !t.readerDBs[db] {
+		if err := a.exec(ctx, "GRANT "+readerPrivileges+" ON "+grantOn(db)+" TO "+t.reader.sql()); err != nil {
+			return nil, a.needs(err, fmt.Sprintf("%s on database %q WITH GRANT OPTION", readerPrivileges, db))
+		}
+		t.readerDBs[db] = true
+	}
+	return t.reader, nil
+}
+
+// digestConn is how Digests connects to database db: as the reader
+// account (reading the snapshot's tables and views, running nothing of
+// it with the administrator's rights), or with TrustSnapshot as the
+// address's user.
+func (t *Target) digestConn(ctx context.Context, db string) (*conn, error) {
+	if t.opts.TrustSnapshot || t.loaded == nil {
+		return t.c, nil
+	}
+	r, err := t.readerFor(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	c := *t.c
+	c.user, c.password = r.user, r.password
+	return &c, nil
 }
 
 // dropReader drops the reader account, if one was made.

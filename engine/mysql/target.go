@@ -37,9 +37,11 @@ type Target struct {
 	opts   TargetOptions
 	loaded []*mapping
 	admin  *admin       // kept from Load to Commit or Abort while a new database awaits its swap
-	reader *loadAccount // the account OpenReader connects as, dropped by Commit and Abort
-	notes  []string
-	now    func() time.Time
+	reader *loadAccount // the account OpenReader and Digests connect as, dropped by Commit and Abort
+	// readerDBs are the databases the reader account may read
+	readerDBs map[string]bool
+	notes     []string
+	now       func() time.Time
 }
 
 // mapping is a database of the snapshot and where it is loaded.
@@ -321,8 +323,13 @@ func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 	}
 	dg := engine.NewDigester()
 	for _, x := range m {
+		c, err := t.digestConn(ctx, x.into)
+		if err != nil {
+			return nil, err
+		}
 		dump := engine.PartSource{Name: x.into, Open: func(ctx context.Context) (io.ReadCloser, error) {
-			return t.c.startDump(ctx, t.t, x.into, x.from, dg, nil)
+			// Tables and views only: what the digests read.
+			return c.startDump(ctx, t.t, x.into, x.from, dg, nil, "--skip-routines", "--skip-events", "--skip-triggers")
 		}}
 		if err := dump.Drain(ctx); err != nil {
 			return nil, fmt.Errorf("digest database %q at %s: %w", x.into, t.c.addr(), err)
