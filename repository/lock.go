@@ -169,13 +169,36 @@ func sameIDs(a, b []ID) bool {
 	return len(a) == len(b)
 }
 
+// put seals plain as a lock object. A new lock never replaces an object
+// (putSealed). A refresh is the one put in the repository that does: it
+// stores the same content again under the same name, so that the
+// storage's modification time of the object says when the lock was last
+// refreshed (docs/format.md, "Locks and prune markers"); the policies
+// allow plain puts on locks/* for it.
+func (l *Lock) put(ctx context.Context, plain []byte, refresh bool) (ID, error) {
+	id, ct, err := l.r.wk.sealMeta("lock", plain)
+	if err != nil {
+		return ID{}, err
+	}
+	name := "locks/" + id.String()
+	if refresh {
+		err = l.r.be.Put(ctx, name, ct, storage.PutOptions{})
+	} else {
+		err = l.r.putSealed(ctx, "lock", name, id, ct, storage.PutOptions{})
+	}
+	if err != nil {
+		return ID{}, fmt.Errorf("save lock: %w", err)
+	}
+	return id, nil
+}
+
 // store seals l.info as a new lock object.
 func (l *Lock) store(ctx context.Context) error {
 	plain, err := json.Marshal(&l.info)
 	if err != nil {
 		return err
 	}
-	id, err := l.r.putMeta(ctx, "lock", "locks", plain, false)
+	id, err := l.put(ctx, plain, false)
 	if err != nil {
 		return err
 	}
@@ -210,7 +233,7 @@ func (l *Lock) refresh() {
 		return
 	}
 	if err == nil {
-		_, err = l.r.putMeta(ctx, "lock", "locks", plain, false)
+		_, err = l.put(ctx, plain, true)
 	}
 	cancel()
 	ended := l.now()

@@ -24,10 +24,6 @@ func (r *Repo) saveMeta(ctx context.Context, kind, dir string, v any, retain boo
 
 // putMeta seals plain as a metadata object of kind under dir, never over
 // another object (putSealed). The same plaintext always gets the same id.
-// A lock is the exception: a backup refreshes its lock by storing the same
-// plaintext again under the same name, so that the storage's modification
-// time of the object says when it was last refreshed (docs/format.md,
-// "Locks and prune markers"); that put must replace the object.
 func (r *Repo) putMeta(ctx context.Context, kind, dir string, plain []byte, retain bool) (ID, error) {
 	id, ct, err := r.wk.sealMeta(kind, plain)
 	if err != nil {
@@ -37,13 +33,7 @@ func (r *Repo) putMeta(ctx context.Context, kind, dir string, plain []byte, reta
 	if retain {
 		opts = r.putOptions()
 	}
-	name := dir + "/" + id.String()
-	if kind == "lock" {
-		err = r.be.Put(ctx, name, ct, opts)
-	} else {
-		err = r.putSealed(ctx, kind, name, id, ct, opts)
-	}
-	if err != nil {
+	if err := r.putSealed(ctx, kind, dir+"/"+id.String(), id, ct, opts); err != nil {
 		return ID{}, fmt.Errorf("save %s: %w", kind, err)
 	}
 	return id, nil

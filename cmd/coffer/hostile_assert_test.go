@@ -95,29 +95,9 @@ func TestHostilePGKilledCleanSwept(t *testing.T) {
 	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
 	c.init()
 	b := c.backup(nil, "--source", "k", "--postgres", hpgServer+src)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := c.cmd(ctx, nil, "restore", b.Snapshot, "--to", hpgServer+old, "--clean", "--drop-old")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for len(hpgProcs("pg_restore", "dbname='"+old+"_coffer_new_")) == 0 {
-		select {
-		case err := <-done:
-			t.Fatalf("the restore ended before pg_restore was seen: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
+	killDuringRestore(t, c, "dbname='"+old+"_coffer_new_", "restore", b.Snapshot, "--to", hpgServer+old, "--clean", "--drop-old")
 	left := func() []string {
 		return hpgQuery(t, "postgres", "SELECT datname FROM pg_database WHERE starts_with(datname, $1)", old+"_coffer_new_")
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for len(hpgProcs("pg_restore", "dbname='"+old+"_coffer_new_")) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
 	}
 	if len(left()) != 1 {
 		t.Fatalf("after kill -9 the server has new copies %v, want the one partial copy", left())
@@ -153,27 +133,7 @@ func TestHostilePGKilledRestoreSwept(t *testing.T) {
 	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
 	c.init()
 	b := c.backup(nil, "--source", "n", "--postgres", hpgServer+src)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := c.cmd(ctx, nil, "restore", b.Snapshot, "--to", hpgServer+target)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for len(hpgProcs("pg_restore", "dbname='"+target+"'")) == 0 {
-		select {
-		case err := <-done:
-			t.Fatalf("the restore ended before pg_restore was seen: %v", err)
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-	<-done
-	deadline := time.Now().Add(20 * time.Second)
-	for len(hpgProcs("pg_restore", "dbname='"+target+"'")) > 0 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	killDuringRestore(t, c, "dbname='"+target+"'", "restore", b.Snapshot, "--to", hpgServer+target)
 	if n := hpgQuery(t, "postgres", "SELECT datname FROM pg_database WHERE datname = $1", target); len(n) != 1 {
 		t.Fatalf("after kill -9 the partial database is %v, want it there", n)
 	}
@@ -183,5 +143,36 @@ func TestHostilePGKilledRestoreSwept(t *testing.T) {
 	}
 	if n := hpgQuery(t, target, "SELECT count(*) FROM a"); len(n) != 1 || n[0] != "300000" {
 		t.Fatalf("the restored database has %v rows", n)
+	}
+}
+
+// killDuringRestore runs coffer with args, kills it with SIGKILL as soon
+// as a pg_restore whose command line holds marker runs, and waits until
+// that pg_restore has died with it.
+func killDuringRestore(t *testing.T, c *cli, marker string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := c.cmd(ctx, nil, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for len(hpgProcs("pg_restore", marker)) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the restore ended before pg_restore was seen: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+	deadline := time.Now().Add(20 * time.Second)
+	for len(hpgProcs("pg_restore", marker)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("pg_restore is still running 20s after coffer was killed: %v", hpgProcs("pg_restore", marker))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -55,27 +55,12 @@ func TestHostileQuotingModes(t *testing.T) {
 	noLeftLoadAccounts(t, db)
 }
 
-// hostileDirLoad3 restores a dump holding stmts (with @@D@@ a fresh
-// directory outside the server's data directory) as the limited account,
-// and fails if the load made files there.
+// hostileDirLoad3 restores a dump holding stmts as the limited account
+// (dirLoad) and fails if the load made files outside the data directory,
+// or succeeded.
 func hostileDirLoad3(t *testing.T, db *sql.DB, stmts string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "coffer-rt3-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	os.Chmod(dir, 0o777)
-	dst := newName(t, db, "rt3")
-	dump := "CREATE TABLE t1 (a INT);\n" + strings.ReplaceAll(stmts, "@@D@@", dir) + ";\n" + dumpEnd
-	_, err = restoreDump(t, dst, "shop", dump, TargetOptions{})
-	var files []string
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if p != dir {
-			files = append(files, p)
-		}
-		return nil
-	})
+	files, err := dirLoad(t, db, stmts)
 	if len(files) > 0 {
 		t.Errorf("load (err=%v): the load account made files outside the data directory: %v", err, files)
 	} else if err == nil {
@@ -83,6 +68,30 @@ func hostileDirLoad3(t *testing.T, db *sql.DB, stmts string) {
 	} else {
 		t.Logf("held: %v", err)
 	}
+}
+
+// dirLoad restores a dump holding stmts, with @@D@@ standing for a fresh
+// directory outside the server's data directory, as the limited account,
+// and returns the load's error and the files that appeared there.
+func dirLoad(t *testing.T, db *sql.DB, stmts string) ([]string, error) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "coffer-dirload-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	dst := newName(t, db, "dirload")
+	dump := "CREATE TABLE t1 (a INT);\n" + strings.ReplaceAll(stmts, "@@D@@", dir) + ";\n" + dumpEnd
+	_, err = restoreDump(t, dst, "shop", dump, TargetOptions{})
+	var files []string
+	filepath.Walk(dir, func(p string, info os.FileInfo, werr error) error {
+		if p != dir {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files, err
 }
 
 // TestHostileOneStatementPerExec (held): with multiStatements off, as
