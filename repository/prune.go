@@ -91,7 +91,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 	if err != nil {
 		return nil, err
 	}
-	if ts, ok := r.be.(tempSweeper); ok {
+	if ts, ok := storage.Find[tempSweeper](r.be); ok {
 		grace := opts.TempGrace
 		if grace <= 0 {
 			grace = DefaultTempGrace

@@ -40,7 +40,7 @@ func (r *Repo) putSealed(ctx context.Context, kind, name string, id ID, ct []byt
 	if !errors.Is(err, storage.ErrExists) {
 		return err
 	}
-	stored, rerr := storage.ReadAll(ctx, r.be, name)
+	stored, rerr := readBounded(ctx, r.be, name, metaMax(kind))
 	if rerr == nil {
 		_, rerr = r.wk.openMeta(kind, name, id, stored)
 	}

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -68,7 +69,7 @@ func (s Subset) String() string {
 
 // choose returns the packs s selects, sorted by id.
 func (s Subset) choose(packs []PackInfo) []PackInfo {
-	sort.Slice(packs, func(i, j int) bool { return packs[i].ID.String() < packs[j].ID.String() })
+	sort.Slice(packs, func(i, j int) bool { return bytes.Compare(packs[i].ID[:], packs[j].ID[:]) < 0 })
 	switch {
 	case s.T > 0:
 		var out []PackInfo

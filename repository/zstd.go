@@ -78,9 +78,12 @@ func compressMeta(dst, src []byte) []byte {
 }
 
 // storedFrame appends a zstd frame holding src in raw blocks to dst: it
-// declares its size and decompresses to no more than it weighs.
+// declares its size and decompresses to no more than it weighs. It is not
+// a single-segment frame, whose window would be its whole size (readers
+// refuse windows over maxWindow), but one with a 1 MiB window, which raw
+// blocks of 128 KiB never need more of.
 func storedFrame(dst, src []byte) []byte {
-	dst = append(dst, 0x28, 0xb5, 0x2f, 0xfd, 0xe0) // magic; single segment, 8-byte size
+	dst = append(dst, 0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x50) // magic; 8-byte size, window 1 MiB
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(src)))
 	for {
 		n := min(len(src), 128<<10)
@@ -151,10 +154,13 @@ func decompressMeta(src []byte) ([]byte, error) {
 	if n > limit {
 		return nil, fmt.Errorf("zstd frame declares %d bytes, which %w for a metadata object of %d compressed bytes (%d)", n, errBound, len(src), limit)
 	}
-	if n < 0 {
-		return decompressExact(nil, src, -1, limit)
+	// Read as the frame yields, never allocating what it only declares: a
+	// small object may declare up to 32 times its size.
+	out, err := decompressExact(nil, src, -1, max(n, limit))
+	if err == nil && n >= 0 && int64(len(out)) != n {
+		return nil, fmt.Errorf("zstd frame declares %d bytes and holds %d", n, len(out))
 	}
-	return decompressExact(nil, src, n, n)
+	return out, err
 }
 
 // decompressExact streams src into dst: exactly want bytes when want >= 0,

@@ -254,6 +254,6 @@ func warnUnprotected(cmd *cobra.Command, be storage.Backend) {
 			"`coffer policy writer`, which forbids overwrites\n", termsafe.String(be.Location()))
 	case lerr != nil || verr != nil:
 		fmt.Fprintf(w, "warning: could not read whether the bucket of %s is versioned or locked (%v): make sure it is one of them, "+
-			"or that backup hosts cannot overwrite objects\n", termsafe.String(be.Location()), errors.Join(lerr, verr))
+			"or that backup hosts cannot overwrite objects\n", termsafe.String(be.Location()), termsafe.String(errors.Join(lerr, verr).Error()))
 	}
 }

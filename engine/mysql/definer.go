@@ -231,7 +231,8 @@ const sandboxLine = "/*M!999999\\- enable the sandbox mode */"
 // skippedComment returns a versioned comment of stmt that the server reads
 // as a plain comment ("" when there is none): one for a later version
 // than the server's, or, on MariaDB, for MySQL 5.7 and later (50700 to
-// 99999, without M), or with a version of an unusual length. Coffer's
+// 99999, without M), or on MySQL a MariaDB one (/*M!), or one with a
+// version of an unusual length. Coffer's
 // checks read a versioned comment's content as code, so a statement with
 // such a comment could be classified by words the server never sees
 // ("/*!99999 SET */ EXECUTE …"): a limited load refuses it. Dump tools
@@ -263,7 +264,7 @@ func skippedComment(stmt []byte, v commentVersion) string {
 				if m {
 					want = 6
 				}
-				if k-j != want || n > v.num || (!m && v.mariadb && n >= 50700 && n <= 99999) {
+				if k-j != want || n > v.num || (!m && v.mariadb && n >= 50700 && n <= 99999) || (m && !v.mariadb) {
 					return string(stmt[i:k])
 				}
 			}

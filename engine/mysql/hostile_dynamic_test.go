@@ -79,3 +79,20 @@ func TestDigestsReadAsReader(t *testing.T) {
 	}
 	noLeftLoadAccounts(t, db)
 }
+
+// TestHostileSystemDatabasePart: a snapshot whose part claims the
+// server's own database (mysql.sql, whose swap would replace the grant
+// tables) is refused before anything is loaded.
+func TestHostileSystemDatabasePart(t *testing.T) {
+	for _, name := range []string{"mysql", "MySQL", "sys", "performance_schema", "information_schema"} {
+		tg, err := NewTarget(rootDSN(""), TargetOptions{Clean: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dump := "CREATE TABLE user (a INT);\n" + dumpEnd
+		err = tg.Load(context.Background(), strings.NewReader(dump), engine.Report{Parts: []engine.Part{{Name: name + ".sql", Size: int64(len(dump))}}})
+		if err == nil || !strings.Contains(err.Error(), "the server's own database") {
+			t.Errorf("part %s.sql: %v, want it refused", name, err)
+		}
+	}
+}

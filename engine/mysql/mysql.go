@@ -155,6 +155,7 @@ func (c *conn) openAs(ctx context.Context, user, password, dbName string) (*sql.
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, password, "tcp", c.addr(), dbName
 	cfg.Timeout, cfg.Logger = ConnectTimeout, nopLogger{}
 	cfg.InterpolateParams, cfg.MultiStatements, cfg.AllowAllFiles = false, false, false
+	cfg.MaxAllowedPacket = 0 // the server's limit, as the mariadb client's 1G was
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err

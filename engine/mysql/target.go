@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,6 +106,11 @@ func (t *Target) plan(parts []engine.Part) ([]*mapping, error) {
 		name, ok := strings.CutSuffix(p.Name, ".sql")
 		if !ok || name == "" {
 			return nil, fmt.Errorf("snapshot part %q is not a MySQL dump (<database>.sql)", p.Name)
+		}
+		// Backups never hold the server's own databases: a part that
+		// claims one would replace the grant tables.
+		if slices.ContainsFunc(systemDatabases, func(s string) bool { return strings.EqualFold(s, name) }) {
+			return nil, fmt.Errorf("snapshot part %q names the server's own database %q, which coffer never backs up nor restores; nothing was loaded", p.Name, name)
 		}
 		m = append(m, &mapping{from: name, to: name, into: name})
 	}

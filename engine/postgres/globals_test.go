@@ -554,3 +554,23 @@ func TestUnsafeOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileGlobalsCofferRoles: coffer finds its own roles (load,
+// reader, owner and scratch roles) by their names and comments, and drill
+// cleanup drops them: a snapshot's globals may neither create a role
+// named like them nor give a role a comment like theirs.
+func TestHostileGlobalsCofferRoles(t *testing.T) {
+	g, err := ParseGlobals([]byte("CREATE ROLE coffer_load_0123456789abcdef;\nCREATE ROLE app;\nCOMMENT ON ROLE app IS 'coffer scratch role for coffer_drill_gone';\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := g.Plan(map[string]RoleInfo{}, "all")
+	for _, s := range plan.Statements {
+		if strings.Contains(s, "coffer_load_") || strings.Contains(s, "coffer scratch role") {
+			t.Errorf("the plan holds %q", s)
+		}
+	}
+	if !slices.Equal(plan.Created, []string{"app"}) {
+		t.Errorf("created %q, want only app", plan.Created)
+	}
+}

@@ -150,6 +150,12 @@ func (pl *planner) roles() {
 			pl.note("role %s was not created: the name is reserved by PostgreSQL", display(r.Name))
 			continue
 		}
+		if cofferRole(r.Name) {
+			// coffer's own roles (load, reader, owner) are found by their
+			// names and comments: a snapshot may not plant one.
+			pl.note("role %s was not created: the name is one of coffer's own roles", display(r.Name))
+			continue
+		}
 		var dropped []string
 		if !pl.all {
 			for _, a := range []struct {
@@ -165,7 +171,7 @@ func (pl *planner) roles() {
 		pl.created[r.Name] = true
 		pl.plan.Created = append(pl.plan.Created, r.Name)
 		pl.plan.Statements = append(pl.plan.Statements, r.SQL())
-		if r.Comment != "" {
+		if r.Comment != "" && !strings.HasPrefix(r.Comment, "coffer ") {
 			pl.plan.Statements = append(pl.plan.Statements, "COMMENT ON ROLE "+quoteIdent(r.Name)+" IS "+quoteLiteral(r.Comment))
 		}
 		if len(dropped) > 0 {
@@ -315,4 +321,14 @@ func (pl *planner) grantSQL(m Membership, what string) string {
 		s += " WITH " + strings.Join(opts, ", ")
 	}
 	return s
+}
+
+// cofferRole reports whether name is one coffer gives its own roles.
+func cofferRole(name string) bool {
+	for _, p := range []string{loadRolePrefix, readerPrefix, ownerRolePrefix} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
 }

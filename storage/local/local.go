@@ -97,12 +97,11 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storag
 			os.Remove(tmp)
 		}
 	}()
-	if err := f.Chmod(0o600); err != nil {
-		return diskError("chmod", tmp, err)
-	}
 	// The lock tells SweepTemp that a live writer holds the file; the
-	// kernel drops it when the writer dies.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	// kernel drops it when the writer dies. A file system without locks
+	// (some NFS and CIFS mounts) leaves the grace age alone to tell.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil &&
+		!errors.Is(err, syscall.ENOLCK) && !errors.Is(err, syscall.ENOTSUP) && !errors.Is(err, syscall.EOPNOTSUPP) {
 		return diskError("lock", tmp, err)
 	}
 	if _, err := f.Write(data); err != nil {
