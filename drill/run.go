@@ -143,12 +143,17 @@ func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *reposit
 		}
 	}
 	if len(r.opts.Assertions) > 0 {
-		db, err := openReader(ctx, target, sc)
-		if !r.must("connect to scratch", err) {
-			return
-		}
-		defer db.Close()
-		defer r.assertions(ctx, db)
+		// After the verification, which the reader's login may serve too:
+		// the reader can log in no more once the assertions' connection
+		// is open (OpenReader).
+		defer func() {
+			db, err := openReader(ctx, target, sc)
+			if !r.must("connect to scratch", err) {
+				return
+			}
+			defer db.Close()
+			r.assertions(ctx, db)
+		}()
 	}
 	var got []engine.TableDigest
 	err = r.phase("verify", func() error {

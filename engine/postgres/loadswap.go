@@ -39,34 +39,41 @@ func suffixed(name, suffix string) string {
 func (t *Target) Commit(ctx context.Context) ([]string, error) {
 	var out []string
 	var pc *pgx.Conn
+	conn := func() error {
+		if pc != nil {
+			return nil
+		}
+		var err error
+		pc, err = t.admin(ctx)
+		return err
+	}
+	defer func() {
+		if pc != nil {
+			pc.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	// The reader's privileges are dropped in each database it read, by
+	// the names they have before the swap.
+	if t.reader != nil {
+		if err := conn(); err != nil {
+			return out, fmt.Errorf("%w\n%s", err, t.commitState(0, ""))
+		}
+		if err := t.dropReader(ctx, pc); err != nil {
+			return out, fmt.Errorf("%w\n%s", err, t.commitState(0, ""))
+		}
+	}
 	for i, x := range t.dbs {
 		if !x.replaces() || !x.loaded {
 			continue
 		}
-		if pc == nil {
-			var err error
-			if pc, err = t.admin(ctx); err != nil {
-				return out, fmt.Errorf("%w\n%s", err, t.commitState(i, ""))
-			}
-			defer pc.Close(context.WithoutCancel(ctx))
+		if err := conn(); err != nil {
+			return out, fmt.Errorf("%w\n%s", err, t.commitState(i, ""))
 		}
 		msg, before, err := t.swap(ctx, pc, x)
 		if err != nil {
 			return out, fmt.Errorf("%w\n%s", err, t.commitState(i, before))
 		}
 		out = append(out, msg)
-	}
-	if t.reader != nil {
-		if pc == nil {
-			var err error
-			if pc, err = t.admin(ctx); err != nil {
-				return out, err
-			}
-			defer pc.Close(context.WithoutCancel(ctx))
-		}
-		if err := t.dropReader(ctx, pc); err != nil {
-			return out, err
-		}
 	}
 	return out, nil
 }

@@ -39,8 +39,12 @@ func (t *Target) readerEnv(ctx context.Context, db string) ([]string, error) {
 
 // OpenReader connects to the database Load loaded (the first, for a
 // snapshot of several) as the reader role, for queries a drill runs on
-// it (assertions). The caller closes it before Commit or Abort, which
-// drop the role.
+// it (assertions), on one connection; then the reader may log in no
+// more. Those queries run the snapshot's code (a view's functions) as the
+// reader, and that code can change the reader's password (any role may
+// change its own), but not give it back the right to log in: nobody can
+// use the reader's rights from outside. Call it after Digests. The caller
+// closes it before Commit or Abort, which drop the role.
 func (t *Target) OpenReader(ctx context.Context) (*sql.DB, error) {
 	if len(t.dbs) == 0 {
 		return nil, fmt.Errorf("restore target %s: nothing was loaded", t)
@@ -61,9 +65,24 @@ func (t *Target) OpenReader(ctx context.Context) (*sql.DB, error) {
 	// database's own search_path setting was the snapshot's, and was reset.
 	cfg.RuntimeParams["search_path"] = `"$user", public`
 	sdb := stdlib.OpenDB(*cfg)
+	sdb.SetMaxOpenConns(1)
+	sdb.SetMaxIdleConns(1)
+	sdb.SetConnMaxLifetime(0)
+	sdb.SetConnMaxIdleTime(0)
 	if err := sdb.PingContext(ctx); err != nil {
 		sdb.Close()
 		return nil, t.c.explain(err, db)
+	}
+	if r != nil {
+		pc, err := t.admin(ctx)
+		if err == nil {
+			_, err = pc.Exec(ctx, "ALTER ROLE "+quoteIdent(r.name)+" NOLOGIN")
+			pc.Close(ctx)
+		}
+		if err != nil {
+			sdb.Close()
+			return nil, fmt.Errorf("close the reader role %q to new logins at %s: %w", r.name, t.c.addr(), err)
+		}
 	}
 	return sdb, nil
 }
