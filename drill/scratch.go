@@ -162,7 +162,7 @@ func endSessions(ctx context.Context, db *sql.DB, name string) error {
 	for {
 		var n int
 		err := db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-			WHERE pid <> pg_backend_pid() AND (datname = $1 OR strpos(query, $1) > 0)`, name).Scan(&n)
+			WHERE pid <> pg_backend_pid() AND (datname = $1 OR state = 'active' AND usename = current_user AND strpos(query, $1) > 0)`, name).Scan(&n)
 		if err != nil || n == 0 {
 			return err
 		}

@@ -176,13 +176,18 @@ func (t *Target) createRole(ctx context.Context, pc *pgx.Conn, name, comment, wh
 
 // createScratchRoles creates, for a drill, the roles the snapshot's
 // objects need (owners, grantees) that the server does not have.
+// maxScratchRoles bounds the roles a drill creates for one database.
+const maxScratchRoles = 1000
+
 func (t *Target) createScratchRoles(ctx context.Context, pc *pgx.Conn, db string, needed []string) error {
 	var made, refused []string
 	for _, name := range needed {
 		if _, ok := t.roles[name]; ok || name == "" || strings.EqualFold(name, "public") {
 			continue
 		}
-		if len(name) > 63 || strings.HasPrefix(name, "pg_") || strings.HasPrefix(name, loadRolePrefix) || strings.HasPrefix(name, readerPrefix) {
+		// A snapshot names as many roles as it likes; a drill makes a
+		// bounded number of them on a shared scratch server.
+		if len(made) >= maxScratchRoles || checkName(name) != "" || strings.HasPrefix(name, "pg_") || cofferRole(name) {
 			refused = append(refused, fmt.Sprintf("%q", name))
 			continue
 		}
