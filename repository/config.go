@@ -33,7 +33,34 @@ type Config struct {
 	PackSize    int           `json:"pack_size"`
 	Compression string        `json:"compression"`
 	Lock        *ObjectLock   `json:"lock,omitempty"`
-	MAC         string        `json:"mac"`
+	// Generation numbers the repository's keys: 1 (written as absent)
+	// until the first `coffer key rotate`, then one more per rotation.
+	Generation int `json:"generation,omitempty"`
+	// Previous lists the earlier generations whose keys are still stored
+	// because packs or private parts encrypted to them remain.
+	Previous []int `json:"previous,omitempty"`
+	// Carried names the list of metadata objects that rotations carried
+	// over from earlier generations' keys (see rotate.go).
+	Carried *CarriedRef `json:"carried,omitempty"`
+	MAC     string      `json:"mac"`
+}
+
+// CarriedRef names a carried list by the SHA-256 of its plaintext.
+type CarriedRef struct {
+	Object string `json:"object"` // keys/carried-SHA256
+	SHA256 string `json:"sha256"`
+	// Pending is set while the objects the list names are being sealed
+	// again: some may still be sealed to an earlier generation's key.
+	Pending bool `json:"pending,omitempty"`
+}
+
+// Gen returns the generation of the repository's keys (1 before any
+// rotation).
+func (c *Config) Gen() int {
+	if c.Generation < 1 {
+		return 1
+	}
+	return c.Generation
 }
 
 // ObjectLock is the repository's S3 Object Lock policy: every stored object
@@ -69,7 +96,16 @@ func (c *Config) Validate(wk *WriterKey) error {
 		return fmt.Errorf("the writer key belongs to repository %s, this repository is %s: use this repository's writer key", wk.RepositoryID, c.ID)
 	}
 	if !hmac.Equal([]byte(c.MAC), []byte(c.computeMAC(wk))) {
+		if c.Gen() > 1 && c.Recipient != wk.Recipient.String() {
+			return &RotatedError{Repository: c.ID, Generation: c.Gen(), Fingerprint: wk.Fingerprint()}
+		}
 		return &CorruptError{Object: "config", Reason: "not authenticated by the writer key (altered)"}
+	}
+	if c.Recipient != wk.Recipient.String() {
+		return &CorruptError{Object: "config", Reason: "its recipient is not the writer key's"}
+	}
+	if err := c.validateGenerations(); err != nil {
+		return err
 	}
 	p := c.Chunker
 	if p.AvgBits < 10 || p.AvgBits > 22 || p.Min < 512 || p.Max <= p.Min || p.Max > 8<<20 || c.PackSize < 1<<20 || c.PackSize > 1<<30 {
@@ -106,4 +142,37 @@ func ParseConfig(data []byte) (*Config, error) {
 		return nil, &CorruptError{Object: "config", Reason: "malformed", Err: err}
 	}
 	return &c, nil
+}
+
+func (c *Config) validateGenerations() error {
+	bad := func(reason string) error { return &CorruptError{Object: "config", Reason: reason} }
+	if c.Generation < 0 || c.Generation == 1 || c.Generation > 1<<20 {
+		return bad(fmt.Sprintf("generation %d is out of range", c.Generation))
+	}
+	last := 0
+	for _, g := range c.Previous {
+		if g <= last || g >= c.Gen() {
+			return bad("previous generations are not increasing and below the current one")
+		}
+		last = g
+	}
+	if r := c.Carried; r != nil && (len(r.SHA256) != 64 || r.Object != carriedObject(r.SHA256)) {
+		return bad("the carried list is named wrongly")
+	}
+	return nil
+}
+
+// RotatedError reports a writer key of a generation before the
+// repository's: an operator rotated the keys, and this host still has the
+// old writer key.
+type RotatedError struct {
+	Repository  string
+	Generation  int
+	Fingerprint string // of the key in use
+}
+
+func (e *RotatedError) Error() string {
+	return fmt.Sprintf("the keys of repository %s were rotated (generation %d) and this writer key (fingerprint %s) is of an earlier generation, or config was altered: "+
+		"install the new writer key that `coffer key rotate` wrote (an operator can write it again with `coffer key export-writer FILE`) and point COFFER_WRITER_KEY_FILE at it",
+		e.Repository, e.Generation, e.Fingerprint)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
 
@@ -53,24 +52,4 @@ func (wk *WriterKey) sealMeta(kind string, plaintext []byte) (ID, []byte, error)
 	id := macID(wk.MACKey[:], kind, plaintext)
 	ct, err := encrypt(compressMeta(nil, plaintext), wk.Metadata.Recipient())
 	return id, ct, err
-}
-
-// openMeta decrypts and authenticates a metadata object stored as object.
-func (wk *WriterKey) openMeta(kind, object string, id ID, ciphertext []byte) ([]byte, error) {
-	compressed, err := decrypt(object, ciphertext, wk.Metadata)
-	if err != nil {
-		var nm *age.NoIdentityMatchError
-		if errors.As(err, &nm) {
-			return nil, &CorruptError{Object: object, Reason: "not encrypted to this repository's metadata key (written by another repository, or forged)", Err: err}
-		}
-		return nil, err
-	}
-	plaintext, err := decompressMeta(compressed)
-	if err != nil {
-		return nil, &CorruptError{Object: object, Reason: "decompression refused", Err: err}
-	}
-	if got := macID(wk.MACKey[:], kind, plaintext); !hmac.Equal(got[:], id[:]) {
-		return nil, &CorruptError{Object: object, Reason: fmt.Sprintf("%s is not authenticated by the writer key (forged, altered or renamed)", kind)}
-	}
-	return plaintext, nil
 }

@@ -25,7 +25,13 @@ type PackEntry struct {
 	Size  int64  `json:"size"`  // ciphertext bytes
 	Plain int64  `json:"plain"` // plaintext bytes
 	Blobs []Blob `json:"blobs"`
+	// Gen is the generation of the repository key the pack is encrypted
+	// to; 0 (absent) is generation 1.
+	Gen int `json:"gen,omitempty"`
 }
+
+// Generation returns the generation of the key the pack is encrypted to.
+func (e PackEntry) Generation() int { return max(e.Gen, 1) }
 
 // IndexFile is the content of an `index/ID` object.
 type IndexFile struct {

@@ -44,6 +44,9 @@ type LockInfo struct {
 	BootID       string `json:"boot_id,omitempty"`
 	PIDNamespace string `json:"pid_namespace,omitempty"`
 	StartTicks   uint64 `json:"start_ticks,omitempty"`
+
+	// Problem says why a stored lock could not be read (never stored).
+	Problem string `json:"-"`
 }
 
 // LockTiming sets how often a backup refreshes its lock and after how
@@ -317,6 +320,9 @@ func (l *Lock) keepFresh() {
 // returns how long that write may take: while the holder writes within
 // it, no prune can have judged the lock stale.
 func (l *Lock) Confirm(ctx context.Context) (time.Duration, error) {
+	if err := l.r.confirmKeys(ctx); err != nil {
+		return 0, err
+	}
 	name := l.Name()
 	_, err := l.r.be.Stat(ctx, name)
 	if err != nil && !isNotFound(err) {
@@ -376,9 +382,16 @@ func (r *Repo) Locks(ctx context.Context) ([]LockEntry, error) {
 			if isNotFound(err) {
 				continue
 			}
-			return nil, err
-		}
-		if err := li.check("locks/" + id.String()); err != nil {
+			// A lock that does not authenticate (damaged, forged, or of a
+			// backup whose keys a rotation replaced) is kept as an unknown
+			// live lock until it is stale by storage time: it might be a
+			// damaged lock of a running backup.
+			var ce *CorruptError
+			if !errors.As(err, &ce) {
+				return nil, err
+			}
+			li = LockInfo{Problem: ce.Reason}
+		} else if err := li.check("locks/" + id.String()); err != nil {
 			return nil, err
 		}
 		out = append(out, LockEntry{ID: id, Info: &li, Modified: fi.ModTime})

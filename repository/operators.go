@@ -2,14 +2,13 @@ package repository
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 
 	"filippo.io/age"
 )
 
-// SetOperators re-encrypts the repository key and the writer key to a new
+// SetOperators re-encrypts the repository key and the writer key (of every
+// generation still stored) to a new
 // set of operator recipients (names are their text, kept in config). Only
 // the two small key objects and config are rewritten: data stays as it is.
 // It needs the repository key (an operator's identity). The keys are
@@ -26,25 +25,14 @@ func (r *Repo) SetOperators(ctx context.Context, recipients []age.Recipient, nam
 	if !ok {
 		return errors.New("the repository key is not an X25519 identity")
 	}
-	for _, obj := range []struct {
-		name  string
-		plain []byte
-	}{{RepositoryKeyObject, []byte(dataKey.String() + "\n")}, {WriterKeyObject, r.wk.Marshal()}} {
-		ct, err := encrypt(obj.plain, recipients...)
-		if err != nil {
-			return fmt.Errorf("encrypt %s to the operators: %w", obj.name, err)
-		}
-		if err := r.be.Put(ctx, obj.name, ct, r.putOptions()); err != nil {
+	// Every generation still stored: an earlier one's keys open the packs
+	// not yet re-encrypted, and a removed operator must open none of them.
+	for _, g := range append([]generation{{gen: r.cfg.Gen(), data: dataKey, wk: r.wk}}, r.old...) {
+		if err := r.putKeys(ctx, g, recipients); err != nil {
 			return err
 		}
 	}
 	cfg := *r.cfg
 	cfg.Operators = names
-	cfg.MAC = cfg.computeMAC(r.wk)
-	b, _ := json.MarshalIndent(&cfg, "", "  ")
-	if err := r.be.Put(ctx, ConfigObject, append(b, '\n'), r.putOptions()); err != nil {
-		return err
-	}
-	r.cfg = &cfg
-	return nil
+	return r.putConfig(ctx, &cfg)
 }

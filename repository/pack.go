@@ -22,6 +22,7 @@ type PackWriter struct {
 	enc   io.WriteCloser
 	plain int64
 	blobs []Blob
+	gen   int // of the repository key: recorded in the index entry
 }
 
 // NewPackWriter starts a pack encrypted to the repository key, written
@@ -31,6 +32,9 @@ func (r *Repo) NewPackWriter(buf *bytes.Buffer, sizeHint int) (*PackWriter, erro
 	buf.Reset()
 	buf.Grow(sizeHint + sizeHint/64 + 4096)
 	p := &PackWriter{buf: buf}
+	if g := r.cfg.Gen(); g > 1 {
+		p.gen = g
+	}
 	enc, err := age.Encrypt(p.buf, r.wk.Recipient)
 	if err != nil {
 		return nil, err
@@ -62,7 +66,7 @@ func (p *PackWriter) Finish() (PackEntry, []byte, error) {
 		return PackEntry{}, nil, err
 	}
 	ct := p.buf.Bytes()
-	e := PackEntry{ID: sha256ID(ct), Size: int64(len(ct)), Plain: p.plain, Blobs: p.blobs}
+	e := PackEntry{ID: sha256ID(ct), Size: int64(len(ct)), Plain: p.plain, Blobs: p.blobs, Gen: p.gen}
 	return e, ct, nil
 }
 
@@ -140,13 +144,19 @@ func (m *memPack) ReadAt(p []byte, off int64) (int, error) {
 func (m *memPack) storageErr() error { return nil }
 
 func (r *Repo) readBlobsFrom(ctx context.Context, src packSource, p PackInfo, blobs []Blob, fn func(Blob, []byte) error) error {
+	return r.readBlobsRaw(ctx, src, p, blobs, func(b Blob, _, raw []byte) error { return fn(b, raw) })
+}
+
+// readBlobsRaw is readBlobsFrom that also passes each blob's compressed
+// bytes (valid during the call, like the chunk).
+func (r *Repo) readBlobsRaw(ctx context.Context, src packSource, p PackInfo, blobs []Blob, fn func(b Blob, compressed, raw []byte) error) error {
 	name := PackName(p.ID)
 	lo, hi := int64(blobs[0].Off), int64(0)
 	for _, b := range blobs {
 		lo = min(lo, int64(b.Off))
 		hi = max(hi, int64(b.Off)+int64(b.Len))
 	}
-	plain, _, err := age.DecryptReaderAt(src, p.Size, r.data)
+	plain, _, err := age.DecryptReaderAt(src, p.Size, r.dataIdentities()...)
 	if err != nil {
 		if serr := src.storageErr(); serr != nil {
 			return serr
@@ -170,14 +180,15 @@ func (r *Repo) readBlobsFrom(ctx context.Context, src packSource, p PackInfo, bl
 	h := r.wk.ChunkHasher()
 	var raw []byte
 	for _, b := range blobs {
-		raw, err = DecompressChunk(raw[:0], span[int64(b.Off)-lo:int64(b.Off)-lo+int64(b.Len)], int(b.Raw), int(r.cfg.Chunker.Max))
+		compressed := span[int64(b.Off)-lo : int64(b.Off)-lo+int64(b.Len)]
+		raw, err = DecompressChunk(raw[:0], compressed, int(b.Raw), int(r.cfg.Chunker.Max))
 		if err != nil {
 			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s refused before or while decompressing", b.ID.Short()), Err: err}
 		}
 		if h.Sum(raw) != b.ID || len(raw) != int(b.Raw) {
 			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not match its id", b.ID.Short())}
 		}
-		if err := fn(b, raw); err != nil {
+		if err := fn(b, compressed, raw); err != nil {
 			return err
 		}
 	}

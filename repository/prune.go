@@ -230,7 +230,9 @@ func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
 
 // pruneCandidates returns the packs none of whose chunks a snapshot
 // references: indexed packs, and packs in no index (left by killed
-// backups, or by one still running: the marker protocol waits for those).
+// backups, or by one still running: the marker protocol waits for those);
+// and the packs of earlier key generations whose referenced chunks a pack
+// of the current one holds (re-encrypted copies).
 func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, error) {
 	refs, err := r.referenced(ctx)
 	if err != nil {
@@ -241,8 +243,9 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 		return nil, nil, err
 	}
 	needed := map[ID]bool{}
+	current := currentChunks(entries, r.cfg.Gen())
 	for _, e := range entries {
-		if packReferenced(e, refs) {
+		if packReferenced(e, refs) && !supersededByCurrent(e, r.cfg.Gen(), refs, current) {
 			needed[e.ID] = true
 		}
 	}
@@ -278,6 +281,9 @@ func parsePackName(name string) (ID, bool) {
 
 // sweep deletes the marker's candidates that are still unreferenced.
 func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *PruneReport) error {
+	if err := r.confirmKeys(ctx); err != nil {
+		return err
+	}
 	refs, err := r.referenced(ctx)
 	if err != nil {
 		return err

@@ -29,8 +29,12 @@ type Repo struct {
 	cfg  *Config
 	wk   *WriterKey
 	data age.Identity // the repository identity; nil for writers
-	now  func() time.Time
-	warn func(error) // told of damaged objects skipped
+	old  []generation // earlier generations' keys, for operators
+	// carried is the list of metadata objects that key rotations carried
+	// over from earlier generations; nil when there was none.
+	carried *carriedList
+	now     func() time.Time
+	warn    func(error) // told of damaged objects skipped
 }
 
 // SetWarn sets who is told of the damaged objects that the repository
@@ -157,7 +161,11 @@ func OpenWriter(ctx context.Context, be storage.Backend, wk *WriterKey) (*Repo, 
 	if err := setupLock(ctx, be, cfg.Lock); err != nil {
 		return nil, err
 	}
-	return &Repo{be: be, cfg: cfg, wk: wk}, nil
+	r := &Repo{be: be, cfg: cfg, wk: wk}
+	if err := r.loadCarried(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // WrongIdentityError reports that none of the given identities can decrypt
@@ -193,47 +201,27 @@ func OpenRestorer(ctx context.Context, be storage.Backend, ids []age.Identity, o
 	if err != nil {
 		return nil, err
 	}
-	open := func(name string) ([]byte, error) {
-		ct, err := readBounded(ctx, be, name, MaxSmallMeta)
-		if err != nil {
-			return nil, err
-		}
-		pt, err := decrypt(name, ct, ids...)
-		var nm *age.NoIdentityMatchError
-		if errors.As(err, &nm) {
-			return nil, &WrongIdentityError{Object: name, Operators: cfg.Operators, Err: err}
-		}
-		return pt, err
-	}
-	keyText, err := open(RepositoryKeyObject)
+	r := &Repo{be: be, cfg: cfg}
+	o := keyOpener{ctx: ctx, r: r, ids: ids, operators: cfg.Operators}
+	cur, err := o.generation(cfg.Gen(), opts.WriterKey)
 	if err != nil {
 		return nil, err
 	}
-	dataID, err := age.ParseX25519Identity(strings.TrimSpace(string(keyText)))
-	if err != nil {
-		return nil, &CorruptError{Object: RepositoryKeyObject, Reason: "not an age identity"}
+	if opts.Fingerprint != "" && !cur.wk.MatchesFingerprint(opts.Fingerprint) {
+		return nil, fmt.Errorf("the writer key has fingerprint %s, not the pinned %s: the repository's keys were replaced (or rotated: then pin the new fingerprint); do not trust this repository until you know why", cur.wk.Fingerprint(), opts.Fingerprint)
 	}
-	wk := opts.WriterKey
-	if wk == nil {
-		b, err := open(WriterKeyObject)
-		if err != nil {
-			return nil, err
-		}
-		if wk, err = ParseWriterKey(b, WriterKeyObject); err != nil {
-			return nil, err
-		}
+	if err := cfg.Validate(cur.wk); err != nil {
+		return nil, err
 	}
-	if opts.Fingerprint != "" && !wk.MatchesFingerprint(opts.Fingerprint) {
-		return nil, fmt.Errorf("the writer key has fingerprint %s, not the pinned %s: the repository's keys were replaced; do not trust this repository until you know why", wk.Fingerprint(), opts.Fingerprint)
+	r.wk, r.data = cur.wk, cur.data
+	if r.old, err = o.previous(); err != nil {
+		return nil, err
 	}
-	if wk.Recipient.String() != dataID.Recipient().String() {
-		return nil, &CorruptError{Object: WriterKeyObject, Reason: "its recipient does not match keys/repository.age"}
-	}
-	if err := cfg.Validate(wk); err != nil {
+	if err := r.loadCarried(ctx); err != nil {
 		return nil, err
 	}
 	if err := setupLock(ctx, be, cfg.Lock); err != nil {
 		return nil, err
 	}
-	return &Repo{be: be, cfg: cfg, wk: wk, data: dataID}, nil
+	return r, nil
 }

@@ -77,7 +77,7 @@ func (r *Repo) OpenSealed(object string, sealed []byte, v any) error {
 	if r.data == nil {
 		return ErrNeedIdentity
 	}
-	c, err := decrypt(object, sealed, r.data)
+	c, err := decrypt(object, sealed, r.dataIdentities()...)
 	if err != nil {
 		return err
 	}

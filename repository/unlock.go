@@ -18,6 +18,9 @@ func (e LockEntry) Stale(now time.Time, stale time.Duration) bool {
 
 // Describe names the lock's holder for messages.
 func (l *LockInfo) Describe() string {
+	if l.Problem != "" {
+		return "a lock that cannot be read (" + l.Problem + ")"
+	}
 	return fmt.Sprintf("backup on %s (pid %d) since %s", l.Host, l.PID, l.Started.Format(time.RFC3339))
 }
 
