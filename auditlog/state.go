@@ -37,8 +37,11 @@ type Written struct {
 
 // Pin is what an operator's machine keeps about one repository's log.
 type Pin struct {
-	AuditKey      string    `json:"audit_key"` // hex Ed25519 public key, pinned at first use
-	KeyPinned     time.Time `json:"key_pinned"`
+	AuditKey  string    `json:"audit_key"` // hex Ed25519 public key, pinned at first use or moved by a proven rotation
+	KeyPinned time.Time `json:"key_pinned"`
+	// PreviousKeys are the keys this pin held before rotations moved it
+	// (hex, oldest first).
+	PreviousKeys  []string  `json:"previous_audit_keys,omitempty"`
 	FirstVerified time.Time `json:"first_verified,omitzero"`
 	Head          *Head     `json:"head,omitempty"`
 	Written       []Written `json:"written,omitempty"`

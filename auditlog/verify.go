@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
@@ -44,6 +43,11 @@ type Report struct {
 	// AuditKey is the operators' audit key the signatures were checked
 	// against (hex), when they were.
 	AuditKey string `json:"audit_key,omitempty"`
+	// AuditKeys are the audit keys accepted (hex): AuditKey first, then
+	// each key an endorsed rotation replaced, for the records before it.
+	AuditKeys []string `json:"audit_keys,omitempty"`
+	// Rotations is the number of endorsed key rotations in the log.
+	Rotations int `json:"rotations"`
 	// Signed is the number of records whose operator signature verified
 	// (or, without the key, that carry one).
 	Signed int `json:"signed"`
@@ -79,28 +83,21 @@ func Verify(in Input) *Report {
 	}
 	headIdx := checkHead(in, rep, add)
 
-	// Signatures: records that carry one must verify; operator actions
-	// after the first signed record, or after the pinned head, must carry one.
+	// Signatures: records that carry one must verify under the audit key
+	// of their time; operator actions after the first signed record, or
+	// after the pinned head, must carry one.
 	firstSigned := -1
-	for i, a := range recs {
-		if !a.Signed() {
-			continue
-		}
-		if in.Key == nil {
-			rep.Signed++
-			continue
-		}
-		switch err := a.CheckSignature(in.Key); {
-		case err == nil:
-			rep.Signed++
-			if firstSigned < 0 {
-				firstSigned = i
+	if in.Key == nil {
+		for _, a := range recs {
+			if a.Signed() {
+				rep.Signed++
 			}
-		case errors.Is(err, repository.ErrOtherSigner):
-			add(a.Name(), "is signed by key %.16s…, not by the operators' audit key %.16s…: forged, or the repository key was replaced", a.Signer, hex.EncodeToString(in.Key))
-		default:
-			add(a.Name(), "its operator signature does not verify: the record was forged or altered")
 		}
+	} else {
+		s := checkSignatures(recs, in.Key)
+		rep.Problems = append(rep.Problems, s.problems...)
+		rep.Signed, firstSigned = s.signed, s.first
+		rep.AuditKeys, rep.Rotations = s.keys(), len(s.spans)-1
 	}
 	if in.Key != nil {
 		for i, a := range recs {

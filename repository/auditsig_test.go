@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"testing"
 
 	"filippo.io/age"
@@ -91,5 +96,29 @@ func TestHostileAuditSignature(t *testing.T) {
 	}
 	if err := recs[0].CheckSignature(pub); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("an edited signed record: %v, want ErrBadSignature", err)
+	}
+}
+
+// TestRotationDetailFormat: the audit key and a rotation's endorsement are
+// exactly what docs/format.md specifies, byte for byte.
+func TestRotationDetailFormat(t *testing.T) {
+	id1, _ := age.GenerateX25519Identity()
+	id2, _ := age.GenerateX25519Identity()
+	m := hmac.New(sha256.New, []byte(id1.String()))
+	m.Write([]byte("coffer audit signing key v1"))
+	k1 := AuditKeyOf(id1)
+	if !k1.Equal(ed25519.NewKeyFromSeed(m.Sum(nil))) {
+		t.Fatal("AuditKeyOf is not the documented derivation")
+	}
+	p1 := k1.Public().(ed25519.PublicKey)
+	p2 := AuditKeyOf(id2).Public().(ed25519.PublicKey)
+	d := RotationDetail(k1, p2, 7)
+	sig, err := base64.StdEncoding.DecodeString(d["endorsement"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"change": "rotate", "generation": "7", "previous_audit_key": hex.EncodeToString(p1), "audit_key": hex.EncodeToString(p2), "endorsement": d["endorsement"]}
+	if !maps.Equal(d, want) || !ed25519.Verify(p1, []byte("coffer audit key rotation v1\n"+hex.EncodeToString(p2)+"\n"), sig) {
+		t.Fatalf("rotation detail %v", d)
 	}
 }

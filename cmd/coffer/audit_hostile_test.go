@@ -44,16 +44,8 @@ func removeNewest(t *testing.T, root string, n int) {
 func forgeRestore(t *testing.T, c *cli, root string) {
 	t.Helper()
 	ctx := context.Background()
-	kb, err := os.ReadFile(filepath.Join(c.dir, "writer.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wk, err := repository.ParseWriterKey(kb, "writer.key")
-	if err != nil {
-		t.Fatal(err)
-	}
 	be, _ := local.Open(root, false)
-	w, err := repository.OpenWriter(ctx, be, wk)
+	w, err := repository.OpenWriter(ctx, be, cliWriterKey(t, c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +54,20 @@ func forgeRestore(t *testing.T, c *cli, root string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// cliWriterKey reads c's writer key file.
+func cliWriterKey(t *testing.T, c *cli) *repository.WriterKey {
+	t.Helper()
+	kb, err := os.ReadFile(filepath.Join(c.dir, "writer.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk, err := repository.ParseWriterKey(kb, "writer.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return wk
 }
 
 // TestCLIAuditHostile: on an operator's machine that verified the log

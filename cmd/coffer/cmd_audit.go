@@ -36,11 +36,12 @@ func audit(ctx context.Context, repo *repository.Repo, event string, opErr error
 		}
 		rec.Detail["error"] = firstLine(opErr.Error())
 	}
-	if err := repo.AppendAudit(context.WithoutCancel(ctx), &rec); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	if err := repo.AppendAudit(ctx, &rec); err != nil {
 		fmt.Fprintf(os.Stderr, "warning: could not record this %s in the audit log: %s\n", event, termsafe.Lines(err.Error()))
 		return
 	}
-	noteWritten(repo, &rec)
+	noteWritten(ctx, repo, &rec)
 }
 
 func firstLine(s string) string {

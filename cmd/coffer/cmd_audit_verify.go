@@ -59,7 +59,7 @@ func runAuditVerify(cmd *cobra.Command, g *globals) error {
 			if st, err = auditlog.LoadState(path); err != nil {
 				return err
 			}
-			if pin, err = pinAuditKey(st, repo, path); err != nil {
+			if pin, err = pinAuditKey(ctx, st, repo, path, recs); err != nil {
 				return err
 			}
 			in.Pin = pin
@@ -120,7 +120,11 @@ func printAuditReport(w io.Writer, rep *auditlog.Report, pin *auditlog.Pin, path
 		fmt.Fprintf(w, "  - the %d record(s) this machine wrote since are all present\n", rep.Written)
 	}
 	if rep.SignaturesChecked {
-		fmt.Fprintf(w, "  - %d records signed by the operators' audit key %.16s…; every init, restore, drill and key change since signing began is signed\n", rep.Signed, rep.AuditKey)
+		key := fmt.Sprintf("the operators' audit key %.16s…", rep.AuditKey)
+		if rep.Rotations > 0 {
+			key = fmt.Sprintf("the operators' audit key of their time (now %.16s…, after %d rotation(s), each endorsed by the key before it)", rep.AuditKey, rep.Rotations)
+		}
+		fmt.Fprintf(w, "  - %d records signed by %s; every init, restore, drill and key change since signing began is signed\n", rep.Signed, key)
 	}
 	if rep.Witnessed > 0 {
 		fmt.Fprintf(w, "  - %d snapshot(s) name the audit head they saw: each of those records, and each snapshot's backup record, is in the log\n", rep.Witnessed)

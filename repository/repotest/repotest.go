@@ -4,7 +4,10 @@
 package repotest
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"strings"
 	"testing"
 
 	"filippo.io/age"
@@ -50,4 +53,63 @@ func New(t testing.TB, be storage.Backend, opts repository.InitOptions) *Repo {
 		t.Fatalf("open as restorer: %v", err)
 	}
 	return &Repo{Backend: be, Identity: id, Writer: w, Restorer: rr, Key: wk}
+}
+
+// RepositoryIdentity returns the repository identity in be's
+// keys/repository.age, decrypted with the operator identity op.
+func RepositoryIdentity(t testing.TB, be storage.Backend, op age.Identity) *age.X25519Identity {
+	t.Helper()
+	ct, err := storage.ReadAll(context.Background(), be, repository.RepositoryKeyObject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := age.Decrypt(bytes.NewReader(ct), op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.ParseX25519Identity(strings.TrimSpace(string(text)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// Rekey gives the repository in be a new repository key, as a key
+// rotation does on storage, and opens it with op, an operator's identity.
+// The new writer key is wk with the new recipient: its metadata keys stay,
+// so the audit log stays one log, signed from now on by the new audit key.
+// Rekey appends no audit record: the rotation's record is the test's.
+func Rekey(t testing.TB, be storage.Backend, op *age.X25519Identity, wk *repository.WriterKey) (*repository.Repo, *repository.WriterKey, *age.X25519Identity) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ct bytes.Buffer
+	w, err := age.Encrypt(&ct, op.Recipient())
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, id.String()+"\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Delete(ctx, repository.RepositoryKeyObject); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Put(ctx, repository.RepositoryKeyObject, ct.Bytes(), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	next := *wk
+	next.Recipient = id.Recipient()
+	r, err := repository.OpenRestorer(ctx, be, []age.Identity{op}, repository.OpenOptions{WriterKey: &next})
+	if err != nil {
+		t.Fatalf("open with the new repository key: %v", err)
+	}
+	return r, &next, id
 }
