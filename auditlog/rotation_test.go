@@ -46,7 +46,7 @@ func (k *keyLog) pub(gen int) ed25519.PublicKey {
 // writer key).
 func (k *keyLog) append(gen int, event string, detail map[string]string) {
 	k.t.Helper()
-	w := k.r.Writer
+	w := k.writer()
 	if gen > 0 {
 		w = k.gens[gen-1]
 	}
@@ -74,13 +74,33 @@ func (k *keyLog) rekey(endorse bool, endorser ed25519.PrivateKey) {
 	k.append(gen, "key-change", detail)
 }
 
+// writer is the repository opened with the current writer key alone.
+func (k *keyLog) writer() *repository.Repo {
+	k.t.Helper()
+	w, err := repository.OpenWriter(context.Background(), k.r.Backend, k.wk)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return w
+}
+
 func (k *keyLog) records() []*repository.AuditRecord {
 	k.t.Helper()
-	recs, problems, err := k.r.Writer.AuditLog(context.Background())
-	if err != nil || len(problems) > 0 {
-		k.t.Fatalf("audit log: %v %v", err, problems)
+	recs, problems := k.log()
+	if len(problems) > 0 {
+		k.t.Fatalf("audit log: %v", problems)
 	}
 	return recs
+}
+
+// log returns the records and the problems of reading them.
+func (k *keyLog) log() ([]*repository.AuditRecord, []repository.Problem) {
+	k.t.Helper()
+	recs, problems, err := k.writer().AuditLog(context.Background())
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	return recs, problems
 }
 
 // TestVerifyKeyRotation: records signed by each generation's audit key
@@ -113,7 +133,7 @@ func TestVerifyKeyRotation(t *testing.T) {
 			k.append(1, "restore", nil)
 			k.rekey(true, nil)
 			k.append(1, "restore", nil)
-		}, []string{"which the rotation audit/", "replaced before it was written", "removed operator"}, 1},
+		}, []string{"not encrypted to this repository's metadata key", "altered or forged"}, 1},
 		{"endorsement by another key", func(k *keyLog) {
 			k.append(1, "restore", nil)
 			_, other, _ := ed25519.GenerateKey(nil)
@@ -130,8 +150,9 @@ func TestVerifyKeyRotation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newKeyLog(t)
 			tc.log(k)
-			recs, last := k.records(), len(k.ids)
-			rep := auditlog.Verify(auditlog.Input{Records: recs, Key: k.pub(last)})
+			recs, problems := k.log()
+			last := len(k.ids)
+			rep := auditlog.Verify(auditlog.Input{Records: recs, Problems: problems, Key: k.pub(last)})
 			if rep.Rotations != tc.rotations || len(rep.AuditKeys) != tc.rotations+1 {
 				t.Errorf("%d rotations, keys %v; want %d", rep.Rotations, rep.AuditKeys, tc.rotations)
 			}
@@ -168,6 +189,9 @@ func TestVerifyKeyRotation(t *testing.T) {
 					t.Errorf("problems do not mention %q:\n%s", w, strings.Join(all, "\n"))
 				}
 			}
+			if tc.rotations > 0 {
+				return // the rotation is proven; the log's other problems keep the pin from being saved
+			}
 			if err == nil || pin.AuditKey != first || pin.PreviousKeys != nil {
 				t.Fatalf("the pin moved without a proven chain: %v %+v", err, pin)
 			}
@@ -186,8 +210,9 @@ func TestCheckRotation(t *testing.T) {
 	if err != nil || !prev.Equal(k.pub(1)) || !next.Equal(k.pub(2)) {
 		t.Fatalf("a valid rotation: %v", err)
 	}
-	// The same detail signed by the previous key, or by nobody.
-	k.append(1, "key-change", rec.Detail)
+	// The same detail unsigned, by a backup host. (One signed by the
+	// previous key after the rotation is sealed with the previous keys too,
+	// and fails authentication: TestVerifyKeyRotation.)
 	k.append(0, "key-change", rec.Detail)
 	for _, a := range k.records()[1:] {
 		if _, _, err := repository.CheckRotation(a); err == nil || !strings.Contains(err.Error(), "is not signed") {

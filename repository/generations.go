@@ -14,9 +14,9 @@ import (
 // earlier generations' keys stored until nothing encrypted to them is
 // left (see docs/format.md, "Key rotation").
 
-// keyObjects returns the names of a generation's two key objects.
+// KeyObjects returns the names of a generation's two key objects.
 // Generation 1 keeps the names of repositories made before rotation.
-func keyObjects(gen int) (repository, writer string) {
+func KeyObjects(gen int) (repository, writer string) {
 	if gen <= 1 {
 		return RepositoryKeyObject, WriterKeyObject
 	}
@@ -76,7 +76,7 @@ func (o keyOpener) open(name string) ([]byte, error) {
 // generation decrypts generation gen's keys. wk, when set, is used
 // instead of the stored writer key.
 func (o keyOpener) generation(gen int, wk *WriterKey) (*generation, error) {
-	repoObj, writerObj := keyObjects(gen)
+	repoObj, writerObj := KeyObjects(gen)
 	keyText, err := o.open(repoObj)
 	if err != nil {
 		return nil, err
@@ -85,7 +85,8 @@ func (o keyOpener) generation(gen int, wk *WriterKey) (*generation, error) {
 	if err != nil {
 		return nil, &CorruptError{Object: repoObj, Reason: "not an age identity"}
 	}
-	if wk == nil {
+	given := wk != nil
+	if !given {
 		b, err := o.open(writerObj)
 		if err != nil {
 			return nil, err
@@ -95,6 +96,9 @@ func (o keyOpener) generation(gen int, wk *WriterKey) (*generation, error) {
 		}
 	}
 	if wk.Recipient.String() != data.Recipient().String() {
+		if given && gen > 1 {
+			return nil, &RotatedError{Repository: o.r.cfg.ID, Generation: gen, Fingerprint: wk.Fingerprint()}
+		}
 		return nil, &CorruptError{Object: writerObj, Reason: "its recipient does not match " + repoObj}
 	}
 	if wk.RepositoryID != o.r.cfg.ID {
@@ -115,7 +119,7 @@ func (o keyOpener) previous() ([]generation, error) {
 			return nil, fmt.Errorf("generation %d of the repository's keys: %w", gen, err)
 		}
 		if g.wk.ChunkIDKey != o.r.wk.ChunkIDKey || g.wk.Polynomial != o.r.wk.Polynomial {
-			_, obj := keyObjects(gen)
+			_, obj := KeyObjects(gen)
 			return nil, &CorruptError{Object: obj, Reason: "its chunk secrets differ from the current writer key's"}
 		}
 		out = append(out, *g)

@@ -303,7 +303,7 @@ func (r *Repo) retire(ctx context.Context, rep *ReencryptReport) error {
 	}
 	r.old = nil
 	for _, gen := range rep.Retired {
-		repoObj, writerObj := keyObjects(gen)
+		repoObj, writerObj := KeyObjects(gen)
 		for _, name := range []string{repoObj, writerObj} {
 			if err := r.be.Delete(ctx, name); err != nil && !isNotFound(err) {
 				rep.KeysRetained = append(rep.KeysRetained, name)

@@ -257,7 +257,7 @@ func (r *Repo) nextGeneration(ctx context.Context, operators []age.Recipient) (*
 // They replace what an interrupted attempt left: nothing names a
 // generation's keys before config does.
 func (r *Repo) putKeys(ctx context.Context, g generation, operators []age.Recipient) error {
-	repoObj, writerObj := keyObjects(g.gen)
+	repoObj, writerObj := KeyObjects(g.gen)
 	for _, obj := range []struct {
 		name  string
 		plain []byte

@@ -55,11 +55,16 @@ func New(t testing.TB, be storage.Backend, opts repository.InitOptions) *Repo {
 	return &Repo{Backend: be, Identity: id, Writer: w, Restorer: rr, Key: wk}
 }
 
-// RepositoryIdentity returns the repository identity in be's
-// keys/repository.age, decrypted with the operator identity op.
+// RepositoryIdentity returns the current generation's repository identity
+// in be, decrypted with the operator identity op.
 func RepositoryIdentity(t testing.TB, be storage.Backend, op age.Identity) *age.X25519Identity {
 	t.Helper()
-	ct, err := storage.ReadAll(context.Background(), be, repository.RepositoryKeyObject)
+	cfg, err := repository.LoadConfig(context.Background(), be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := repository.KeyObjects(cfg.Gen())
+	ct, err := storage.ReadAll(context.Background(), be, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,38 +83,19 @@ func RepositoryIdentity(t testing.TB, be storage.Backend, op age.Identity) *age.
 	return id
 }
 
-// Rekey gives the repository in be a new repository key, as a key
-// rotation does on storage, and opens it with op, an operator's identity.
-// The new writer key is wk with the new recipient: its metadata keys stay,
-// so the audit log stays one log, signed from now on by the new audit key.
-// Rekey appends no audit record: the rotation's record is the test's.
-func Rekey(t testing.TB, be storage.Backend, op *age.X25519Identity, wk *repository.WriterKey) (*repository.Repo, *repository.WriterKey, *age.X25519Identity) {
+// Rekey rotates the repository's keys in be with op, an operator's
+// identity, as `coffer key rotate` does, but appends no audit record (the
+// rotation's record is the test's). It returns the repository opened at
+// the new generation, its writer key and its repository identity.
+func Rekey(t testing.TB, be storage.Backend, op *age.X25519Identity, _ *repository.WriterKey) (*repository.Repo, *repository.WriterKey, *age.X25519Identity) {
 	t.Helper()
 	ctx := context.Background()
-	id, err := age.GenerateX25519Identity()
+	r, err := repository.OpenRestorer(ctx, be, []age.Identity{op}, repository.OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ct bytes.Buffer
-	w, err := age.Encrypt(&ct, op.Recipient())
-	if err != nil {
-		t.Fatal(err)
+	if _, err := r.Rotate(ctx, repository.RotateOptions{Operators: []age.Recipient{op.Recipient()}}); err != nil {
+		t.Fatalf("rotate: %v", err)
 	}
-	io.WriteString(w, id.String()+"\n")
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := be.Delete(ctx, repository.RepositoryKeyObject); err != nil {
-		t.Fatal(err)
-	}
-	if err := be.Put(ctx, repository.RepositoryKeyObject, ct.Bytes(), storage.PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	next := *wk
-	next.Recipient = id.Recipient()
-	r, err := repository.OpenRestorer(ctx, be, []age.Identity{op}, repository.OpenOptions{WriterKey: &next})
-	if err != nil {
-		t.Fatalf("open with the new repository key: %v", err)
-	}
-	return r, &next, id
+	return r, r.WriterKey(), RepositoryIdentity(t, be, op)
 }
