@@ -126,3 +126,13 @@ func (o keyOpener) previous() ([]generation, error) {
 	}
 	return out, nil
 }
+
+// PreviousFingerprints returns the fingerprints of the writer keys of the
+// earlier generations still stored (an operator's open only).
+func (r *Repo) PreviousFingerprints() []string {
+	var out []string
+	for _, g := range r.old {
+		out = append(out, g.wk.Fingerprint())
+	}
+	return out
+}

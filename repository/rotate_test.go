@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,18 +13,19 @@ import (
 
 	"github.com/coffer-backup/coffer/backup"
 	"github.com/coffer-backup/coffer/internal/synth"
+	"github.com/coffer-backup/coffer/internal/testminio"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/repository/repotest"
 	"github.com/coffer-backup/coffer/restore"
 	"github.com/coffer-backup/coffer/storage"
 	"github.com/coffer-backup/coffer/storage/local"
+	"github.com/coffer-backup/coffer/storage/location"
 )
 
 // rotationFixture is a local repository with two operators (A stays, B is
 // removed), three snapshots with private parts, a drill-like record with a
 // private part and audit records, all written before any rotation.
 type rotationFixture struct {
-	dir    string
 	be     storage.Backend
 	a, b   *age.X25519Identity
 	inputs map[string][]byte // snapshot id → stream
@@ -35,17 +33,21 @@ type rotationFixture struct {
 	bKept []age.Identity
 }
 
-func newRotationFixture(t *testing.T) *rotationFixture {
-	t.Helper()
-	ctx := context.Background()
-	f := &rotationFixture{dir: t.TempDir(), inputs: map[string][]byte{}}
-	be, err := local.Open(f.dir, true)
+func localBackend(t *testing.T) storage.Backend {
+	be, err := local.Open(t.TempDir(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.be = be
+	return be
+}
+
+func newRotationFixture(t *testing.T, be storage.Backend) *rotationFixture {
+	t.Helper()
+	ctx := context.Background()
+	f := &rotationFixture{be: be, inputs: map[string][]byte{}}
 	tr := repotest.New(t, be, repository.InitOptions{})
 	f.a = tr.Identity
+	var err error
 	if f.b, err = age.GenerateX25519Identity(); err != nil {
 		t.Fatal(err)
 	}
@@ -142,25 +144,24 @@ func (f *rotationFixture) restoreAll(t *testing.T, r *repository.Repo) {
 	}
 }
 
-// opens returns the objects any of ids decrypts (as an age file, or as an
-// age file inside a snapshot's or record's private part).
+// opens returns the objects any of ids decrypts as age files.
 func (f *rotationFixture) opens(t *testing.T, ids ...age.Identity) []string {
 	t.Helper()
+	ctx := context.Background()
+	var names []string
+	if err := f.be.List(ctx, "", func(fi storage.Info) error { names = append(names, fi.Name); return nil }); err != nil {
+		t.Fatal(err)
+	}
 	var opened []string
-	filepath.WalkDir(f.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
+	for _, n := range names {
+		b, err := storage.ReadAll(ctx, f.be, n)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := age.Decrypt(bytes.NewReader(b), ids...); err == nil {
-			rel, _ := filepath.Rel(f.dir, path)
-			opened = append(opened, rel)
+			opened = append(opened, n)
 		}
-		return nil
-	})
+	}
 	return opened
 }
 
@@ -169,8 +170,24 @@ func (f *rotationFixture) opens(t *testing.T, ids ...age.Identity) []string {
 // `--reencrypt`, nothing in the repository opens with B's identity or with
 // any key B could have kept, and every snapshot restores for A.
 func TestKeyRotationRemovedOperatorReadsNothing(t *testing.T) {
+	for name, be := range map[string]func(*testing.T) storage.Backend{"local": localBackend, "minio": minioBackend} {
+		t.Run(name, func(t *testing.T) { testRemovedOperatorReadsNothing(t, be(t)) })
+	}
+}
+
+func minioBackend(t *testing.T) storage.Backend {
+	m := testminio.Server(t)
+	be, err := location.Open(context.Background(), "s3://"+m.Bucket(t, false)+"/repo", location.S3Options{
+		Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be
+}
+
+func testRemovedOperatorReadsNothing(t *testing.T, be storage.Backend) {
 	ctx := context.Background()
-	f := newRotationFixture(t)
+	f := newRotationFixture(t, be)
 	ra := f.open(t, f.a)
 	if err := ra.SetOperators(ctx, []age.Recipient{f.a.Recipient()}, []string{f.a.Recipient().String()}); err != nil {
 		t.Fatal(err)
@@ -234,7 +251,7 @@ func TestKeyRotationRemovedOperatorReadsNothing(t *testing.T) {
 	if got := f.opens(t, f.bKept...); len(got) > 0 {
 		t.Fatalf("after re-encryption B's identity or kept keys still open: %v", got)
 	}
-	if _, err := os.Stat(filepath.Join(f.dir, "keys", "repository.age")); !os.IsNotExist(err) {
+	if _, err := f.be.Stat(ctx, repository.RepositoryKeyObject); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("generation 1's key object is still stored: %v", err)
 	}
 	f.restoreAll(t, f.open(t, f.a))
@@ -256,7 +273,7 @@ func TestKeyRotationRemovedOperatorReadsNothing(t *testing.T) {
 // rotation before anything changes.
 func TestKeyRotationRefusesBusyRepository(t *testing.T) {
 	ctx := context.Background()
-	f := newRotationFixture(t)
+	f := newRotationFixture(t, localBackend(t))
 	w, err := repository.OpenWriter(ctx, f.be, f.open(t, f.a).WriterKey())
 	if err != nil {
 		t.Fatal(err)
@@ -266,12 +283,12 @@ func TestKeyRotationRefusesBusyRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Release(ctx)
-	cfgBefore, _ := os.ReadFile(filepath.Join(f.dir, "config"))
+	cfgBefore, _ := storage.ReadAll(ctx, f.be, repository.ConfigObject)
 	_, err = f.open(t, f.a).Rotate(ctx, repository.RotateOptions{Operators: []age.Recipient{f.a.Recipient()}})
 	if err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("rotation beside a live backup: %v", err)
 	}
-	if cfgAfter, _ := os.ReadFile(filepath.Join(f.dir, "config")); !bytes.Equal(cfgBefore, cfgAfter) {
+	if cfgAfter, _ := storage.ReadAll(ctx, f.be, repository.ConfigObject); !bytes.Equal(cfgBefore, cfgAfter) {
 		t.Fatal("a refused rotation changed config")
 	}
 }
@@ -296,7 +313,7 @@ func (b *failingBackend) Put(ctx context.Context, name string, data []byte, opts
 func TestKeyRotationInterrupted(t *testing.T) {
 	ctx := context.Background()
 	for n := int64(0); ; n++ {
-		f := newRotationFixture(t)
+		f := newRotationFixture(t, localBackend(t))
 		fb := &failingBackend{Backend: f.be}
 		fb.left.Store(n)
 		r, err := repository.OpenRestorer(ctx, fb, []age.Identity{f.a}, repository.OpenOptions{})

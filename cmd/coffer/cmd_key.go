@@ -14,7 +14,7 @@ import (
 
 func newKeyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "key list | add RECIPIENT | remove RECIPIENT | trust [--yes]",
+		Use:   "key list | add RECIPIENT | remove RECIPIENT | trust [--yes] | rotate | reencrypt | export-writer FILE",
 		Short: "List, add or remove the operators who can decrypt the repository; trust its keys",
 		Long: `The repository key and the writer key are stored encrypted to the operators'
 age recipients. add and remove re-encrypt those two small objects to the new set
@@ -22,12 +22,14 @@ of operators (data is not touched) and need an operator's identity
 (COFFER_IDENTITY_FILE). Every change is recorded in the audit log.
 
 Removing an operator stops them from decrypting the keys stored from now on; an
-operator who kept a copy of the repository key can still read the data.
+operator who kept a copy of the repository key could still read the data, so
+follow a removal with ` + "`coffer key rotate --reencrypt`" + `: new keys for everything
+stored from then on, and everything stored before rewritten to them.
 
 key trust shows the writer key fingerprint this machine pinned for the repository
 and the one it has now, and pins the new one (see coffer key trust --help).`,
 	}
-	cmd.AddCommand(newKeyTrustCmd(g))
+	cmd.AddCommand(newKeyTrustCmd(g), newKeyRotateCmd(g), newKeyReencryptCmd(g), newKeyExportWriterCmd(g))
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
 		Short: "List the operators' recipients",
@@ -68,6 +70,9 @@ and the one it has now, and pins the new one (see coffer key trust --help).`,
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "the repository and writer keys are now encrypted to %d operator(s)\n", len(names))
+				if use[:3] == "rem" {
+					fmt.Fprintln(cmd.OutOrStdout(), "the removed operator may have kept the keys: run `coffer key rotate --reencrypt --writer-key-out FILE` so that they read nothing stored")
+				}
 				return nil
 			},
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,13 +92,17 @@ func pinAtInit(r *repository.Repo, identityPath string) (string, error) {
 }
 
 type keyTrustResult struct {
-	Repository   string       `json:"repository"`
-	TrustFile    string       `json:"trust_file"`
-	Found        trust.Entry  `json:"found"`
-	Pinned       *trust.Entry `json:"pinned,omitempty"` // the pin found contradicts
-	Operators    []string     `json:"operators"`
-	Changed      bool         `json:"changed"`
-	AlreadyKnown bool         `json:"already_trusted"`
+	Repository string       `json:"repository"`
+	TrustFile  string       `json:"trust_file"`
+	Found      trust.Entry  `json:"found"`
+	Pinned     *trust.Entry `json:"pinned,omitempty"` // the pin found contradicts
+	Operators  []string     `json:"operators"`
+	Generation int          `json:"generation"`
+	// Rotation is set when the pinned writer key is an earlier generation
+	// of the found repository's keys.
+	Rotation     bool `json:"rotation_of_pinned"`
+	Changed      bool `json:"changed"`
+	AlreadyKnown bool `json:"already_trusted"`
 }
 
 func newKeyTrustCmd(g *globals) *cobra.Command {
@@ -126,7 +131,7 @@ func runKeyTrust(cmd *cobra.Command, g *globals, yes bool) error {
 		return err
 	}
 	f := trustFile(idPath)
-	res := keyTrustResult{Repository: r.Backend().Location(), TrustFile: f.Path, Found: trustEntry(r), Operators: r.Config().Operators}
+	res := keyTrustResult{Repository: r.Backend().Location(), TrustFile: f.Path, Found: trustEntry(r), Operators: r.Config().Operators, Generation: r.Config().Gen()}
 	out := cmd.OutOrStdout()
 	switch v, err := f.Check(res.Found); {
 	case err == nil:
@@ -147,6 +152,7 @@ func runKeyTrust(cmd *cobra.Command, g *globals, yes bool) error {
 			return err
 		}
 		res.Pinned = &me.Pinned
+		res.Rotation = slices.Contains(r.PreviousFingerprints(), me.Pinned.Fingerprint)
 	}
 	if !g.json {
 		printTrust(out, res)
@@ -185,7 +191,11 @@ func printTrust(w io.Writer, res keyTrustResult) {
 		}
 		fmt.Fprintf(w, "pinned writer key:        %s (repository id %s%s, since %s)\n", p.Fingerprint, p.RepositoryID, at, p.Pinned.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "found writer key:         %s (repository id %s)\n", res.Found.Fingerprint, res.Found.RepositoryID)
+	fmt.Fprintf(w, "found writer key:         %s (repository id %s, key generation %d)\n", res.Found.Fingerprint, res.Found.RepositoryID, res.Generation)
+	if res.Rotation {
+		fmt.Fprintln(w, "the found keys are a rotation of the pinned ones (the pinned writer key is stored as an earlier generation);")
+		fmt.Fprintln(w, "whoever kept the old keys could make such a rotation too: confirm the new fingerprint with whoever rotated")
+	}
 	for _, o := range res.Operators {
 		fmt.Fprintf(w, "keys encrypted to:        %s\n", termsafe.String(o))
 	}
