@@ -137,7 +137,10 @@ func (r *Repo) openMeta(kind, object string, id ID, ciphertext []byte) ([]byte, 
 			return nil, err
 		}
 		if r.carried != nil && r.carried.objects[object] != nil {
-			return nil, &CorruptError{Object: object, Reason: "sealed to an earlier generation of the repository's keys: a key rotation has not finished sealing it again; run `coffer key rotate` with an operator's identity to finish it", Err: err}
+			if r.cfg.Carried.Pending {
+				return nil, &CorruptError{Object: object, Reason: "sealed to an earlier generation of the repository's keys: a key rotation has not finished sealing it again; run `coffer key rotate` with an operator's identity to finish it", Err: err}
+			}
+			return nil, &CorruptError{Object: object, Reason: "not sealed to the current keys although the last key rotation sealed it again: it was replaced (forged with earlier keys, or restored from an old version)", Err: err}
 		}
 		return nil, &CorruptError{Object: object, Reason: "not encrypted to this repository's metadata key (written by another repository, or forged)", Err: err}
 	}
