@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/internal/atomicfile"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/storage"
+)
+
+func newWALPushCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wal-push PATH",
+		Short: "Archive one WAL file (PostgreSQL's archive_command = 'coffer wal-push %p')",
+		Long: `wal-push stores the WAL file at PATH (relative to the data directory, as
+PostgreSQL passes %p) compressed and encrypted to the repository key. It needs
+the writer key only (COFFER_WRITER_KEY_FILE) and exits 0 only once the file is
+stored. Archiving a file again with the same content succeeds; a file archived
+before with other content is refused, so PostgreSQL keeps it and retries.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := filepath.Base(args[0])
+			if !repository.ValidWALName(file) {
+				return fmt.Errorf("wal-push: %q is not a WAL file PostgreSQL archives (archive_command = 'coffer wal-push %%p')", args[0])
+			}
+			content, err := readWALFile(args[0])
+			if err != nil {
+				return err
+			}
+			repo, err := g.openRepo(cmd.Context(), false)
+			if err != nil {
+				return err
+			}
+			_, err = repo.PushWAL(cmd.Context(), file, content)
+			return err
+		},
+	}
+}
+
+// readWALFile reads a WAL file PostgreSQL hands to archive_command, refusing
+// anything larger than a WAL segment can be.
+func readWALFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("wal-push: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, repository.MaxWALFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("wal-push: read %s: %w", path, err)
+	}
+	if len(b) > repository.MaxWALFile {
+		return nil, fmt.Errorf("wal-push: %s is larger than any WAL segment", path)
+	}
+	return b, nil
+}
+
+func newWALFetchCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "wal-fetch FILE PATH",
+		Short: "Restore one archived WAL file to PATH (restore_command = 'coffer wal-fetch %f %p')",
+		Long: `wal-fetch writes the archived WAL file FILE to PATH, after decrypting it and
+checking it against what wal-push stored under its name. It needs an
+operator's identity. It exits 1 when FILE is not in the archive (as PostgreSQL
+expects at the end of the archive) and 2 when its stored copy fails the checks:
+then recovery stops rather than replay wrong WAL.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			repo, err := g.openRepo(cmd.Context(), true)
+			if err != nil {
+				return err
+			}
+			content, err := repo.FetchWAL(cmd.Context(), args[0])
+			if errors.Is(err, storage.ErrNotFound) {
+				return &exitError{code: 1, msg: err.Error()}
+			}
+			if err != nil {
+				return &exitError{code: 2, msg: err.Error()}
+			}
+			return atomicfile.Write(args[1], atomicfile.Options{}, func(w io.Writer) error {
+				_, err := w.Write(content)
+				return err
+			})
+		},
+	}
+}

@@ -1,0 +1,127 @@
+package repository_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/coffer-backup/coffer/internal/synth"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/repository/repotest"
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// walSegment is a 16 MiB segment as PostgreSQL writes them: records at
+// the start, zeroes after.
+func walSegment(seed uint64) []byte {
+	seg := make([]byte, 16<<20)
+	copy(seg, synth.Bytes(seed, 3<<20))
+	return seg
+}
+
+func TestWALPushFetch(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, localBackend(t), repository.InitOptions{})
+	seg := walSegment(1)
+	const name = "000000010000000000000003"
+	if stored, err := r.Writer.PushWAL(ctx, name, seg); err != nil || !stored {
+		t.Fatalf("push: %v %v", stored, err)
+	}
+	// PostgreSQL retries after a crash: the same content succeeds, once.
+	if stored, err := r.Writer.PushWAL(ctx, name, seg); err != nil || stored {
+		t.Fatalf("second push of the same content: stored=%v %v", stored, err)
+	}
+	// Other content under the same name is refused loudly.
+	var conflict *repository.WALConflictError
+	if _, err := r.Writer.PushWAL(ctx, name, walSegment(2)); !errors.As(err, &conflict) {
+		t.Fatalf("push of other content: %v", err)
+	}
+	files, foreign, err := r.Writer.WALFiles(ctx)
+	if err != nil || len(files) != 1 || len(foreign) != 0 {
+		t.Fatalf("archive: %v %v %v", files, foreign, err)
+	}
+	got, err := r.Restorer.FetchWAL(ctx, name)
+	if err != nil || !bytes.Equal(got, seg) {
+		t.Fatalf("fetch: %v (equal %v)", err, bytes.Equal(got, seg))
+	}
+	if _, err := r.Writer.FetchWAL(ctx, name); !errors.Is(err, repository.ErrNeedIdentity) {
+		t.Fatalf("fetch with the writer key: %v", err)
+	}
+	if _, err := r.Restorer.FetchWAL(ctx, "000000010000000000000004"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("fetch of a segment not archived: %v", err)
+	}
+	if _, err := r.Writer.PushWAL(ctx, "../../etc/passwd", seg); err == nil {
+		t.Fatal("a path was taken for a WAL file name")
+	}
+}
+
+// TestHostileWALObjects: whoever can write the storage knows the
+// repository's public key, so they can encrypt WAL of their choosing to it;
+// a damaged object, a forged one under the real name, and a zstd bomb are
+// each refused by name, and never handed to PostgreSQL.
+func TestHostileWALObjects(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, localBackend(t), repository.InitOptions{})
+	const name = "000000010000000000000007"
+	if _, err := r.Writer.PushWAL(ctx, name, walSegment(7)); err != nil {
+		t.Fatal(err)
+	}
+	files, _, _ := r.Writer.WALFiles(ctx)
+	obj := files[0].Name()
+	original, err := storage.ReadAll(ctx, r.Backend, obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipient, err := age.ParseX25519Recipient(r.Writer.Config().Recipient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealTo := func(plain []byte) []byte {
+		var buf bytes.Buffer
+		w, _ := age.Encrypt(&buf, recipient)
+		w.Write(plain)
+		w.Close()
+		return buf.Bytes()
+	}
+	enc, _ := zstd.NewWriter(nil)
+	bomb := rleBomb(repository.MaxWALFile + 128<<10)
+	damaged := bytes.Clone(original)
+	damaged[len(damaged)/2] ^= 1
+	for what, content := range map[string][]byte{
+		"damaged":   damaged,
+		"forged":    sealTo(enc.EncodeAll(walSegment(8), nil)),
+		"zstd bomb": sealTo(bomb),
+		"not zstd":  sealTo([]byte("DROP TABLE customers")),
+	} {
+		if err := r.Backend.Put(ctx, obj, content, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := r.Restorer.FetchWAL(ctx, name)
+		var ce *repository.CorruptError
+		if got != nil || !errors.As(err, &ce) || !strings.Contains(err.Error(), obj) {
+			t.Fatalf("%s WAL object: got %d bytes, %v", what, len(got), err)
+		}
+	}
+}
+
+// rleBomb is a zstd frame of RLE blocks, 4 bytes per 128 KiB, that
+// declares and holds n zero bytes (n a multiple of 128 KiB).
+func rleBomb(n int) []byte {
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xe0} // magic; single segment, 8-byte content size
+	b = binary.LittleEndian.AppendUint64(b, uint64(n))
+	const block = 128 << 10
+	for left := n; left > 0; left -= block {
+		h := uint32(block)<<3 | 1<<1 // RLE block of 128 KiB
+		if left == block {
+			h |= 1 // last
+		}
+		b = append(b, byte(h), byte(h>>8), byte(h>>16), 0)
+	}
+	return b
+}
