@@ -39,6 +39,9 @@ type Options struct {
 	// it returns is encrypted to the repository key and kept in
 	// the snapshot (per-table digests).
 	Private func() any
+	// Physical, when non-nil, is called once the stream has been read;
+	// what it returns describes a physical base backup in the snapshot.
+	Physical func() *repository.PhysicalInfo
 	// Progress, when non-nil, is called about five times a second.
 	Progress func(Progress)
 	// Workers is the number of hashing and compressing goroutines
@@ -155,6 +158,9 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 		if snap.Private, err = repo.SealPrivate(opts.Private()); err != nil {
 			return nil, err
 		}
+	}
+	if opts.Physical != nil {
+		snap.Physical = opts.Physical()
 	}
 	snap.Stored = p.stored.Load()
 	if opts.BeforeSnapshot != nil {

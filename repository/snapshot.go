@@ -38,6 +38,9 @@ type Snapshot struct {
 	// the snapshot (absent in older snapshots): a snapshot newer than a
 	// record shows that the record existed.
 	AuditHead string `json:"audit_head,omitempty"`
+	// Physical describes a physical base backup (engine postgres-physical):
+	// the WAL range recovery needs. Absent for logical backups.
+	Physical *PhysicalInfo `json:"physical,omitempty"`
 
 	id ID
 }
@@ -221,4 +224,15 @@ func (r *Repo) DeleteSnapshot(ctx context.Context, id ID) error {
 		return fmt.Errorf("forget snapshot %s: %w", id.Short(), err)
 	}
 	return nil
+}
+
+// PhysicalInfo is what a physical base backup of PostgreSQL records for
+// recovery (docs/format.md, "Physical base backups").
+type PhysicalInfo struct {
+	SystemIdentifier string `json:"system_identifier"`
+	Timeline         int    `json:"timeline"`
+	StartLSN         string `json:"start_lsn"`
+	StartWAL         string `json:"start_wal"` // the first WAL file recovery needs
+	StopLSN          string `json:"stop_lsn"`  // recovery replays at least to here
+	WALSegmentSize   int64  `json:"wal_segment_size"`
 }

@@ -21,15 +21,16 @@ import (
 )
 
 type backupOptions struct {
-	source string
-	stdin  bool
-	exec   string
-	sqlite string
-	pg     string
-	mysql  string
-	allDBs bool
-	tags   []string
-	host   string
+	source   string
+	stdin    bool
+	exec     string
+	sqlite   string
+	pg       string
+	mysql    string
+	allDBs   bool
+	physical bool
+	tags     []string
+	host     string
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -47,6 +48,9 @@ Databases are dumped consistently and their per-table digests recorded:
   --postgres postgres://USER@HOST:5432/DB   pg_dump (custom format) and the globals
   --mysql mysql://USER@HOST:3306/DB         mariadb-dump / mysqldump --single-transaction
   --sqlite PATH                             an online copy of the database file
+  --postgres URL --physical                 a physical base backup (pg_basebackup) of the
+                                            whole server, for point-in-time recovery with
+                                            archive_command = 'coffer wal-push %p'
 Passwords come from the environment or files, never from the URL: PGPASSWORD or
 PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 		Args: cobra.NoArgs,
@@ -60,6 +64,7 @@ PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 	f.StringVar(&o.pg, "postgres", "", "back up this PostgreSQL database (postgres://USER@HOST:PORT/DB)")
 	f.StringVar(&o.mysql, "mysql", "", "back up this MariaDB/MySQL database (mysql://USER@HOST:PORT/DB)")
 	f.BoolVar(&o.allDBs, "all-databases", false, "with --postgres or --mysql: every database of the server")
+	f.BoolVar(&o.physical, "physical", false, "with --postgres: a physical base backup of the whole server (pg_basebackup), for point-in-time recovery with the WAL archive")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot (repeatable)")
 	f.StringVar(&o.host, "host", "", "host name to record (default: this host's name)")
 	return cmd
@@ -84,6 +89,9 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	}
 	if n := countSet(o.stdin, o.exec != "", o.sqlite != "", o.pg != "", o.mysql != ""); n != 1 {
 		return errors.New("backup: give exactly one of --stdin, --exec COMMAND, --sqlite PATH, --postgres URL or --mysql URL")
+	}
+	if o.physical && (o.pg == "" || o.allDBs) {
+		return errors.New("backup: --physical goes with --postgres (and backs up the whole server: no --all-databases)")
 	}
 	if o.allDBs && o.pg == "" && o.mysql == "" {
 		return errors.New("backup: --all-databases goes with --postgres or --mysql")
@@ -120,6 +128,14 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 		src, opts.Engine, opts.Format = d, "sqlite", sqlite.Format
 		opts.ServerVersion, opts.Databases = "SQLite "+d.Version, []string{d.Database}
 		opts.Private = func() any { return engine.Report{Tables: d.Digests} }
+	case o.pg != "" && o.physical:
+		p, err := postgres.OpenPhysical(ctx, o.pg)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		src, opts.Engine, opts.Format, opts.ServerVersion = p, "postgres-physical", postgres.PhysicalFormat, p.Version
+		opts.Physical = p.Info
 	case o.pg != "":
 		s, err := postgres.Open(ctx, o.pg, postgres.Options{AllDatabases: o.allDBs})
 		if err != nil {

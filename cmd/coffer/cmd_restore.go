@@ -22,6 +22,7 @@ type restoreOptions struct {
 	source, output, to, part string
 	verify                   bool
 	target                   restore.TargetOptions
+	pg                       pgdataOptions
 }
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -71,11 +72,23 @@ identity (COFFER_IDENTITY_FILE).`,
 	f.BoolVar(&o.target.TrustSnapshot, "trust-snapshot", false, "with --to: load with the connecting user's full rights, e.g. for extensions only a superuser may create: a superuser then runs whatever the snapshot holds, which the backup host wrote; recorded in the audit log")
 	f.IntVarP(&o.target.Jobs, "jobs", "j", 1, "with --to: parallel load jobs (pg_restore -j): helps databases with several large tables")
 	f.BoolVar(&o.verify, "verify", true, "with --to: compare per-table digests after loading")
+	addPGDataFlags(cmd, &o.pg)
 	return cmd
 }
 
 // check refuses flags that do not go together, before anything is read.
 func (o *restoreOptions) check(cmd *cobra.Command) error {
+	if o.pg.dir != "" {
+		if o.to != "" || o.output != "" || o.part != "" {
+			return errors.New("restore: --pgdata restores a physical base backup into a data directory: not with --to, --output or --part")
+		}
+		return o.pg.parse()
+	}
+	for _, n := range []string{"target-time", "target-lsn", "target-name", "target-xid", "target-action", "port"} {
+		if cmd.Flags().Changed(n) {
+			return fmt.Errorf("restore: --%s goes with --pgdata DIR", n)
+		}
+	}
 	dbFlags := []string{"clean", "drop-old", "force", "globals", "owner", "trust-snapshot", "jobs", "verify"}
 	if o.to == "" {
 		for _, n := range dbFlags {
@@ -104,12 +117,19 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 		return err
 	}
 	toStdout := o.output == "" || o.output == "-"
-	if o.output == "" && o.to == "" && isTerminal(os.Stdout) {
+	if o.output == "" && o.to == "" && o.pg.dir == "" && isTerminal(os.Stdout) {
 		return errors.New("restore: standard output is a terminal, and a snapshot's stream is data that a terminal would interpret: give --output FILE, or pipe it (--output - writes to the terminal all the same)")
 	}
 	repo, err := g.openRepo(ctx, true)
 	if err != nil {
 		return err
+	}
+	if o.pg.dir != "" {
+		snap, err := pickBase(cmd, repo, ref, o.source, o.pg.target.Time)
+		if err != nil {
+			return err
+		}
+		return restorePGData(cmd, repo, snap, &o.pg)
 	}
 	snap, err := repo.FindSnapshot(ctx, ref, o.source)
 	if err != nil {

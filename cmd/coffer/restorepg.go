@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/internal/termsafe"
+	"github.com/coffer-backup/coffer/pitr"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/restore"
+)
+
+// pgdataOptions are restore's point-in-time recovery flags.
+type pgdataOptions struct {
+	dir        string
+	targetTime string
+	target     pitr.Target
+	port       int
+}
+
+func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.dir, "pgdata", "", "restore a physical base backup into this new data directory, with the WAL to recover to the target")
+	f.StringVar(&o.targetTime, "target-time", "", "with --pgdata: recover to this time (RFC 3339, e.g. 2026-12-01T14:05:00Z)")
+	f.StringVar(&o.target.LSN, "target-lsn", "", "with --pgdata: recover to this WAL location")
+	f.StringVar(&o.target.Name, "target-name", "", "with --pgdata: recover to this restore point (pg_create_restore_point)")
+	f.StringVar(&o.target.XID, "target-xid", "", "with --pgdata: recover to this transaction")
+	f.StringVar(&o.target.Action, "target-action", "promote", "with --pgdata: at the target, promote, pause or shutdown")
+	f.IntVar(&o.port, "port", 0, "with --pgdata: the restored server's port")
+}
+
+func (o *pgdataOptions) parse() error {
+	if o.targetTime != "" {
+		t, err := time.Parse(time.RFC3339Nano, o.targetTime)
+		if err != nil {
+			return fmt.Errorf("restore: --target-time %q: give an RFC 3339 time such as 2026-12-01T14:05:00Z", o.targetTime)
+		}
+		o.target.Time = t
+	}
+	return o.target.Check()
+}
+
+// pickBase chooses the base backup for a target time given "latest": the
+// newest physical snapshot of the source taken before the target.
+func pickBase(cmd *cobra.Command, repo *repository.Repo, ref, source string, target time.Time) (*repository.Snapshot, error) {
+	if ref != "latest" || target.IsZero() {
+		return repo.FindSnapshot(cmd.Context(), ref, source)
+	}
+	snaps, err := repo.Snapshots(cmd.Context())
+	var damaged *repository.DamagedError
+	if err != nil && !errors.As(err, &damaged) {
+		return nil, err
+	}
+	var best *repository.Snapshot
+	for _, s := range snaps {
+		if s.Physical != nil && (source == "" || s.Source == source) && s.Time.Before(target) && (best == nil || s.Time.After(best.Time)) {
+			best = s
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("restore: no physical base backup%s was taken before %s: take one with `coffer backup --physical`", sourceNote(source), target.Format(time.RFC3339))
+	}
+	return best, nil
+}
+
+func sourceNote(source string) string {
+	if source == "" {
+		return ""
+	}
+	return " of source " + termsafe.String(source)
+}
+
+// restorePGData writes a physical base backup into a new data directory,
+// fetches the WAL it needs and writes the recovery settings.
+func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.Snapshot, o *pgdataOptions) error {
+	ctx := cmd.Context()
+	if snap.Physical == nil {
+		return fmt.Errorf("restore: snapshot %s is a %s backup, not a physical base backup: --pgdata restores those (`coffer backup --physical`); load this one with --to", snap.ID().Short(), termsafe.String(snap.Engine))
+	}
+	start := time.Now()
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := restore.Run(ctx, repo, snap, pw, restore.Options{})
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	files, err := pitr.Extract(pr, o.dir)
+	pr.CloseWithError(errors.New("extraction stopped"))
+	if rerr := <-done; err == nil {
+		err = rerr
+	}
+	if err == nil {
+		err = pitr.Configure(o.dir, o.target, o.port)
+	}
+	var segs int
+	var walBytes int64
+	if err == nil {
+		segs, walBytes, err = pitr.FetchWAL(ctx, repo, snap.Physical, o.dir)
+	}
+	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": "pgdata " + o.dir}}
+	audit(ctx, repo, "restore", err, rec)
+	if err != nil {
+		return fmt.Errorf("%w\n%s is incomplete: remove it", err, o.dir)
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, segs, bytesStr(walBytes),
+		termsafe.String(o.dir), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; start the server as its owner: pg_ctl -D %s start\n",
+		snap.Physical.StartLSN, snap.Physical.Timeline, snap.Physical.StopLSN, termsafe.String(o.dir))
+	return nil
+}

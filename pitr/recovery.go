@@ -1,0 +1,168 @@
+package pitr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coffer-backup/coffer/internal/atomicfile"
+	"github.com/coffer-backup/coffer/repository"
+)
+
+// Target is where recovery stops. At most one of Time, LSN, Name and XID is
+// set; none recovers to the end of the archived WAL.
+type Target struct {
+	Time   time.Time
+	LSN    string
+	Name   string
+	XID    string
+	Action string // promote (default), pause or shutdown
+}
+
+var (
+	lsnPattern = regexp.MustCompile(`^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$`)
+	xidPattern = regexp.MustCompile(`^[0-9]{1,20}$`)
+)
+
+// Check validates the target's values.
+func (t Target) Check() error {
+	n := 0
+	for _, set := range []bool{!t.Time.IsZero(), t.LSN != "", t.Name != "", t.XID != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return errors.New("give one of --target-time, --target-lsn, --target-name and --target-xid")
+	case t.LSN != "" && !lsnPattern.MatchString(t.LSN):
+		return fmt.Errorf("--target-lsn %q: give a WAL location such as 0/3000060", t.LSN)
+	case t.XID != "" && !xidPattern.MatchString(t.XID):
+		return fmt.Errorf("--target-xid %q: give a transaction id (digits)", t.XID)
+	case strings.ContainsFunc(t.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(t.Name) > 63:
+		return errors.New("--target-name: a restore point name has at most 63 characters and no control characters")
+	}
+	switch t.Action {
+	case "", "promote", "pause", "shutdown":
+		return nil
+	}
+	return fmt.Errorf("--target-action %q: give promote, pause or shutdown", t.Action)
+}
+
+// quote makes s a postgresql.conf string value.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// WALDir is the directory inside the data directory where the WAL that
+// recovery replays is fetched: the server's restore_command copies from
+// it, so the server needs neither the repository nor an identity.
+const WALDir = "coffer_wal"
+
+// Configure writes the restored server's configuration: postgresql.conf
+// (the backup's own is set aside, see Extract), an empty
+// postgresql.auto.conf, a pg_hba.conf that lets only local users in as
+// themselves, the recovery settings and recovery.signal.
+// A port above zero is the server's port.
+func Configure(dir string, t Target, port int) error {
+	if err := t.Check(); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by coffer restore --pgdata. The backup's own configuration is in\n")
+	fmt.Fprintf(&b, "# postgresql.conf%s (not used: it came from the backup host).\n", setAsideSuffix)
+	fmt.Fprintf(&b, "listen_addresses = ''\narchive_mode = off\n")
+	if port > 0 {
+		fmt.Fprintf(&b, "port = %d\n", port)
+	}
+	fmt.Fprintf(&b, "restore_command = %s\n", quote(`cp "`+WALDir+`/%f" "%p"`))
+	fmt.Fprintf(&b, "recovery_target_timeline = 'latest'\n")
+	switch {
+	case !t.Time.IsZero():
+		fmt.Fprintf(&b, "recovery_target_time = %s\n", quote(t.Time.UTC().Format("2006-01-02 15:04:05.999999")+"+00"))
+	case t.LSN != "":
+		fmt.Fprintf(&b, "recovery_target_lsn = %s\n", quote(t.LSN))
+	case t.Name != "":
+		fmt.Fprintf(&b, "recovery_target_name = %s\n", quote(t.Name))
+	case t.XID != "":
+		fmt.Fprintf(&b, "recovery_target_xid = %s\n", quote(t.XID))
+	}
+	action := t.Action
+	if action == "" {
+		action = "promote"
+	}
+	fmt.Fprintf(&b, "recovery_target_action = %s\n", quote(action))
+	for name, content := range map[string]string{
+		"postgresql.conf":      b.String(),
+		"postgresql.auto.conf": "# Written by coffer restore --pgdata.\n",
+		"pg_hba.conf":          "# Written by coffer restore --pgdata: local connections, as the operating-system user only.\nlocal all all peer\n",
+		"pg_ident.conf":        "",
+		"recovery.signal":      "",
+	} {
+		err := atomicfile.Write(filepath.Join(dir, name), atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
+			_, err := io.WriteString(w, content)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("restore --pgdata: write %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// FetchWAL fetches from the archive every WAL file recovery from the base
+// backup may replay into dir/coffer_wal: the segments from the backup's
+// first one on, on its timeline and later ones, and the timeline history
+// files. It returns how many it fetched and their bytes.
+func FetchWAL(ctx context.Context, repo *repository.Repo, info *repository.PhysicalInfo, dir string) (int, int64, error) {
+	wd := filepath.Join(dir, WALDir)
+	if err := os.Mkdir(wd, 0o700); err != nil {
+		return 0, 0, fmt.Errorf("restore --pgdata: %w", err)
+	}
+	files, _, err := repo.WALFiles(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	startTL, startSeg := info.StartWAL[:8], info.StartWAL[8:]
+	n, size := 0, int64(0)
+	seen := map[string]bool{}
+	for _, f := range files {
+		if seen[f.File] || !needed(f.File, startTL, startSeg) {
+			continue
+		}
+		seen[f.File] = true
+		content, err := repo.FetchWAL(ctx, f.File)
+		if err != nil {
+			return n, size, fmt.Errorf("fetch WAL file %s: %w", f.File, err)
+		}
+		err = atomicfile.Write(filepath.Join(wd, f.File), atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
+			_, err := w.Write(content)
+			return err
+		})
+		if err != nil {
+			return n, size, err
+		}
+		n++
+		size += int64(len(content))
+	}
+	return n, size, nil
+}
+
+// needed reports whether recovery from a backup starting at segment
+// startTL+startSeg may read the WAL file named file.
+func needed(file, startTL, startSeg string) bool {
+	if strings.HasSuffix(file, ".history") {
+		return true
+	}
+	if len(file) != 24 { // .partial and .backup files are not replayed
+		return false
+	}
+	tl, err1 := strconv.ParseUint(file[:8], 16, 32)
+	stl, err2 := strconv.ParseUint(startTL, 16, 32)
+	return err1 == nil && err2 == nil && tl >= stl && file[8:] >= startSeg
+}
