@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/internal/pgephemeral"
+	"github.com/coffer-backup/coffer/internal/testminio"
 )
 
 // walCluster is a PostgreSQL cluster of a test's own, archiving its WAL
@@ -66,16 +67,33 @@ func (w *walCluster) start(c *cli) {
 	}
 	w.port = l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	repo := envOf(c, "COFFER_REPO")
+	// As on a database host: archive_command runs a script that reads the
+	// repository's address and credentials from a file only the server's
+	// user can read, so no secret is in the server's configuration.
+	var env strings.Builder
+	for _, name := range []string{"COFFER_REPO", "COFFER_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
+		if v := envOf(c, name); v != "" {
+			fmt.Fprintf(&env, "%s=%s\n", name, v)
+		}
+	}
+	fmt.Fprintf(&env, "COFFER_WRITER_KEY_FILE=%s/writer.key\n", w.dir)
+	if err := os.WriteFile(filepath.Join(w.dir, "archive.env"), []byte(env.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	script := fmt.Sprintf("#!/bin/sh\nset -a\n. %s/archive.env\nexec %s/coffer wal-push \"$1\"\n", w.dir, w.dir)
+	if err := os.WriteFile(filepath.Join(w.dir, "wal-push.sh"), []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	w.chown(w.dir)
 	conf := fmt.Sprintf(`
 listen_addresses = ''
 port = %d
 unix_socket_directories = '%s'
 wal_level = replica
 archive_mode = on
-archive_command = 'env -i COFFER_REPO=%s COFFER_WRITER_KEY_FILE=%s/writer.key %s/coffer wal-push %%p'
+archive_command = '%s/wal-push.sh %%p'
 fsync = off
-`, w.port, w.dir, repo, w.dir, w.dir)
+`, w.port, w.dir, w.dir)
 	f, err := os.OpenFile(filepath.Join(w.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -86,13 +104,15 @@ fsync = off
 	t.Cleanup(func() { w.runQuiet("pg_ctl", "-D", w.data, "-m", "immediate", "-w", "stop") })
 }
 
+// envOf returns the value c's environment gives name (the last setting).
 func envOf(c *cli, name string) string {
+	v := ""
 	for _, kv := range c.env {
-		if v, ok := strings.CutPrefix(kv, name+"="); ok {
-			return v
+		if s, ok := strings.CutPrefix(kv, name+"="); ok {
+			v = s
 		}
 	}
-	return ""
+	return v
 }
 
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
@@ -241,11 +261,25 @@ func (w *walCluster) startRestored(dir string, port int) func(string) string {
 // to a time, an LSN and a restore point between batches 2 and 3 show
 // batches 1 and 2 only, and latest shows all three.
 func TestPITRRestoreToTargets(t *testing.T) {
-	w := newWALCluster(t)
-	c := newCLI(t, filepath.Join(w.dir, "repo"))
+	t.Run("local", func(t *testing.T) {
+		w := newWALCluster(t)
+		testPITRTargets(t, w, newCLI(t, filepath.Join(w.dir, "repo")))
+	})
+	t.Run("minio", func(t *testing.T) {
+		m := testminio.Server(t)
+		testPITRTargets(t, newWALCluster(t), newCLI(t, "", m.Env(m.Bucket(t, false), "pitr")...))
+	})
+}
+
+func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 	c.init()
 	w.start(c)
 	w.sql("CREATE TABLE orders (batch int, n int)")
+	// The base backup's own configuration would run a command and load a
+	// library on the restored server; neither may happen.
+	canary := filepath.Join(w.dir, "canary")
+	w.sql("ALTER SYSTEM SET restore_command = 'touch " + canary + "'")
+	w.sql("ALTER SYSTEM SET shared_preload_libraries = 'coffer_no_such_library'")
 	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
 	var marks []string
 	var lsn2 string
@@ -279,6 +313,9 @@ func TestPITRRestoreToTargets(t *testing.T) {
 		sql := w.startRestored(dir, port)
 		if got := sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
 			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
+		}
+		if _, err := os.Stat(canary); !os.IsNotExist(err) {
+			t.Fatalf("the restored server ran the base backup's restore_command: %v", err)
 		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/coffer-backup/coffer/engine/command"
 	"github.com/coffer-backup/coffer/repository"
 )
@@ -66,6 +68,9 @@ func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
 	}
 	if walLevel == "minimal" {
 		return nil, fmt.Errorf("the server at %s has wal_level = minimal: a physical backup needs replica or logical (and archive_mode = on with archive_command = 'coffer wal-push %%p')", c.addr())
+	}
+	if err := checkArchiving(ctx, pc, c.addr()); err != nil {
+		return nil, err
 	}
 	if spaces > 0 {
 		return nil, fmt.Errorf("the server at %s has %d tablespaces besides pg_default and pg_global: physical backups of several tablespaces are not supported yet; use a logical backup (--postgres without --physical)", c.addr(), spaces)
@@ -209,5 +214,26 @@ func (p *Physical) parseManifest(r io.Reader) error {
 	defer p.mu.Unlock()
 	last := ranges[len(ranges)-1]
 	p.info.StopLSN = strings.ToUpper(last.End)
+	return nil
+}
+
+// checkArchiving refuses a server that does not archive its WAL, or whose
+// archiving is failing: a base backup waits until the WAL it ends in is
+// archived, and is useless without the WAL archive.
+func checkArchiving(ctx context.Context, pc *pgx.Conn, addr string) error {
+	var mode, command, failedWAL string
+	var failing bool
+	err := pc.QueryRow(ctx, `SELECT current_setting('archive_mode'), current_setting('archive_command'),
+		coalesce(last_failed_wal, ''), coalesce(last_failed_time > coalesce(last_archived_time, '-infinity'), false)
+		FROM pg_stat_archiver`).Scan(&mode, &command, &failedWAL, &failing)
+	if err != nil {
+		return fmt.Errorf("PostgreSQL server at %s: read its archiving state: %w", addr, err)
+	}
+	switch {
+	case mode == "off" || strings.TrimSpace(command) == "":
+		return fmt.Errorf("the server at %s does not archive its WAL (archive_mode = %s): a physical base backup cannot be restored without it; set archive_mode = on and archive_command = 'coffer wal-push %%p' (see README, Point-in-time recovery)", addr, mode)
+	case failing:
+		return fmt.Errorf("the server at %s fails to archive WAL file %s (see pg_stat_archiver and the server's log): fix archive_command first; a base backup would wait for its WAL to be archived", addr, failedWAL)
+	}
 	return nil
 }
