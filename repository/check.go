@@ -93,6 +93,9 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckReport, erro
 	if err := r.checkSnapshots(ctx, idx, rep); err != nil {
 		return nil, err
 	}
+	if err := r.checkWAL(ctx, rep); err != nil {
+		return nil, err
+	}
 	if opts.ReadData {
 		if err := r.readData(ctx, idx, stored, opts, rep); err != nil {
 			return nil, err
@@ -231,4 +234,21 @@ func trimRemedy(err error) string {
 		return s[:i]
 	}
 	return s
+}
+
+// checkWAL reports segments missing from the WAL archive between a
+// physical base backup's start and the newest archived segment.
+func (r *Repo) checkWAL(ctx context.Context, rep *CheckReport) error {
+	snaps, err := r.Snapshots(ctx)
+	if err != nil && len(snaps) == 0 {
+		return nil // reported by checkSnapshots
+	}
+	gaps, err := r.WALChain(ctx, snaps)
+	if err != nil {
+		return err
+	}
+	for _, g := range gaps {
+		rep.add("wal/"+g.Missing, "WAL segment %s is missing from the archive: base backup %s cannot be recovered past it (the archive holds up to %s); point-in-time recovery from it stops before this segment", g.Missing, g.Snapshot.Short(), g.Newest)
+	}
+	return nil
 }

@@ -62,9 +62,13 @@ type PruneReport struct {
 	TempBytes      int64    `json:"temp_bytes_removed"`
 	// Foreign are objects under data/, index/ or snapshots/ whose names
 	// are not coffer's (a .DS_Store, a stray copy): prune leaves them.
-	Foreign        []string `json:"foreign_objects,omitempty"`
-	IndexRewritten bool     `json:"index_rewritten"`
-	Swept          bool     `json:"swept"`
+	Foreign []string `json:"foreign_objects,omitempty"`
+	// WALCandidates are the WAL files no physical base backup needs;
+	// WALDeleted those deleted.
+	WALCandidates  int  `json:"wal_candidates"`
+	WALDeleted     int  `json:"wal_deleted"`
+	IndexRewritten bool `json:"index_rewritten"`
+	Swept          bool `json:"swept"`
 }
 
 // Prune removes packs that no snapshot needs, with the two-phase protocol
@@ -108,6 +112,9 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		if err := r.listIDs(ctx, dir, func(name string) { rep.Foreign = append(rep.Foreign, name) }, nil); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.pruneWAL(ctx, opts, rep); err != nil {
+		return nil, fmt.Errorf("prune the WAL archive: %w", err)
 	}
 	if marker == nil {
 		cands, sizes, err := r.pruneCandidates(ctx, rep)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -124,4 +126,57 @@ func rleBomb(n int) []byte {
 		b = append(b, byte(h), byte(h>>8), byte(h>>16), 0)
 	}
 	return b
+}
+
+// TestPruneWAL: prune deletes the WAL no base backup needs, and only that:
+// what comes before the oldest physical base backup's first segment.
+func TestPruneWAL(t *testing.T) {
+	ctx := context.Background()
+	r := repotest.New(t, localBackend(t), repository.InitOptions{})
+	seg := func(n int) string { return fmt.Sprintf("0000000100000000%08X", n) }
+	for n := 1; n <= 6; n++ {
+		if _, err := r.Writer.PushWAL(ctx, seg(n), []byte(fmt.Sprint("segment ", n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Writer.PushWAL(ctx, "00000002.history", []byte("1\t0/5000000\tno recovery target specified\n"))
+	base := func(n int) repository.ID {
+		s := &repository.Snapshot{Source: "pg", Engine: "postgres-physical", Time: time.Now(),
+			Physical: &repository.PhysicalInfo{Timeline: 1, StartWAL: seg(n), WALSegmentSize: 16 << 20}}
+		id, err := r.Writer.SaveSnapshot(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	older, _ := base(3), base(5)
+	left := func() []string {
+		files, _, err := r.Writer.WALFiles(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, f := range files {
+			names = append(names, f.File)
+		}
+		return names
+	}
+	if rep, err := r.Writer.Prune(ctx, repository.PruneOptions{DryRun: true}); err != nil || rep.WALCandidates != 2 || len(left()) != 7 {
+		t.Fatalf("dry run: %+v %v %v", rep, err, left())
+	}
+	if _, err := r.Writer.Prune(ctx, repository.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(left(), " "); got != seg(3)+" "+seg(4)+" "+seg(5)+" "+seg(6)+" 00000002.history" {
+		t.Fatalf("after prune: %s", got)
+	}
+	if err := r.Writer.DeleteSnapshot(ctx, older); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Writer.Prune(ctx, repository.PruneOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(left(), " "); got != seg(5)+" "+seg(6)+" 00000002.history" {
+		t.Fatalf("after forgetting the older base backup: %s", got)
+	}
 }

@@ -83,6 +83,13 @@ func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 		}
 		fmt.Fprintln(w)
 	}
+	if rep.WALCandidates > 0 {
+		if dryRun {
+			fmt.Fprintf(w, "would delete %d WAL files older than the oldest base backup\n", rep.WALCandidates)
+		} else {
+			fmt.Fprintf(w, "deleted %d of %d WAL files older than the oldest base backup\n", rep.WALDeleted, rep.WALCandidates)
+		}
+	}
 	if rep.TempFiles > 0 {
 		verb := "removed"
 		if dryRun {

@@ -26,6 +26,7 @@ type walCluster struct {
 	port           int
 	as             []string // the command prefix that runs as the cluster's user
 	owner          *user.User
+	killFirst      bool // kill -9 the first wal-push while it runs
 }
 
 // newWALCluster makes the cluster's directory; start starts the cluster
@@ -80,7 +81,12 @@ func (w *walCluster) start(c *cli) {
 	if err := os.WriteFile(filepath.Join(w.dir, "archive.env"), []byte(env.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	script := fmt.Sprintf("#!/bin/sh\nset -a\n. %s/archive.env\nexec %s/coffer wal-push \"$1\"\n", w.dir, w.dir)
+	script := fmt.Sprintf("#!/bin/sh\nset -a\n. %s/archive.env\nset +a\n", w.dir)
+	if w.killFirst {
+		// The first archiving attempt is killed with SIGKILL while it runs.
+		script += fmt.Sprintf("if [ ! -e %[1]s/killed ]; then : > %[1]s/killed; %[1]s/coffer wal-push \"$1\" & p=$!; sleep 0.05; kill -9 $p; wait $p; exit 1; fi\n", w.dir)
+	}
+	script += fmt.Sprintf("exec %s/coffer wal-push \"$1\"\n", w.dir)
 	if err := os.WriteFile(filepath.Join(w.dir, "wal-push.sh"), []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +286,10 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 	canary := filepath.Join(w.dir, "canary")
 	w.sql("ALTER SYSTEM SET restore_command = 'touch " + canary + "'")
 	w.sql("ALTER SYSTEM SET shared_preload_libraries = 'coffer_no_such_library'")
+	// A customer row in the base backup and in the WAL: nothing stored may
+	// hold it in the clear (the writer key cannot read it back either).
+	const marker = "coffer-plaintext-marker-4f1c9a"
+	w.sql("CREATE TABLE customers (email text); INSERT INTO customers VALUES ('" + marker + "-base')")
 	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
 	var marks []string
 	var lsn2 string
@@ -294,6 +304,13 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 		w.sql("SELECT pg_switch_wal()")
 		w.waitArchived(last)
 		time.Sleep(1100 * time.Millisecond)
+	}
+	w.sql("INSERT INTO customers VALUES ('" + marker + "-wal')")
+	last := w.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+	w.sql("SELECT pg_switch_wal()")
+	w.waitArchived(last)
+	if repo := envOf(c, "COFFER_REPO"); strings.HasPrefix(repo, "/") {
+		assertNoPlaintext(t, repo, marker)
 	}
 	t2, _ := time.Parse(time.RFC3339Nano, marks[1])
 	mid := t2.Add(500 * time.Millisecond).Format(time.RFC3339Nano)
@@ -317,5 +334,100 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 		if _, err := os.Stat(canary); !os.IsNotExist(err) {
 			t.Fatalf("the restored server ran the base backup's restore_command: %v", err)
 		}
+	}
+}
+
+// switchAndArchive commits a batch, switches to a new segment and waits
+// until the server archived the old one, which it returns.
+func (w *walCluster) switchAndArchive(batch int) string {
+	w.t.Helper()
+	w.sql(fmt.Sprintf("INSERT INTO orders SELECT %d, generate_series(1, 500)", batch))
+	seg := w.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+	w.sql("SELECT pg_switch_wal()")
+	w.waitArchived(seg)
+	return seg
+}
+
+// TestPITRFaults is done-when 3 of the point-in-time recovery issue: a
+// wal-push killed with SIGKILL mid-upload and a repository that cannot be
+// written for a while lose nothing (the server retries); a segment deleted
+// from the archive is named by check; a corrupted one stops the restore,
+// named, before any WAL is replayed.
+func TestPITRFaults(t *testing.T) {
+	w := newWALCluster(t)
+	w.killFirst = true
+	repo := filepath.Join(w.dir, "repo")
+	c := newCLI(t, repo)
+	c.init()
+	w.start(c)
+	w.sql("CREATE TABLE orders (batch int, n int)")
+	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	if _, err := os.Stat(filepath.Join(w.dir, "killed")); err != nil {
+		t.Fatalf("no wal-push was killed: %v", err)
+	}
+	segs := []string{w.switchAndArchive(1)}
+	// The repository cannot be written: archiving fails, PostgreSQL keeps
+	// the segment and retries; once writable, it is archived.
+	walDir := filepath.Join(repo, "wal")
+	if err := os.Chmod(walDir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	w.sql("INSERT INTO orders SELECT 2, generate_series(1, 500)")
+	held := w.sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+	w.sql("SELECT pg_switch_wal()")
+	deadline := time.Now().Add(time.Minute)
+	for w.sql("SELECT failed_count FROM pg_stat_archiver") == "0" {
+		if time.Now().After(deadline) {
+			t.Fatal("archiving into a read-only repository did not fail")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	os.Chmod(walDir, 0o700)
+	w.waitArchived(held)
+	segs = append(segs, held, w.switchAndArchive(3), w.switchAndArchive(4))
+	c.ok(nil, "check")
+	for _, seg := range segs {
+		c.ok(nil, "wal-fetch", seg, filepath.Join(t.TempDir(), seg))
+	}
+
+	object := func(seg string) string {
+		m, _ := filepath.Glob(filepath.Join(walDir, seg+".g*"))
+		if len(m) != 1 {
+			t.Fatalf("archive objects of %s: %v", seg, m)
+		}
+		return m[0]
+	}
+	// A corrupted segment: restore stops, naming it, and replays nothing.
+	bad := object(segs[2])
+	b, _ := os.ReadFile(bad)
+	b[len(b)/2] ^= 0x40
+	os.WriteFile(bad, b, 0o600)
+	dir := filepath.Join(w.dir, "restored-bad")
+	mustContain(t, "restore over a corrupted segment", c.fail(nil, "restore", "latest", "--pgdata", dir), segs[2], "incomplete")
+	// A deleted segment: check names it.
+	os.Remove(object(segs[1]))
+	r := c.run(nil, "check")
+	if r.code == 0 {
+		t.Fatal("check passed with a segment deleted from the archive")
+	}
+	mustContain(t, "check with a segment deleted", r.stdout+r.stderr, "wal/"+segs[1], "missing")
+}
+
+// assertNoPlaintext fails if any file under dir holds marker.
+func assertNoPlaintext(t *testing.T, dir, marker string) {
+	t.Helper()
+	n := 0
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		n++
+		if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(marker)) {
+			t.Fatalf("%s holds a customer row in the clear", p)
+		}
+		return nil
+	})
+	if n < 5 {
+		t.Fatalf("only %d objects under %s: the plaintext check proves nothing", n, dir)
 	}
 }
