@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coffer-backup/coffer/storage"
 )
@@ -43,7 +44,8 @@ type WALObject struct {
 	File       string // the WAL file's name
 	Generation int    // of the keys that stored it
 	ID         ID
-	Size       int64 // of the stored object
+	Size       int64     // of the stored object
+	Stored     time.Time // when the storage last wrote it
 }
 
 // Name returns the object's name.
@@ -163,7 +165,7 @@ func (r *Repo) WALFiles(ctx context.Context) ([]WALObject, []string, error) {
 			foreign = append(foreign, fi.Name)
 			return nil
 		}
-		w.Size = fi.Size
+		w.Size, w.Stored = fi.Size, fi.ModTime
 		out = append(out, w)
 		return nil
 	})
@@ -245,4 +247,38 @@ func (r *Repo) readWAL(ctx context.Context, w WALObject) ([]byte, error) {
 		return nil, &CorruptError{Object: name, Reason: "its content is not what was archived under this name (altered or forged)"}
 	}
 	return content, nil
+}
+
+// WALSummary describes the WAL archive.
+type WALSummary struct {
+	Files  int       `json:"files"`
+	Bytes  int64     `json:"stored_bytes"`
+	First  string    `json:"first_segment,omitempty"`
+	Last   string    `json:"last_segment,omitempty"`
+	Newest time.Time `json:"newest_stored,omitempty"` // the storage's time of the newest object: the RPO of point-in-time recovery
+}
+
+// SummarizeWAL adds up the WAL archive.
+func (r *Repo) SummarizeWAL(ctx context.Context) (*WALSummary, error) {
+	files, _, err := r.WALFiles(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s := &WALSummary{}
+	for _, f := range files {
+		s.Files++
+		s.Bytes += f.Size
+		if len(f.File) == 24 {
+			if s.First == "" || f.File < s.First {
+				s.First = f.File
+			}
+			if f.File > s.Last {
+				s.Last = f.File
+			}
+		}
+		if f.Stored.After(s.Newest) {
+			s.Newest = f.Stored
+		}
+	}
+	return s, nil
 }

@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/internal/termsafe"
+	"github.com/coffer-backup/coffer/repository"
 )
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -23,8 +25,15 @@ func newStatsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			wal, err := repo.SummarizeWAL(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), st)
+				return printJSON(cmd.OutOrStdout(), struct {
+					*repository.Stats
+					WAL *repository.WALSummary `json:"wal_archive"`
+				}{st, wal})
 			}
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -36,6 +45,10 @@ func newStatsCmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "\n%d snapshots holding %s, stored in %s (%.1f× smaller: deduplication and compression)\n",
 				st.Snapshots, bytesStr(st.Logical), bytesStr(st.Stored), st.DedupRatio)
 			fmt.Fprintf(w, "%d distinct chunks (%s before compression) in %d packs\n", st.Chunks, bytesStr(st.ChunkBytes), st.Packs)
+			if wal.Files > 0 {
+				fmt.Fprintf(w, "WAL archive: %d files, %s stored, segments %s to %s; newest archived %s ago (the point-in-time RPO)\n",
+					wal.Files, bytesStr(wal.Bytes), wal.First, wal.Last, time.Since(wal.Newest).Round(time.Second))
+			}
 			if st.LockedBytes > 0 {
 				fmt.Fprintf(w, "%s of packs under Object Lock retention\n", bytesStr(st.LockedBytes))
 			}

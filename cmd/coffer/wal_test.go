@@ -386,6 +386,8 @@ func TestPITRFaults(t *testing.T) {
 	w.waitArchived(held)
 	segs = append(segs, held, w.switchAndArchive(3), w.switchAndArchive(4))
 	c.ok(nil, "check")
+	mustContain(t, "stats", c.ok(nil, "stats"), "WAL archive:", segs[len(segs)-1], "point-in-time RPO")
+	mustContain(t, "snapshots", c.ok(nil, "snapshots"), "postgres-physical")
 	for _, seg := range segs {
 		c.ok(nil, "wal-fetch", seg, filepath.Join(t.TempDir(), seg))
 	}
