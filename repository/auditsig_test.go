@@ -16,7 +16,6 @@ import (
 	"filippo.io/age"
 
 	"github.com/coffer-backup/coffer/storage"
-	"github.com/coffer-backup/coffer/storage/local"
 )
 
 // TestHostileAuditSignature: operators' records are signed; a writer-key
@@ -25,15 +24,7 @@ import (
 // by any other key is not taken for the operators'.
 func TestHostileAuditSignature(t *testing.T) {
 	ctx := context.Background()
-	be, err := local.Open(t.TempDir(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, _ := age.GenerateX25519Identity()
-	r, err := Init(ctx, be, InitOptions{Operators: []age.Recipient{op.Recipient()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be, _, r := newLocalRepo(t)
 	writer, err := OpenWriter(ctx, be, r.WriterKey())
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ type ReencryptOptions struct {
 type ReencryptReport struct {
 	Private      int          `json:"private_parts_reencrypted"`
 	Packs        int          `json:"packs_rewritten"`
+	WAL          int          `json:"wal_files_rewritten"`
 	PackBytes    int64        `json:"packs_rewritten_bytes"`
 	Prune        *PruneReport `json:"prune,omitempty"`
 	OldPacks     int          `json:"old_packs_indexed"` // packs of earlier generations still indexed
@@ -62,6 +63,9 @@ func (r *Repo) Reencrypt(ctx context.Context, opts ReencryptOptions) (*Reencrypt
 		return rep, err
 	}
 	if err := r.reencryptPacks(ctx, opts, rep); err != nil {
+		return rep, err
+	}
+	if rep.WAL, err = r.reencryptWAL(ctx); err != nil {
 		return rep, err
 	}
 	if rep.Prune, err = r.Prune(ctx, opts.Prune); err != nil {

@@ -72,16 +72,12 @@ func (r *Repo) Rotate(ctx context.Context, opts RotateOptions) (*RotateReport, e
 	if err := r.requireQuiet(ctx, opts.LockStale); err != nil {
 		return nil, err
 	}
-	// WAL objects are named by their generation's MAC key; carrying them
-	// across a rotation (and re-encrypting them) is not built yet.
-	if wal, _, err := r.WALFiles(ctx); err != nil {
-		return nil, err
-	} else if len(wal) > 0 {
-		return nil, fmt.Errorf("key rotate: this repository holds a WAL archive (%d files), which rotation cannot carry over yet: nothing was changed", len(wal))
-	}
 	rep := &RotateReport{Generation: r.cfg.Gen() + 1}
 	objects, err := r.inventory(ctx, rep)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.inventoryWAL(ctx, objects); err != nil {
 		return nil, err
 	}
 	next, err := r.nextGeneration(ctx, opts.Operators)
@@ -94,6 +90,9 @@ func (r *Repo) Rotate(ctx context.Context, opts RotateOptions) (*RotateReport, e
 		return nil, err
 	}
 	if err := r.inventoryUnchanged(ctx, objects); err != nil {
+		return nil, err
+	}
+	if err := r.walUnchanged(ctx, objects); err != nil {
 		return nil, err
 	}
 	oldAudit := AuditKeyOf(r.data.(*age.X25519Identity))
@@ -324,7 +323,9 @@ func (r *Repo) putConfig(ctx context.Context, cfg *Config) error {
 func (r *Repo) finishSealing(ctx context.Context) (int, error) {
 	var names []string
 	for n := range r.carried.objects {
-		names = append(names, n)
+		if !strings.HasPrefix(n, "wal/") { // WAL is data, sealed to the repository key
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
 	counts := make([]bool, len(names))

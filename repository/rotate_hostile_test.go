@@ -18,15 +18,7 @@ import (
 // snapshot, not a replaced carried one, not an audit record.
 func TestHostileOldKeysAfterRotation(t *testing.T) {
 	ctx := context.Background()
-	be, err := local.Open(t.TempDir(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	op, _ := age.GenerateX25519Identity()
-	r, err := Init(ctx, be, InitOptions{Operators: []age.Recipient{op.Recipient()}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	be, op, r := newLocalRepo(t)
 	honest := &Snapshot{Source: "shop", Host: "db1", Size: 0}
 	id, err := r.SaveSnapshot(ctx, honest)
 	if err != nil {
@@ -91,4 +83,72 @@ func kindDir(kind string) string {
 		}
 	}
 	return kind
+}
+
+// TestKeyRotationWAL: a rotation carries the WAL archive over: what was
+// archived before it is still fetched, what an old-key holder archives
+// after it is refused, and re-encryption moves every file to the new keys.
+func TestKeyRotationWAL(t *testing.T) {
+	ctx := context.Background()
+	be, op, r := newLocalRepo(t)
+	const before, after = "000000010000000000000001", "000000010000000000000002"
+	if _, err := r.PushWAL(ctx, before, []byte("archived before")); err != nil {
+		t.Fatal(err)
+	}
+	oldRepo := *r
+	if _, err := r.Rotate(ctx, RotateOptions{Operators: []age.Recipient{op.Recipient()}}); err != nil {
+		t.Fatal(err)
+	}
+	// Someone who kept the old keys archives a file of their own.
+	if _, err := oldRepo.PushWAL(ctx, "000000010000000000000009", []byte("forged")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.PushWAL(ctx, after, []byte("archived after")); err != nil {
+		t.Fatal(err)
+	}
+	open := func() *Repo {
+		rr, err := OpenRestorer(ctx, be, []age.Identity{op}, OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rr
+	}
+	rr := open()
+	for file, want := range map[string]string{before: "archived before", after: "archived after"} {
+		if got, err := rr.FetchWAL(ctx, file); err != nil || string(got) != want {
+			t.Fatalf("fetch %s after the rotation: %q %v", file, got, err)
+		}
+	}
+	if _, err := rr.FetchWAL(ctx, "000000010000000000000009"); err == nil || !strings.Contains(err.Error(), "forged") {
+		t.Fatalf("a WAL file archived with the old keys after the rotation: %v", err)
+	}
+	rep, err := rr.Reencrypt(ctx, ReencryptOptions{})
+	if err != nil || rep.WAL != 1 || len(rep.Retired) != 1 {
+		t.Fatalf("reencrypt: %+v %v", rep, err)
+	}
+	files, _, _ := rr.WALFiles(ctx)
+	for _, f := range files {
+		if f.Generation != 2 && f.File != "000000010000000000000009" {
+			t.Fatalf("%s is still of generation %d", f.Name(), f.Generation)
+		}
+	}
+	if got, err := open().FetchWAL(ctx, before); err != nil || string(got) != "archived before" {
+		t.Fatalf("fetch after re-encryption: %q %v", got, err)
+	}
+}
+
+// newLocalRepo initialises a repository in a temporary directory for one
+// operator, opened with the operator's identity.
+func newLocalRepo(t *testing.T) (storage.Backend, *age.X25519Identity, *Repo) {
+	t.Helper()
+	be, err := local.Open(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, _ := age.GenerateX25519Identity()
+	r, err := Init(context.Background(), be, InitOptions{Operators: []age.Recipient{op.Recipient()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return be, op, r
 }

@@ -121,8 +121,14 @@ func (r *Repo) PushWAL(ctx context.Context, file string, content []byte) (stored
 			return false, nil // archived already: PostgreSQL retried after a crash
 		}
 	}
-	if len(existing) > 0 {
-		return false, &WALConflictError{File: file, Existing: existing[0].Name()}
+	// An object of the current generation under another MAC holds other
+	// content. One of an earlier generation (archived before a key
+	// rotation) cannot be compared with the writer key: store this one
+	// beside it; readers prefer the current generation's.
+	for _, w := range existing {
+		if w.Generation == gen {
+			return false, &WALConflictError{File: file, Existing: w.Name()}
+		}
 	}
 	ct, err := encrypt(Compress(nil, content), r.wk.Recipient)
 	if err != nil {
@@ -194,6 +200,8 @@ func (r *Repo) FetchWAL(ctx context.Context, file string) ([]byte, error) {
 	if len(objs) == 0 {
 		return nil, fmt.Errorf("WAL file %s is not in the archive in %s: %w", file, r.be.Location(), storage.ErrNotFound)
 	}
+	// The current generation's copy first (see PushWAL).
+	sort.SliceStable(objs, func(i, j int) bool { return objs[i].Generation > objs[j].Generation })
 	var problems []string
 	for _, w := range objs {
 		content, err := r.readWAL(ctx, w)
@@ -226,6 +234,11 @@ func (r *Repo) readWAL(ctx context.Context, w WALObject) ([]byte, error) {
 	key, ok := r.walKey(w.Generation)
 	if !ok {
 		return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("stored with keys of generation %d, which this repository does not hold", w.Generation)}
+	}
+	// An earlier generation's MAC key may be held by someone since removed:
+	// only the objects the rotation listed count (see inventoryWAL).
+	if w.Generation != r.cfg.Gen() && (r.carried == nil || r.carried.objects[name] == nil) {
+		return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("stored with keys of generation %d after the rotation that replaced them: forged by someone who kept the old keys", w.Generation)}
 	}
 	ct, err := readBounded(ctx, r.be, name, MaxWALFile+MaxWALFile/64+1<<20)
 	if err != nil {
@@ -281,4 +294,72 @@ func (r *Repo) SummarizeWAL(ctx context.Context) (*WALSummary, error) {
 		}
 	}
 	return s, nil
+}
+
+// inventoryWAL adds the WAL objects to a rotation's carried list. Their
+// names are MACs under their own generation's key, which stays the key
+// that checks them; listing them freezes the set, so that whoever kept an
+// earlier generation's MAC key cannot add objects later. The value is an
+// empty list of hashes: a WAL object is authenticated by its name.
+func (r *Repo) inventoryWAL(ctx context.Context, objects map[string][]string) error {
+	files, _, err := r.WALFiles(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		objects[f.Name()] = []string{}
+	}
+	return nil
+}
+
+// walUnchanged fails if a WAL file was archived since inventoryWAL: it
+// would be stored with keys the rotation is replacing, and not listed.
+func (r *Repo) walUnchanged(ctx context.Context, objects map[string][]string) error {
+	files, _, err := r.WALFiles(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if _, ok := objects[f.Name()]; !ok {
+			return fmt.Errorf("key rotate: WAL file %s was archived while the rotation read the repository: nothing was changed; rotate again (a busy server archives often: rotate between two segments, or pause archiving)", f.File)
+		}
+	}
+	return nil
+}
+
+// reencryptWAL stores every WAL file of an earlier generation again under
+// the current one (its content checked against its old MAC first), then
+// deletes the old object. It returns how many it rewrote.
+func (r *Repo) reencryptWAL(ctx context.Context) (int, error) {
+	files, _, err := r.WALFiles(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range files {
+		if f.Generation == r.cfg.Gen() {
+			continue
+		}
+		content, err := r.readWAL(ctx, f)
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			if r.warn != nil {
+				r.warn(fmt.Errorf("left %s under the old keys: %w", f.Name(), err))
+			}
+			continue // not authentic: never stored again under the new keys
+		}
+		if err != nil {
+			return n, fmt.Errorf("key rotate --reencrypt: %w", err)
+		}
+		if _, err := r.PushWAL(ctx, f.File, content); err != nil {
+			return n, fmt.Errorf("key rotate --reencrypt: %w", err)
+		}
+		// Under Object Lock the old object stays until its retention ends;
+		// readers take the current generation's copy.
+		if err := r.be.Delete(ctx, f.Name()); err != nil && !isNotFound(err) && !errors.Is(err, storage.ErrLocked) {
+			return n, fmt.Errorf("key rotate --reencrypt: delete %s, stored again under the new keys: %w", f.Name(), err)
+		}
+		n++
+	}
+	return n, nil
 }
