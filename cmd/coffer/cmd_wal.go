@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/internal/atomicfile"
 	"github.com/coffer-backup/coffer/repository"
@@ -15,32 +17,73 @@ import (
 )
 
 func newWALPushCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "wal-push PATH",
+	var parallel int
+	cmd := &cobra.Command{
+		Use:   "wal-push [--parallel N] PATH",
 		Short: "Archive one WAL file (PostgreSQL's archive_command = 'coffer wal-push %p')",
 		Long: `wal-push stores the WAL file at PATH (relative to the data directory, as
 PostgreSQL passes %p) compressed and encrypted to the repository key. It needs
 the writer key only (COFFER_WRITER_KEY_FILE) and exits 0 only once the file is
 stored. Archiving a file again with the same content succeeds; a file archived
-before with other content is refused, so PostgreSQL keeps it and retries.`,
+before with other content is refused, so PostgreSQL keeps it and retries.
+
+With --parallel N, it also stores up to N-1 of the next files PostgreSQL has
+marked ready (pg_wal/archive_status/*.ready) at the same time, so that a busy
+server is not held back by one upload at a time; when PostgreSQL then asks for
+those, wal-push finds them stored and returns at once. Its exit status is that
+of PATH alone.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			file := filepath.Base(args[0])
 			if !repository.ValidWALName(file) {
 				return fmt.Errorf("wal-push: %q is not a WAL file PostgreSQL archives (archive_command = 'coffer wal-push %%p')", args[0])
 			}
-			content, err := readWALFile(args[0])
-			if err != nil {
-				return err
-			}
 			repo, err := g.openRepo(cmd.Context(), false)
 			if err != nil {
 				return err
 			}
-			_, err = repo.PushWAL(cmd.Context(), file, content)
+			ahead := readyAfter(args[0], parallel-1)
+			eg, ctx := errgroup.WithContext(cmd.Context())
+			for _, p := range ahead {
+				eg.Go(func() error {
+					// Best effort: PostgreSQL archives each of these itself.
+					if content, err := readWALFile(p); err == nil {
+						repo.PushWAL(ctx, filepath.Base(p), content)
+					}
+					return nil
+				})
+			}
+			content, err := readWALFile(args[0])
+			if err == nil {
+				_, err = repo.PushWAL(cmd.Context(), file, content)
+			}
+			eg.Wait()
 			return err
 		},
 	}
+	cmd.Flags().IntVar(&parallel, "parallel", 1, "store up to this many WAL files at once (the next ready ones ahead)")
+	return cmd
+}
+
+// readyAfter returns up to n WAL files that PostgreSQL marked ready for
+// archiving after the one at path, oldest first (paths beside path).
+func readyAfter(path string, n int) []string {
+	if n <= 0 {
+		return nil
+	}
+	dir, file := filepath.Dir(path), filepath.Base(path)
+	ready, _ := filepath.Glob(filepath.Join(dir, "archive_status", "*.ready"))
+	var out []string
+	for _, r := range ready { // Glob sorts
+		name := strings.TrimSuffix(filepath.Base(r), ".ready")
+		if name > file && repository.ValidWALName(name) && !strings.HasSuffix(name, ".partial") {
+			out = append(out, filepath.Join(dir, name))
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	return out
 }
 
 // readWALFile reads a WAL file PostgreSQL hands to archive_command, refusing

@@ -27,6 +27,7 @@ type walCluster struct {
 	as             []string // the command prefix that runs as the cluster's user
 	owner          *user.User
 	killFirst      bool // kill -9 the first wal-push while it runs
+	pushArgs       string // extra wal-push arguments
 }
 
 // newWALCluster makes the cluster's directory; start starts the cluster
@@ -86,7 +87,7 @@ func (w *walCluster) start(c *cli) {
 		// The first archiving attempt is killed with SIGKILL while it runs.
 		script += fmt.Sprintf("if [ ! -e %[1]s/killed ]; then : > %[1]s/killed; %[1]s/coffer wal-push \"$1\" & p=$!; sleep 0.05; kill -9 $p; wait $p; exit 1; fi\n", w.dir)
 	}
-	script += fmt.Sprintf("exec %s/coffer wal-push \"$1\"\n", w.dir)
+	script += fmt.Sprintf("exec %s/coffer wal-push %s \"$1\"\n", w.dir, w.pushArgs)
 	if err := os.WriteFile(filepath.Join(w.dir, "wal-push.sh"), []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -203,11 +204,12 @@ func (w *walCluster) waitArchived(segment string) {
 // key only, and `coffer wal-fetch` gives back exactly the server's bytes.
 func TestWALArchiveCommand(t *testing.T) {
 	w := newWALCluster(t)
+	w.pushArgs = "--parallel 3"
 	c := newCLI(t, filepath.Join(w.dir, "repo"))
 	c.init()
 	w.start(c)
 	var segs []string
-	for i := range 3 {
+	for i := range 6 {
 		w.sql(fmt.Sprintf("CREATE TABLE IF NOT EXISTS t (n int); INSERT INTO t SELECT generate_series(1, 1000) + %d", i*1000))
 		segs = append(segs, w.sql("SELECT pg_walfile_name(pg_current_wal_lsn())"))
 		w.sql("SELECT pg_switch_wal()")
