@@ -38,20 +38,25 @@ const setAsideSuffix = ".from-backup"
 // of empty ones).
 const maxEntries = 10_000_000
 
+// Prepare makes dir, which must be empty or not exist, ready for Extract
+// (mode 0700). A directory that holds anything is refused untouched.
+func Prepare(dir string) error {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return fmt.Errorf("restore --pgdata %s: it is not empty: give a new or empty directory (coffer never writes over a data directory)", dir)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore --pgdata: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("restore --pgdata: %w", err)
+	}
+	return os.Chmod(dir, 0o700)
+}
+
 // Extract writes the tar stream r into dir, which must be empty or not
 // exist. It returns the number of files written.
 func Extract(r io.Reader, dir string) (int, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, fmt.Errorf("restore --pgdata: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return 0, fmt.Errorf("restore --pgdata: %w", err)
-	}
-	if ents, err := os.ReadDir(dir); err != nil || len(ents) > 0 {
-		if err == nil {
-			err = errors.New("it is not empty")
-		}
-		return 0, fmt.Errorf("restore --pgdata %s: %v: give a new or empty directory (coffer never writes over a data directory)", dir, err)
+	if err := Prepare(dir); err != nil {
+		return 0, err
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {

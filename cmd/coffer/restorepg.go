@@ -81,6 +81,9 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	if snap.Physical == nil {
 		return fmt.Errorf("restore: snapshot %s is a %s backup, not a physical base backup: --pgdata restores those (`coffer backup --physical`); load this one with --to", snap.ID().Short(), termsafe.String(snap.Engine))
 	}
+	if err := pitr.Prepare(o.dir); err != nil {
+		return err
+	}
 	start := time.Now()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
