@@ -29,6 +29,15 @@ type Options struct {
 	Jobs       int    // parallel load jobs
 	Assertions []Assertion
 
+	// PITR drills point-in-time recovery of PostgreSQL: the newest
+	// physical base backup of the source (taken before TargetTime, if
+	// set) and the WAL archive, recovered into an ephemeral server to
+	// TargetTime or to the end of the archive (see pitr.go).
+	PITR       bool
+	TargetTime time.Time
+	Superuser  string // PITR: the backed-up cluster's superuser (initdb's); default postgres
+	Database   string // PITR: the database the assertions run in; default postgres
+
 	// StateDir is where markers of running drills live (see Cleanup): a
 	// directory of ours with mode 0700 (EnsureStateDir), never a shared
 	// one; "" keeps no markers.
@@ -53,7 +62,16 @@ func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, err
 	if opts.Snapshot == "" {
 		opts.Snapshot = "latest"
 	}
-	snaps, history, damaged, err := choose(ctx, repo, opts)
+	var snaps, history []*repository.Snapshot
+	var damaged []string
+	var err error
+	if opts.PITR {
+		var snap *repository.Snapshot
+		snap, damaged, err = choosePITR(ctx, repo, opts)
+		snaps = []*repository.Snapshot{snap}
+	} else {
+		snaps, history, damaged, err = choose(ctx, repo, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +87,13 @@ func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, err
 	}
 	rep.Warnings = cleaned.Ignored
 	for i, s := range snaps {
-		run := drillOne(ctx, repo, s, history, fmt.Sprintf("%s_%d", rep.ID, i), opts)
+		name := fmt.Sprintf("%s_%d", rep.ID, i)
+		var run SnapshotRun
+		if opts.PITR {
+			run = drillPITR(ctx, repo, s, name, opts)
+		} else {
+			run = drillOne(ctx, repo, s, history, name, opts)
+		}
 		rep.Runs = append(rep.Runs, run)
 		rep.Passed = rep.Passed && run.Passed
 		if ctx.Err() != nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/coffer-backup/coffer/storage"
 )
@@ -44,6 +45,9 @@ type WALObject struct {
 	Generation int    // of the keys that stored it
 	ID         ID
 	Size       int64 // of the stored object
+	// Stored is when the storage last modified the object (its clock,
+	// not ours): from WALFiles, for the archive's age.
+	Stored time.Time
 }
 
 // Name returns the object's name.
@@ -163,7 +167,7 @@ func (r *Repo) WALFiles(ctx context.Context) ([]WALObject, []string, error) {
 			foreign = append(foreign, fi.Name)
 			return nil
 		}
-		w.Size = fi.Size
+		w.Size, w.Stored = fi.Size, fi.ModTime
 		out = append(out, w)
 		return nil
 	})
