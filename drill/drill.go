@@ -120,14 +120,8 @@ func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*reposi
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	all, err := repo.Snapshots(ctx)
-	var de *repository.DamagedError
-	var damaged []string
-	if errors.As(err, &de) {
-		for _, e := range de.Errs {
-			damaged = append(damaged, e.Error())
-		}
-	} else if err != nil {
+	all, damaged, err := snapshots(ctx, repo)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	var history, older []*repository.Snapshot
@@ -146,6 +140,22 @@ func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*reposi
 	}
 	sort.SliceStable(picked[1:], func(i, j int) bool { return picked[1+i].Time.After(picked[1+j].Time) })
 	return picked, history, damaged, nil
+}
+
+// snapshots lists the repository's snapshots, and the snapshot objects
+// that could not be read.
+func snapshots(ctx context.Context, repo *repository.Repo) ([]*repository.Snapshot, []string, error) {
+	all, err := repo.Snapshots(ctx)
+	var de *repository.DamagedError
+	var damaged []string
+	if errors.As(err, &de) {
+		for _, e := range de.Errs {
+			damaged = append(damaged, e.Error())
+		}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return all, damaged, nil
 }
 
 // rpo measures the snapshot's age and the gap between the source's two

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -45,14 +44,8 @@ func choosePITR(ctx context.Context, repo *repository.Repo, opts Options) (*repo
 	if opts.Sample > 0 || opts.Scratch != "" {
 		return nil, nil, errors.New("drill --pitr restores one base backup into an ephemeral server: --sample and --scratch do not apply")
 	}
-	all, err := repo.Snapshots(ctx)
-	var de *repository.DamagedError
-	var damaged []string
-	if errors.As(err, &de) {
-		for _, e := range de.Errs {
-			damaged = append(damaged, e.Error())
-		}
-	} else if err != nil {
+	all, damaged, err := snapshots(ctx, repo)
+	if err != nil {
 		return nil, nil, err
 	}
 	var snap *repository.Snapshot
@@ -102,19 +95,9 @@ type pitrRun struct {
 func drillPITR(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, name string, opts Options) (run SnapshotRun) {
 	run = SnapshotRun{Snapshot: snap.ID().String(), Source: snap.Source, Engine: snap.Engine, SnapshotAt: snap.Time, Size: snap.Size}
 	r := &runner{run: &run, opts: opts}
-	defer func() {
-		run.Passed = len(run.Checks) > 0
-		for _, c := range run.Checks {
-			run.Passed = run.Passed && c.Passed
-		}
-	}()
-	dir := filepath.Join(tempDir(opts.TempDir), workPrefix+name)
-	m := &marker{ID: name, PID: os.Getpid(), Started: opts.Now().UTC(), Dir: dir}
-	if err := m.save(opts.StateDir); !r.must("scratch", err) {
-		return run
-	}
-	if err := os.Mkdir(dir, 0o700); !r.must("scratch", err) {
-		m.remove(opts.StateDir)
+	defer r.verdict()
+	dir, m, ok := r.begin(name)
+	if !ok {
 		return run
 	}
 	srv, err := pgephemeral.Prepare(ctx, pgephemeral.Options{Dir: tempDir(opts.TempDir), Created: func(d string) error {

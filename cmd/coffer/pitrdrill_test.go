@@ -70,11 +70,11 @@ func (rep pitrDrillReport) check(t *testing.T, name string) (bool, string) {
 	return false, ""
 }
 
-// walObjects lists the WAL archive of a local repository.
-func walObjects(t *testing.T, repo string) []string {
+// filesUnder lists the objects under dir/ of a local repository.
+func filesUnder(t *testing.T, repo, dir string) []string {
 	t.Helper()
 	var out []string
-	filepath.WalkDir(filepath.Join(repo, "wal"), func(p string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(repo, dir), func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			rel, _ := filepath.Rel(repo, p)
 			out = append(out, filepath.ToSlash(rel))
@@ -82,6 +82,24 @@ func walObjects(t *testing.T, repo string) []string {
 		return nil
 	})
 	return out
+}
+
+// walObjects lists the WAL archive of a local repository.
+func walObjects(t *testing.T, repo string) []string { return filesUnder(t, repo, "wal") }
+
+// damagedDrill flips a bit of the object at path, drills, puts the object
+// back, and returns the detail of the named check, which must have failed
+// the drill.
+func damagedDrill(t *testing.T, c *cli, tmp, path, check string, args ...string) string {
+	t.Helper()
+	orig := flipByte(t, path)
+	defer os.WriteFile(path, orig, 0o600)
+	code, out, rep := pitrDrill(t, c, tmp, args...)
+	ok, detail := rep.check(t, check)
+	if code != 1 || ok {
+		t.Fatalf("drill --pitr with %s damaged: exit %d, check %s passed %v\n%s", path, code, check, ok, out)
+	}
+	return detail
 }
 
 func walObjectOf(t *testing.T, repo, segment string) string {
@@ -193,52 +211,25 @@ func TestPITRDrill(t *testing.T) {
 	})
 
 	t.Run("altered WAL object", func(t *testing.T) {
-		obj := filepath.Join(repo, walObjectOf(t, repo, segs[0]))
-		orig := flipByte(t, obj)
-		defer os.WriteFile(obj, orig, 0o600)
-		code, out, rep := pitrDrill(t, c, tmp, "--target-time", mid)
-		if code != 1 {
-			t.Fatalf("drill --pitr with an altered WAL object: exit %d\n%s", code, out)
-		}
-		ok, detail := rep.check(t, "wal segments")
-		if ok {
-			t.Fatalf("the WAL segments check passed with %s altered", obj)
-		}
-		rel, _ := filepath.Rel(repo, obj)
-		mustContain(t, "wal segments", detail, filepath.ToSlash(rel))
+		obj := walObjectOf(t, repo, segs[0])
+		detail := damagedDrill(t, c, tmp, filepath.Join(repo, obj), "wal segments", "--target-time", mid)
+		mustContain(t, "wal segments", detail, obj)
 	})
 
 	t.Run("damaged base backup", func(t *testing.T) {
-		var packs []string
-		filepath.WalkDir(filepath.Join(repo, "data"), func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				packs = append(packs, p)
-			}
-			return nil
-		})
+		packs := filesUnder(t, repo, "data")
 		if len(packs) == 0 {
 			t.Fatal("no packs in the repository")
 		}
 		// The largest pack: the base backup's data files.
-		largest := packs[0]
+		largest, size := "", int64(-1)
 		for _, p := range packs {
-			a, _ := os.Stat(p)
-			b, _ := os.Stat(largest)
-			if a.Size() > b.Size() {
-				largest = p
+			if fi, err := os.Stat(filepath.Join(repo, p)); err == nil && fi.Size() > size {
+				largest, size = p, fi.Size()
 			}
 		}
-		orig := flipByte(t, largest)
-		defer os.WriteFile(largest, orig, 0o600)
-		code, out, rep := pitrDrill(t, c, tmp, "--target-time", mid)
-		if code != 1 {
-			t.Fatalf("drill --pitr with a damaged pack: exit %d\n%s", code, out)
-		}
-		ok, detail := rep.check(t, "chunks and stream digest")
-		if ok {
-			t.Fatalf("the chunks check passed with %s damaged", largest)
-		}
-		mustContain(t, "chunks and stream digest", detail, filepath.Base(largest))
+		detail := damagedDrill(t, c, tmp, filepath.Join(repo, largest), "chunks and stream digest", "--target-time", mid)
+		mustContain(t, "chunks and stream digest", detail, largest)
 	})
 
 	noNewThrowawayUsers(t, tmp, before)

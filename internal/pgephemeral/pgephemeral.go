@@ -392,7 +392,17 @@ func (s *Server) configure() error {
 		// Shared memory in the data directory rather than /dev/shm, so
 		// that not even a killed server leaves customer data outside Dir.
 		"dynamic_shared_memory_type = mmap\n"
-	f, err := os.OpenFile(filepath.Join(s.dataDir(), "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err := appendConf(s.dataDir(), conf); err != nil {
+		return err
+	}
+	hba := "# coffer ephemeral server: the password, over the private socket, and nothing else\n" +
+		"local all all scram-sha-256\n"
+	return os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hba), 0o600)
+}
+
+// appendConf appends conf to the postgresql.conf of data directory data.
+func appendConf(data, conf string) error {
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -400,12 +410,7 @@ func (s *Server) configure() error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	hba := "# coffer ephemeral server: the password, over the private socket, and nothing else\n" +
-		"local all all scram-sha-256\n"
-	return os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hba), 0o600)
+	return f.Close()
 }
 
 // ConnConfig is the configuration of a connection as the superuser, with

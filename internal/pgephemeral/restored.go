@@ -167,15 +167,7 @@ func (s *Server) configureRestored() error {
 		"synchronous_commit = off\n" +
 		"max_wal_senders = 0\n" +
 		"dynamic_shared_memory_type = mmap\n"
-	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		return err
-	}
-	if _, err := f.WriteString(conf); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := appendConf(data, conf); err != nil {
 		return err
 	}
 	me := currentUserName()
