@@ -24,7 +24,7 @@
 // A server's directory is laid out as
 //
 //	pgephemeral-NNN/          0700, owned by the server's user
-//	  data/                   the cluster (initdb -D)
+//	  data/                   the cluster (initdb -D), or one coffer restored (Prepare, Recover)
 //	  postgres.log            initdb's and the server's output
 //	  .s.PGSQL.PORT           the server's Unix socket (PORT only names it)
 package pgephemeral
