@@ -234,7 +234,8 @@ func (s *Server) peerConfig(db string) (*pgx.ConnConfig, error) {
 	cfg.Database = db
 	cfg.ConnectTimeout = 10 * time.Second
 	for k, v := range map[string]string{"session_preload_libraries": "", "local_preload_libraries": "",
-		"search_path": "pg_catalog, pg_temp", "default_transaction_read_only": "off", "statement_timeout": "0"} {
+		"search_path": "pg_catalog, pg_temp", "default_transaction_read_only": "off", "statement_timeout": "0",
+		"log_statement": "none", "log_min_duration_statement": "-1"} { // the password is set on this connection
 		cfg.RuntimeParams[k] = v
 	}
 	return cfg, nil

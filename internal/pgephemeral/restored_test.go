@@ -14,7 +14,8 @@ import (
 // TestRecoverHostileDataDirectory starts a server on a data directory
 // that is not coffer's: a cluster whose own configuration trusts every
 // local and loopback login, listens on TCP, preloads a library that does
-// not exist, and whose database loads another at every login. Recover
+// not exist, whose database loads another at every login, and whose
+// superuser's statements are logged. Recover
 // replays it (archive recovery to the end of its WAL) and must leave the
 // same server Start makes: no TCP listener, the 0700 socket directory, no
 // login without the password, none of the cluster's own settings.
@@ -41,7 +42,7 @@ func TestRecoverHostileDataDirectory(t *testing.T) {
 	}
 	data := s.DataDir()
 	run("", "initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
-	run("ALTER DATABASE postgres SET session_preload_libraries = 'coffer_no_such_library'\n", "postgres", "--single", "-D", data, "-c", "fsync=off", "postgres")
+	run("ALTER DATABASE postgres SET session_preload_libraries = 'coffer_no_such_library'\nALTER ROLE postgres SET log_statement = 'all'\n", "postgres", "--single", "-D", data, "-c", "fsync=off", "postgres")
 	tcpPort, err := freePort()
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +64,9 @@ func TestRecoverHostileDataDirectory(t *testing.T) {
 	f.Close()
 	if err := s.Recover(ctx, "postgres"); err != nil {
 		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(s.logPath()); strings.Contains(string(b), s.Password) {
+		t.Error("the superuser's password is in the server's log")
 	}
 	for _, port := range []int{tcpPort, s.Port} {
 		if listening(port) {
