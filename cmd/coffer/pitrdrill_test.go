@@ -181,6 +181,13 @@ func TestPITRDrill(t *testing.T) {
 		if counts["postgres.public.orders"] != 1000 {
 			t.Errorf("row counts: %v, want postgres.public.orders 1000", counts)
 		}
+		// Writers read the stored record's summary: check names and verdicts,
+		// never a table's name.
+		summary := c.without("COFFER_IDENTITY_FILE").ok(nil, "drills", "--json")
+		mustContain(t, "drills --json", summary, `"wal chain"`, `"pg_amcheck"`, `"row counts"`)
+		if strings.Contains(summary, "orders") || strings.Contains(summary, "batches 1 and 2") {
+			t.Errorf("the stored summary names a table or an assertion:\n%s", summary)
+		}
 		if got := walObjects(t, repo); len(got) != len(archived) {
 			t.Errorf("the WAL archive changed during the drill: the restored server archived with the backup's archive_command?\nbefore %v\nafter  %v", archived, got)
 		}
