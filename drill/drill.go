@@ -2,7 +2,9 @@
 // database, checks every chunk, the stream, the load, every table's row
 // count and digest and the user's assertions, times each phase (RTO),
 // measures the snapshot's age (RPO), reports, and drops the scratch copy,
-// also after a failure or, through markers, after being killed.
+// also after a failure or, through markers, after being killed. With
+// Options.PITR it drills point-in-time recovery instead: a physical base
+// backup and the WAL archive, recovered in an ephemeral server (pitr.go).
 package drill
 
 import (
