@@ -2,7 +2,9 @@
 // database, checks every chunk, the stream, the load, every table's row
 // count and digest and the user's assertions, times each phase (RTO),
 // measures the snapshot's age (RPO), reports, and drops the scratch copy,
-// also after a failure or, through markers, after being killed.
+// also after a failure or, through markers, after being killed. With
+// Options.PITR it drills point-in-time recovery instead: a physical base
+// backup and the WAL archive, recovered in an ephemeral server (pitr.go).
 package drill
 
 import (
@@ -29,6 +31,15 @@ type Options struct {
 	Jobs       int    // parallel load jobs
 	Assertions []Assertion
 
+	// PITR drills point-in-time recovery of PostgreSQL: the newest
+	// physical base backup of the source (taken before TargetTime, if
+	// set) and the WAL archive, recovered into an ephemeral server to
+	// TargetTime or to the end of the archive (see pitr.go).
+	PITR       bool
+	TargetTime time.Time
+	Superuser  string // PITR: the backed-up cluster's superuser (initdb's); default postgres
+	Database   string // PITR: the database the assertions run in; default postgres
+
 	// StateDir is where markers of running drills live (see Cleanup): a
 	// directory of ours with mode 0700 (EnsureStateDir), never a shared
 	// one; "" keeps no markers.
@@ -53,7 +64,16 @@ func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, err
 	if opts.Snapshot == "" {
 		opts.Snapshot = "latest"
 	}
-	snaps, history, damaged, err := choose(ctx, repo, opts)
+	var snaps, history []*repository.Snapshot
+	var damaged []string
+	var err error
+	if opts.PITR {
+		var snap *repository.Snapshot
+		snap, damaged, err = choosePITR(ctx, repo, opts)
+		snaps = []*repository.Snapshot{snap}
+	} else {
+		snaps, history, damaged, err = choose(ctx, repo, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +89,13 @@ func Run(ctx context.Context, repo *repository.Repo, opts Options) (*Report, err
 	}
 	rep.Warnings = cleaned.Ignored
 	for i, s := range snaps {
-		run := drillOne(ctx, repo, s, history, fmt.Sprintf("%s_%d", rep.ID, i), opts)
+		name := fmt.Sprintf("%s_%d", rep.ID, i)
+		var run SnapshotRun
+		if opts.PITR {
+			run = drillPITR(ctx, repo, s, name, opts)
+		} else {
+			run = drillOne(ctx, repo, s, history, name, opts)
+		}
 		rep.Runs = append(rep.Runs, run)
 		rep.Passed = rep.Passed && run.Passed
 		if ctx.Err() != nil {
@@ -96,14 +122,8 @@ func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*reposi
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	all, err := repo.Snapshots(ctx)
-	var de *repository.DamagedError
-	var damaged []string
-	if errors.As(err, &de) {
-		for _, e := range de.Errs {
-			damaged = append(damaged, e.Error())
-		}
-	} else if err != nil {
+	all, damaged, err := snapshots(ctx, repo)
+	if err != nil {
 		return nil, nil, nil, err
 	}
 	var history, older []*repository.Snapshot
@@ -122,6 +142,22 @@ func choose(ctx context.Context, repo *repository.Repo, opts Options) ([]*reposi
 	}
 	sort.SliceStable(picked[1:], func(i, j int) bool { return picked[1+i].Time.After(picked[1+j].Time) })
 	return picked, history, damaged, nil
+}
+
+// snapshots lists the repository's snapshots, and the snapshot objects
+// that could not be read.
+func snapshots(ctx context.Context, repo *repository.Repo) ([]*repository.Snapshot, []string, error) {
+	all, err := repo.Snapshots(ctx)
+	var de *repository.DamagedError
+	var damaged []string
+	if errors.As(err, &de) {
+		for _, e := range de.Errs {
+			damaged = append(damaged, e.Error())
+		}
+	} else if err != nil {
+		return nil, nil, err
+	}
+	return all, damaged, nil
 }
 
 // rpo measures the snapshot's age and the gap between the source's two

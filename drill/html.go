@@ -343,7 +343,7 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; }
     <thead><tr><th>Table</th><th class="num">Rows expected</th><th class="num">Rows restored</th><th>Verdict</th></tr></thead>
     <tbody>
     {{- range .Tables}}
-    <tr{{if not .Match}} class="mismatch"{{end}}><td class="mono">{{.Table}}</td><td class="num">{{count .WantRows}}</td><td class="num">{{count .GotRows}}</td><td>{{if .Match}}<span class="ok">✓ match</span>{{else}}<span class="bad">✗ {{or .Reason "differs"}}</span>{{end}}</td></tr>
+    <tr{{if not .Match}} class="mismatch"{{end}}><td class="mono">{{.Table}}</td><td class="num">{{if lt .WantRows 0}}—{{else}}{{count .WantRows}}{{end}}</td><td class="num">{{count .GotRows}}</td><td>{{if lt .WantRows 0}}{{.Reason}}{{else if .Match}}<span class="ok">✓ match</span>{{else}}<span class="bad">✗ {{or .Reason "differs"}}</span>{{end}}</td></tr>
     {{- end}}
     </tbody>
   </table>

@@ -52,26 +52,38 @@ func (r *runner) phase(name string, fn func() error) error {
 	return err
 }
 
+// verdict sets the run's verdict: passed when it has checks and all
+// passed.
+func (r *runner) verdict() {
+	r.run.Passed = len(r.run.Checks) > 0
+	for _, c := range r.run.Checks {
+		r.run.Passed = r.run.Passed && c.Passed
+	}
+}
+
+// begin saves the run's marker and makes its work directory. The marker
+// comes first, and names each resource before it exists: a drill killed
+// at any point leaves nothing that cleanup does not know of.
+func (r *runner) begin(name string) (string, *marker, bool) {
+	dir := filepath.Join(tempDir(r.opts.TempDir), workPrefix+name)
+	m := &marker{ID: name, PID: os.Getpid(), Started: r.opts.Now().UTC(), Dir: dir}
+	if err := m.save(r.opts.StateDir); !r.must("scratch", err) {
+		return "", nil, false
+	}
+	if err := os.Mkdir(dir, 0o700); !r.must("scratch", err) {
+		m.remove(r.opts.StateDir)
+		return "", nil, false
+	}
+	return dir, m, true
+}
+
 func drillOne(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, history []*repository.Snapshot, name string, opts Options) (run SnapshotRun) {
 	run = SnapshotRun{Snapshot: snap.ID().String(), Source: snap.Source, Engine: snap.Engine, SnapshotAt: snap.Time,
 		Size: snap.Size, RPO: rpo(snap, history, opts.Now())}
 	r := &runner{run: &run, opts: opts}
-	defer func() {
-		run.Passed = len(run.Checks) > 0
-		for _, c := range run.Checks {
-			run.Passed = run.Passed && c.Passed
-		}
-	}()
-	// The marker comes first, and names each resource before it exists:
-	// a drill killed at any point leaves nothing that cleanup does not
-	// know of.
-	dir := filepath.Join(tempDir(opts.TempDir), workPrefix+name)
-	m := &marker{ID: name, PID: os.Getpid(), Started: opts.Now().UTC(), Dir: dir}
-	if err := m.save(opts.StateDir); !r.must("scratch", err) {
-		return run
-	}
-	if err := os.Mkdir(dir, 0o700); !r.must("scratch", err) {
-		m.remove(opts.StateDir)
+	defer r.verdict()
+	dir, m, ok := r.begin(name)
+	if !ok {
 		return run
 	}
 	sc, stop, err := prepareScratch(ctx, snap.Engine, dir, scratchPrefix+name, opts, m)

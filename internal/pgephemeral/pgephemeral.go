@@ -24,7 +24,7 @@
 // A server's directory is laid out as
 //
 //	pgephemeral-NNN/          0700, owned by the server's user
-//	  data/                   the cluster (initdb -D)
+//	  data/                   the cluster (initdb -D), or one coffer restored (Prepare, Recover)
 //	  postgres.log            initdb's and the server's output
 //	  .s.PGSQL.PORT           the server's Unix socket (PORT only names it)
 package pgephemeral
@@ -162,6 +162,7 @@ type Server struct {
 	User     string // the system user the server runs as
 
 	binDir  string
+	role    string   // the superuser clients log in as
 	acct    *account // the throwaway user, or nil: run as ourselves
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when the postmaster has exited
@@ -196,14 +197,27 @@ func (e *Error) Unwrap() error { return e.Err }
 // must Stop the server; if the caller dies first, Remove(Server.Dir) and
 // Sweep clean up.
 func Start(ctx context.Context, opts Options) (*Server, error) {
+	s, fail, err := prepare(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.start(ctx); err != nil {
+		return fail(err)
+	}
+	return s, nil
+}
+
+// prepare makes the server's private directory and, as root, its user;
+// fail undoes that and returns err.
+func prepare(ctx context.Context, opts Options) (*Server, func(error) (*Server, error), error) {
 	binDir := opts.BinDir
 	if binDir == "" {
 		var err error
 		if binDir, err = Available(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else if err := checkBinDir(binDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	parent := opts.Dir
 	if parent == "" {
@@ -211,19 +225,19 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 	parent, err := filepath.Abs(parent)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	asRoot := os.Geteuid() == 0
 	if asRoot {
 		if err := checkReachable(parent); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	dir, err := os.MkdirTemp(parent, dirPrefix) // mode 0700
 	if err != nil {
-		return nil, fmt.Errorf("ephemeral PostgreSQL: %w", err)
+		return nil, nil, fmt.Errorf("ephemeral PostgreSQL: %w", err)
 	}
-	s := &Server{Dir: dir, binDir: binDir, User: currentUser()}
+	s := &Server{Dir: dir, binDir: binDir, User: currentUser(), role: superuser}
 	fail := func(err error) (*Server, error) {
 		// The directory may already hold a cluster and a running server.
 		cleanup, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
@@ -231,9 +245,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.signal()
 		return nil, errors.Join(err, remove(cleanup, dir, s.pid(), s.acct))
 	}
+	fail2 := func(err error) (*Server, func(error) (*Server, error), error) {
+		_, err = fail(err)
+		return nil, nil, err
+	}
 	if opts.Created != nil {
 		if err := opts.Created(dir); err != nil {
-			return fail(err)
+			return fail2(err)
 		}
 	}
 	if asRoot {
@@ -241,17 +259,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		// not run as a user that can read the identity or the operator's
 		// files, nor as the shared postgres user.
 		if s.acct, err = createUser(ctx, dir); err != nil {
-			return fail(fmt.Errorf("ephemeral PostgreSQL: %w", err))
+			return fail2(fmt.Errorf("ephemeral PostgreSQL: %w", err))
 		}
 		s.User = s.acct.name
 		if err := os.Chown(dir, int(s.acct.uid), int(s.acct.gid)); err != nil {
-			return fail(s.fail("give the directory to user "+s.acct.name, err))
+			return fail2(s.fail("give the directory to user "+s.acct.name, err))
 		}
 	}
-	if err := s.start(ctx); err != nil {
-		return fail(err)
-	}
-	return s, nil
+	return s, fail, nil
 }
 
 func (s *Server) dataDir() string { return filepath.Join(s.Dir, "data") }
@@ -283,10 +298,26 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.configure(); err != nil {
 		return s.fail("configure", err)
 	}
+	s.setDSN("postgres")
+	if err := s.launch(log); err != nil {
+		return err
+	}
+	if err := s.waitReady(ctx); err != nil {
+		return s.fail("connect", err)
+	}
+	return nil
+}
+
+// setDSN sets DSN to the superuser's address of database db.
+func (s *Server) setDSN(db string) {
 	host := strings.ReplaceAll(url.QueryEscape(s.Dir), "%2F", "/")
-	s.DSN = fmt.Sprintf("postgres://%s@/postgres?host=%s&port=%d", superuser, host, s.Port)
-	// postgres itself, not pg_ctl: it is then our child, in its own
-	// process group, killed by the kernel if coffer dies.
+	s.DSN = fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d", url.PathEscape(s.role), url.PathEscape(db), host, s.Port)
+}
+
+// launch starts the postmaster: postgres itself, not pg_ctl, so that it
+// is our child, in its own process group, killed by the kernel if coffer
+// dies.
+func (s *Server) launch(log *os.File) error {
 	s.cmd = s.command(context.Background(), "postgres", "-D", s.dataDir())
 	s.cmd.Stdout, s.cmd.Stderr = log, log
 	if err := s.cmd.Start(); err != nil {
@@ -294,9 +325,6 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.exited = make(chan struct{})
 	go func() { s.cmd.Wait(); close(s.exited) }()
-	if err := s.waitReady(ctx); err != nil {
-		return s.fail("connect", err)
-	}
 	return nil
 }
 
@@ -364,7 +392,17 @@ func (s *Server) configure() error {
 		// Shared memory in the data directory rather than /dev/shm, so
 		// that not even a killed server leaves customer data outside Dir.
 		"dynamic_shared_memory_type = mmap\n"
-	f, err := os.OpenFile(filepath.Join(s.dataDir(), "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err := appendConf(s.dataDir(), conf); err != nil {
+		return err
+	}
+	hba := "# coffer ephemeral server: the password, over the private socket, and nothing else\n" +
+		"local all all scram-sha-256\n"
+	return os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hba), 0o600)
+}
+
+// appendConf appends conf to the postgresql.conf of data directory data.
+func appendConf(data, conf string) error {
+	f, err := os.OpenFile(filepath.Join(data, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return err
 	}
@@ -372,12 +410,7 @@ func (s *Server) configure() error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	hba := "# coffer ephemeral server: the password, over the private socket, and nothing else\n" +
-		"local all all scram-sha-256\n"
-	return os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hba), 0o600)
+	return f.Close()
 }
 
 // ConnConfig is the configuration of a connection as the superuser, with
@@ -398,7 +431,7 @@ func (s *Server) ConnConfig(db string) (*pgx.ConnConfig, error) {
 // (command.Env with PGPASSWORD, PGHOST, PGPORT and PGUSER), plus extra.
 func (s *Server) Env(extra ...string) []string {
 	return command.Env(nil, append([]string{"PGPASSWORD=" + s.Password, "PGHOST=" + s.Dir,
-		"PGPORT=" + strconv.Itoa(s.Port), "PGUSER=" + superuser}, extra...)...)
+		"PGPORT=" + strconv.Itoa(s.Port), "PGUSER=" + s.role}, extra...)...)
 }
 
 func (s *Server) waitReady(ctx context.Context) error {

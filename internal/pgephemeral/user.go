@@ -238,6 +238,9 @@ func Sweep(ctx context.Context) ([]Swept, error) {
 	}
 	for _, g := range orphanGroups(users) {
 		if err := runAdmin(ctx, "groupdel", g); err != nil {
+			if _, gerr := user.LookupGroup(g); gerr != nil {
+				continue // deleted meanwhile, by the process whose user it was
+			}
 			errs = append(errs, fmt.Errorf("delete the group %s of a throwaway user that is gone: %w", g, err))
 			continue
 		}
