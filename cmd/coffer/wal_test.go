@@ -26,7 +26,7 @@ type walCluster struct {
 	port           int
 	as             []string // the command prefix that runs as the cluster's user
 	owner          *user.User
-	killFirst      bool // kill -9 the first wal-push while it runs
+	killFirst      bool   // kill -9 the first wal-push while it runs
 	pushArgs       string // extra wal-push arguments
 }
 
