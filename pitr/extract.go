@@ -96,6 +96,15 @@ func Extract(r io.Reader, dir string) (int, error) {
 			if path.Dir(name) == "." && configFiles[name] {
 				name += setAsideSuffix
 			}
+			if name == "tablespace_map" {
+				// Recovery makes each line a symbolic link in pg_tblspc to
+				// the path it names: a way out of the data directory.
+				if err := emptyMap(tr, h.Size); err != nil {
+					return files, err
+				}
+				files++
+				continue
+			}
 			if err := writeFile(root, name, tr, h.Size); err != nil {
 				return files, err
 			}
@@ -125,4 +134,16 @@ func writeFile(root *os.Root, name string, r io.Reader, size int64) error {
 		return fmt.Errorf("the base backup's file %q: %w", name, err)
 	}
 	return f.Close()
+}
+
+// emptyMap refuses a tablespace_map that names any tablespace.
+func emptyMap(r io.Reader, size int64) error {
+	b, err := io.ReadAll(io.LimitReader(r, min(size, 1<<20)))
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(string(b)) != "" || size > 1<<20 {
+		return errors.New("the base backup's tablespace_map names tablespaces: recovery would link them to paths outside the data directory; base backups of several tablespaces are not supported")
+	}
+	return nil
 }

@@ -87,6 +87,7 @@ func TestHostileBaseBackup(t *testing.T) {
 		"fifo":              {{name: "fifo", typ: tar.TypeFifo}},
 		"twice":             {{name: "PG_VERSION", typ: tar.TypeReg, body: "15"}, {name: "PG_VERSION", typ: tar.TypeReg, body: "16"}},
 		"backslash":         {{name: `..\canary`, typ: tar.TypeReg, body: "x"}},
+		"tablespace map":    {{name: "tablespace_map", typ: tar.TypeReg, body: "16390 " + outside + "\n"}},
 	}
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
