@@ -85,7 +85,7 @@ type pitrRun struct {
 	repo *repository.Repo
 	snap *repository.Snapshot
 	srv  *pgephemeral.Server
-	seg  segments
+	seg  repository.WALSegments
 
 	archive  map[string]bool // segment files in the archive
 	newest   *repository.WALObject
@@ -117,7 +117,7 @@ func drillPITR(ctx context.Context, repo *repository.Repo, snap *repository.Snap
 		}
 		r.check("scratch removed", err, "the ephemeral server, its data directory and the work directory were removed")
 	}()
-	seg, err := newSegments(snap.Physical.WALSegmentSize)
+	seg, err := repository.NewWALSegments(snap.Physical.WALSegmentSize)
 	if !r.must(checkWALChain, err) {
 		return run
 	}
@@ -193,15 +193,15 @@ func (p *pitrRun) checkStart(ctx context.Context) bool {
 		return false
 	}
 	info := p.snap.Physical
-	tl, _, ok := p.seg.parse(info.StartWAL)
-	stop, err := parseLSN(info.StopLSN)
+	tl, _, ok := p.seg.Parse(info.StartWAL)
+	stop, err := repository.ParseLSN(info.StopLSN)
 	if !ok || err != nil {
 		return p.must(checkWALChain, fmt.Errorf("the base backup records start segment %q and end %q, not WAL names coffer reads", info.StartWAL, info.StopLSN))
 	}
 	p.archive = map[string]bool{}
 	last := ""
 	for i, f := range files {
-		t, _, ok := p.seg.parse(f.File)
+		t, _, ok := p.seg.Parse(f.File)
 		if !ok {
 			continue
 		}
@@ -213,11 +213,11 @@ func (p *pitrRun) checkStart(ctx context.Context) bool {
 			p.newest = &files[i]
 		}
 	}
-	stopSeg := p.seg.ofLSN(tl, stop)
+	stopSeg := p.seg.OfLSN(tl, stop)
 	if last == "" || last < info.StartWAL {
 		return p.must(checkWALChain, p.missing(info.StartWAL))
 	}
-	if _, p.gapFirst = p.seg.chain(p.archive, info.StartWAL, last); p.gapFirst != "" && p.gapFirst <= stopSeg {
+	if _, p.gapFirst = p.seg.Chain(p.archive, info.StartWAL, last); p.gapFirst != "" && p.gapFirst <= stopSeg {
 		return p.must(checkWALChain, fmt.Errorf("%w; the base backup ends in segment %s: without it, no recovery from this backup can become consistent", p.missing(p.gapFirst), stopSeg))
 	}
 	return true
@@ -259,11 +259,11 @@ func (p *pitrRun) checkTarget(ctx context.Context) (uint64, bool) {
 	if replayed == "" {
 		replayed, what = current, "the server's WAL location after promotion"
 	}
-	lsn, err := parseLSN(replayed)
+	lsn, err := repository.ParseLSN(replayed)
 	if !p.must(checkRecovery, err) {
 		return 0, false
 	}
-	stop, _ := parseLSN(p.snap.Physical.StopLSN)
+	stop, _ := repository.ParseLSN(p.snap.Physical.StopLSN)
 	if lsn < stop {
 		return 0, p.must(checkRecovery, fmt.Errorf("recovery stopped at %s (%s), before the base backup's end %s: the restored cluster is not consistent", replayed, what, p.snap.Physical.StopLSN))
 	}
@@ -289,15 +289,15 @@ func (p *pitrRun) checkTarget(ctx context.Context) (uint64, bool) {
 // newest archived segment of the backup's timeline.
 func (p *pitrRun) checkChain(replayed uint64) {
 	info := p.snap.Physical
-	tl, _, _ := p.seg.parse(info.StartWAL)
-	end, why := p.seg.ofLSN(tl, replayed), "the segment where recovery reached the target"
+	tl, _, _ := p.seg.Parse(info.StartWAL)
+	end, why := p.seg.OfLSN(tl, replayed), "the segment where recovery reached the target"
 	if p.opts.TargetTime.IsZero() {
 		end, why = p.newestOn(tl), "the newest archived segment of timeline "+fmt.Sprint(tl)
 	}
 	if end < info.StartWAL {
 		end = info.StartWAL
 	}
-	n, missing := p.seg.chain(p.archive, info.StartWAL, end)
+	n, missing := p.seg.Chain(p.archive, info.StartWAL, end)
 	if missing != "" {
 		p.check(checkWALChain, p.missing(missing), "")
 		return
@@ -312,7 +312,7 @@ func (p *pitrRun) checkChain(replayed uint64) {
 func (p *pitrRun) newestOn(tl uint32) string {
 	var names []string
 	for name := range p.archive {
-		if t, _, _ := p.seg.parse(name); t == tl {
+		if t, _, _ := p.seg.Parse(name); t == tl {
 			names = append(names, name)
 		}
 	}

@@ -13,33 +13,33 @@ func (r *Repo) pruneWAL(ctx context.Context, opts PruneOptions, rep *PruneReport
 	if err != nil {
 		return err // prune stops on a damaged snapshot anyway (referenced)
 	}
-	var oldest *walSegment
-	var segSize int64
+	var oldest string // the first segment of the oldest base backup
+	var seg WALSegments
 	for _, s := range snaps {
 		if s.Physical == nil {
 			continue
 		}
-		seg, ok := parseSegment(s.Physical.StartWAL, s.Physical.WALSegmentSize)
-		if !ok {
+		sg, err := NewWALSegments(s.Physical.WALSegmentSize)
+		if _, _, ok := sg.Parse(s.Physical.StartWAL); err != nil || !ok {
 			return &CorruptError{Object: "snapshots/" + s.ID().String(), Reason: "its base backup names no valid first WAL segment"}
 		}
-		if oldest == nil || seg.num < oldest.num {
-			oldest, segSize = &seg, s.Physical.WALSegmentSize
+		if oldest == "" || s.Physical.StartWAL[8:] < oldest[8:] {
+			oldest, seg = s.Physical.StartWAL, sg
 		}
 	}
-	if oldest == nil {
+	if oldest == "" {
 		return nil
 	}
+	_, first, _ := seg.Parse(oldest)
 	files, _, err := r.WALFiles(ctx)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		if len(f.File) < 24 || f.File[8:] == "" {
-			continue
+		if len(f.File) < 24 || f.File[8:] == ".history" {
+			continue // history files stay
 		}
-		seg, ok := parseSegment(f.File[:24], segSize)
-		if !ok || f.File[8:] == ".history" || seg.num >= oldest.num {
+		if _, n, ok := seg.Parse(f.File[:24]); !ok || n >= first {
 			continue
 		}
 		rep.WALCandidates++

@@ -1,4 +1,4 @@
-package drill
+package repository
 
 import "testing"
 
@@ -18,7 +18,7 @@ func TestSegmentArithmetic(t *testing.T) {
 		{name: "not a power of two", size: 3 << 20, wantErrNew: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := newSegments(tc.size)
+			s, err := NewWALSegments(tc.size)
 			if tc.wantErrNew {
 				if err == nil {
 					t.Fatalf("segment size %d accepted", tc.size)
@@ -28,30 +28,30 @@ func TestSegmentArithmetic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, ok := s.next(tc.seg); !ok || got != tc.next {
+			if got, ok := s.Next(tc.seg); !ok || got != tc.next {
 				t.Errorf("next(%s) = %s, %v; want %s", tc.seg, got, ok, tc.next)
 			}
-			lsn, err := parseLSN(tc.lsn)
+			lsn, err := ParseLSN(tc.lsn)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.ofLSN(1, lsn); got != tc.segOfLSN {
+			if got := s.OfLSN(1, lsn); got != tc.segOfLSN {
 				t.Errorf("ofLSN(%s) = %s, want %s", tc.lsn, got, tc.segOfLSN)
 			}
 		})
 	}
-	s, _ := newSegments(16 << 20)
+	s, _ := NewWALSegments(16 << 20)
 	for _, bad := range []string{"", "00000001000000000000010", "000000010000000000000100", "0000000100000000000000fe", "00000001000000000000000G"} {
-		if _, _, ok := s.parse(bad); ok {
+		if _, _, ok := s.Parse(bad); ok {
 			t.Errorf("parse(%q) accepted", bad)
 		}
 	}
 	have := map[string]bool{"0000000100000000000000FE": true, "0000000100000000000000FF": true, "000000010000000100000001": true}
-	if n, missing := s.chain(have, "0000000100000000000000FE", "000000010000000100000001"); n != 2 || missing != "000000010000000100000000" {
+	if n, missing := s.Chain(have, "0000000100000000000000FE", "000000010000000100000001"); n != 2 || missing != "000000010000000100000000" {
 		t.Errorf("chain across a 4 GiB boundary with a gap: %d, %q", n, missing)
 	}
 	have["000000010000000100000000"] = true
-	if n, missing := s.chain(have, "0000000100000000000000FE", "000000010000000100000001"); n != 4 || missing != "" {
+	if n, missing := s.Chain(have, "0000000100000000000000FE", "000000010000000100000001"); n != 4 || missing != "" {
 		t.Errorf("complete chain: %d, %q", n, missing)
 	}
 }
