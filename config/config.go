@@ -80,12 +80,16 @@ func (r Repository) IdentityPassphrase() Secret {
 // Source is one thing to back up: a database or a command's output.
 // Exactly one of Postgres, MySQL, SQLite and Exec is set.
 type Source struct {
-	Name         string    `yaml:"name"`
-	Postgres     string    `yaml:"postgres"`
-	MySQL        string    `yaml:"mysql"`
-	SQLite       string    `yaml:"sqlite"`
-	Exec         string    `yaml:"exec"`
-	AllDatabases bool      `yaml:"all_databases"`
+	Name         string `yaml:"name"`
+	Postgres     string `yaml:"postgres"`
+	MySQL        string `yaml:"mysql"`
+	SQLite       string `yaml:"sqlite"`
+	Exec         string `yaml:"exec"`
+	AllDatabases bool   `yaml:"all_databases"`
+	// Physical makes a postgres source's backups physical base backups
+	// (point-in-time recovery with the WAL archive), and the daemon then
+	// watches the server's WAL archiving every minute (metrics).
+	Physical     bool      `yaml:"physical"`
 	PasswordFile string    `yaml:"password_file"`
 	PasswordEnv  string    `yaml:"password_env"`
 	Tags         []string  `yaml:"tags"`

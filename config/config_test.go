@@ -108,6 +108,8 @@ func TestErrors(t *testing.T) {
 			[]string{`9:19: sources[0].password_env: sources[0].password_file is given too: give the secret in a file or in the environment, not both`}},
 		{"password for a sqlite source", strings.Replace(base, "postgres: postgres://backup@db1:5432/shop", "sqlite: shop.db", 1) + "    password_env: X\n",
 			[]string{`8:19: sources[0].password_env: goes with postgres or mysql: an sqlite source has no password here`}},
+		{"physical for a mysql source", strings.Replace(base, "postgres: postgres://backup@db1:5432/shop", "mysql: mysql://backup@db1:3306/shop", 1) + "    physical: true\n",
+			[]string{`8:15: sources[0].physical: goes with postgres (a physical base backup is of the whole server: no all_databases)`}},
 		{"duplicate source names", base + "  - name: shop\n    exec: echo hi\n    schedule: \"@daily\"\n",
 			[]string{`8:11: sources[1].name: "shop" is the name of an earlier source too: give each source its own name`}},
 		{"drill of an unknown source", withRepo("  identity_file: op.txt\n") + "drills:\n  - sources: [shop, shpo]\n    schedule: \"@monthly\"\n    ephemeral: true\n",

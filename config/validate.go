@@ -163,6 +163,9 @@ func (v *validator) source(s *Source, names map[string]bool) {
 	if s.AllDatabases && engine != "postgres" && engine != "mysql" {
 		v.at(p+".all_databases", "goes with postgres or mysql")
 	}
+	if s.Physical && (engine != "postgres" || s.AllDatabases) {
+		v.at(p+".physical", "goes with postgres (a physical base backup is of the whole server: no all_databases)")
+	}
 	v.secret(p+".password", s.PasswordFile, s.PasswordEnv)
 	if s.Password().IsSet() && engine != "postgres" && engine != "mysql" && len(given) > 0 {
 		key := p + ".password_file"

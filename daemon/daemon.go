@@ -80,6 +80,9 @@ func (d *Daemon) addJobs() {
 		if s.Schedule != "" {
 			d.job("backup "+s.Name, "backup", s.Name, s.Name, s.Schedule, d.backupJob(s))
 		}
+		if s.Physical {
+			d.job("wal-status "+s.Name, "wal-status", s.Name, "wal-status "+s.Name, "* * * * *", d.walStatusJob(s))
+		}
 	}
 	for i, ch := range c.Checks {
 		args := []string{"check"}
@@ -121,6 +124,27 @@ func (d *Daemon) backupJob(s config.Source) func(context.Context) error {
 		}
 		_, err = d.run.coffer(ctx, nil, forgetArgs(s, d.opts.Config.Repository.Location.String())...)
 		return err
+	}
+}
+
+// walStatusJob reads a physical source's WAL archiving into the metrics.
+// A failing archive_command makes the job fail, so it is logged and
+// notified like any failed job.
+func (d *Daemon) walStatusJob(s config.Source) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, target := s.Engine()
+		_, env, err := backupArgs(s)
+		if err != nil {
+			return err
+		}
+		out, runErr := d.run.coffer(ctx, env, "wal-status", "--json", "--postgres", target)
+		if st, err := parseJSON[walStatus](out); err == nil {
+			d.m.wal.archived.WithLabelValues(s.Name).Set(float64(st.Archived))
+			d.m.wal.failed.WithLabelValues(s.Name).Set(float64(st.Failed))
+			d.m.wal.lastArchived.WithLabelValues(s.Name).Set(st.LastTime)
+			d.m.wal.ready.WithLabelValues(s.Name).Set(float64(st.Ready))
+		}
+		return runErr
 	}
 }
 

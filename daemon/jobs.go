@@ -86,6 +86,9 @@ func backupArgs(s config.Source) ([]string, []string, error) {
 	if s.AllDatabases {
 		args = append(args, "--all-databases")
 	}
+	if s.Physical {
+		args = append(args, "--physical")
+	}
 	var env []string
 	if s.Password().IsSet() {
 		pw, err := s.Password().Read(os.LookupEnv)
@@ -143,4 +146,13 @@ func parseJSON[T any](b []byte) (T, error) {
 	var v T
 	err := json.Unmarshal(b, &v)
 	return v, err
+}
+
+// walStatus is what the daemon reads of `coffer wal-status --json`.
+type walStatus struct {
+	Archived     int64   `json:"archived_count"`
+	Failed       int64   `json:"failed_count"`
+	LastArchived string  `json:"last_archived_wal"`
+	LastTime     float64 `json:"last_archived_unix"`
+	Ready        int64   `json:"ready_files"`
 }

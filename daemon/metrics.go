@@ -14,6 +14,13 @@ type metrics struct {
 	bytesStored  *prometheus.GaugeVec
 	drillPassed  *prometheus.GaugeVec
 	drillRTO     *prometheus.GaugeVec
+	wal          walMetrics
+}
+
+// walMetrics describe a physical source's WAL archiving, as `coffer
+// wal-status` reads it from the server every minute.
+type walMetrics struct {
+	archived, failed, lastArchived, ready *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -35,6 +42,18 @@ func newMetrics() *metrics {
 		drillRTO: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_drill_last_rto_seconds",
 			Help: "The last drill's recovery time: download, decrypt, load, verify."}, job),
 	}
-	m.reg.MustRegister(m.lastSuccess, m.lastDuration, m.runs, m.bytesRead, m.bytesStored, m.drillPassed, m.drillRTO)
+	src := []string{"source"}
+	m.wal = walMetrics{
+		archived: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_wal_archived_files",
+			Help: "WAL files the server archived since its statistics were reset (pg_stat_archiver.archived_count)."}, src),
+		failed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_wal_failed_attempts",
+			Help: "Failed archiving attempts since the statistics were reset (pg_stat_archiver.failed_count)."}, src),
+		lastArchived: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_wal_last_archived_timestamp_seconds",
+			Help: "When the server last archived a WAL file (Unix time): time() minus it is the point-in-time RPO."}, src),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "coffer_wal_ready_files",
+			Help: "WAL files waiting to be archived (-1: the user may not list them)."}, src),
+	}
+	m.reg.MustRegister(m.lastSuccess, m.lastDuration, m.runs, m.bytesRead, m.bytesStored, m.drillPassed, m.drillRTO,
+		m.wal.archived, m.wal.failed, m.wal.lastArchived, m.wal.ready)
 	return m
 }

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/internal/atomicfile"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/storage"
@@ -132,4 +134,49 @@ then recovery stops rather than replay wrong WAL.`,
 			})
 		},
 	}
+}
+
+func newWALStatusCmd(g *globals) *cobra.Command {
+	var pg string
+	cmd := &cobra.Command{
+		Use:   "wal-status --postgres URL",
+		Short: "Show a server's WAL archiving: the last file archived, when, failures, and the queue",
+		Long: `wal-status reads pg_stat_archiver and the archiver's queue (the WAL files
+marked ready and not yet archived) of the server. It exits non-zero when the
+last archiving attempt failed. The daemon reads it every minute for sources
+with physical: true and exports it as metrics.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if pg == "" {
+				return errors.New("wal-status: give the server: --postgres URL")
+			}
+			st, err := postgres.Archiver(cmd.Context(), pg)
+			if err != nil {
+				return err
+			}
+			failing := st.LastFailed != "" && st.FailedTime.After(st.LastTime)
+			if g.json {
+				if err := printJSON(cmd.OutOrStdout(), st); err != nil {
+					return err
+				}
+			} else {
+				w := cmd.OutOrStdout()
+				if st.LastArchived == "" {
+					fmt.Fprintln(w, "last archived:  nothing yet")
+				} else {
+					fmt.Fprintf(w, "last archived:  %s, %s ago\n", st.LastArchived, time.Since(st.LastTime).Round(time.Second))
+				}
+				fmt.Fprintf(w, "archived:       %d files, %d failures\n", st.Archived, st.Failed)
+				if st.Ready >= 0 {
+					fmt.Fprintf(w, "waiting:        %d files\n", st.Ready)
+				}
+			}
+			if failing {
+				return fmt.Errorf("wal-status: archiving of %s failed at %s, after the last success: see the server's log for archive_command's error", st.LastFailed, st.FailedTime.Format(time.RFC3339))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pg, "postgres", "", "the server (postgres://USER@HOST:PORT/DB or a socket address)")
+	return cmd
 }

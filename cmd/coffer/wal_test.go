@@ -384,8 +384,10 @@ func TestPITRFaults(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	mustContain(t, "wal-status while archiving fails", c.fail(nil, "wal-status", "--postgres", w.socketURL()), "failed", held)
 	os.Chmod(walDir, 0o700)
 	w.waitArchived(held)
+	mustContain(t, "wal-status once archiving works", c.ok(nil, "wal-status", "--postgres", w.socketURL()), "last archived:", "0000000", "failures")
 	segs = append(segs, held, w.switchAndArchive(3), w.switchAndArchive(4))
 	c.ok(nil, "check")
 	mustContain(t, "stats", c.ok(nil, "stats"), "WAL archive:", segs[len(segs)-1], "point-in-time RPO")

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -236,4 +237,55 @@ func checkArchiving(ctx context.Context, pc *pgx.Conn, addr string) error {
 		return fmt.Errorf("the server at %s fails to archive WAL file %s (see pg_stat_archiver and the server's log): fix archive_command first; a base backup would wait for its WAL to be archived", addr, failedWAL)
 	}
 	return nil
+}
+
+// ArchiverStatus is what a server says of its WAL archiving.
+type ArchiverStatus struct {
+	Archived     int64     `json:"archived_count"`
+	Failed       int64     `json:"failed_count"`
+	LastArchived string    `json:"last_archived_wal"`
+	LastTime     time.Time `json:"last_archived_time"`
+	LastUnix     float64   `json:"last_archived_unix"` // 0 when none
+	LastFailed   string    `json:"last_failed_wal"`
+	FailedTime   time.Time `json:"last_failed_time"`
+	// Ready is the number of WAL files waiting to be archived (the
+	// archiver's queue), -1 when the user may not list pg_wal.
+	Ready int64 `json:"ready_files"`
+}
+
+// Archiver reads the WAL archiving state of the server at dsn.
+func Archiver(ctx context.Context, dsn string) (*ArchiverStatus, error) {
+	c, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	db := c.db
+	if db == "" {
+		db = "postgres"
+	}
+	pc, err := c.connect(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	defer pc.Close(context.Background())
+	st := &ArchiverStatus{Ready: -1}
+	var last, failedTime *time.Time
+	err = pc.QueryRow(ctx, `SELECT archived_count, failed_count, coalesce(last_archived_wal, ''), last_archived_time,
+		coalesce(last_failed_wal, ''), last_failed_time FROM pg_stat_archiver`).Scan(&st.Archived, &st.Failed, &st.LastArchived, &last, &st.LastFailed, &failedTime)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL server at %s: read pg_stat_archiver: %w", c.addr(), err)
+	}
+	if last != nil {
+		st.LastTime, st.LastUnix = last.UTC(), float64(last.UnixNano())/1e9
+	}
+	if failedTime != nil {
+		st.FailedTime = failedTime.UTC()
+	}
+	// pg_ls_archive_statusdir (PostgreSQL 12+) needs superuser or
+	// pg_monitor; without it the queue is unknown.
+	var ready int64
+	if pc.QueryRow(ctx, `SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'`).Scan(&ready) == nil {
+		st.Ready = ready
+	}
+	return st, nil
 }
