@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Open time and peak RSS of a 10 MB backup into repositories of 0.3 M, 1 M,
+# 3 M and 10 M indexed chunks. The chunks are SYNTHETIC: bench/genindex
+# writes real, authenticated index objects listing random chunk ids in
+# packs that do not exist (1000 chunks a pack, 64 packs an index object,
+# as backups of 16 KiB chunks write them). That is what opening the index
+# costs; the packs themselves play no part in a backup that stores only
+# new chunks. REAL=1 adds one real point: a 5 GB generated stream backed up
+# with --chunk-avg 16K, then the same 10 MB backup into it.
+#
+#   bench/index-curve.sh                 (COUNTS="300000 1000000 3000000 10000000")
+#   COFFER=/path/to/coffer bench/index-curve.sh    (measure another build)
+#   WORK=/var/tmp/curve KEEP=1 …         (keep the repositories for the next run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v /usr/bin/time >/dev/null || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
+counts=${COUNTS:-300000 1000000 3000000 10000000}
+work=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/coffer-curve.XXXXXX")}
+mkdir -p "$work"
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
+coffer=${COFFER:-}
+if [ -z "$coffer" ]; then
+  go build -o "$work/coffer" ./cmd/coffer
+  coffer=$work/coffer
+fi
+go build -o "$work/genindex" ./bench/genindex
+[ -f "$work/10mb" ] || head -c 10000000 /dev/urandom > "$work/10mb"
+
+# measure: one 10 MB backup; prints "seconds MiB"
+measure() {
+  /usr/bin/time -f "%e %M" -o "$work/time" "$coffer" backup --source curve --stdin < "$work/10mb" > /dev/null
+  read -r secs rss < "$work/time"
+  printf '%s %d' "$secs" "$((rss / 1024))"
+}
+
+printf '%-12s %-26s %-26s\n' chunks "first backup (s, MiB)" "next backup (s, MiB)"
+point() { # NAME: the repository $work/NAME exists
+  export COFFER_REPO=$work/$1 COFFER_WRITER_KEY_FILE=$work/$1.key COFFER_IDENTITY_FILE=$work/$1.id
+  export COFFER_CACHE_DIR=$work/$1.cache
+  rm -rf "$COFFER_CACHE_DIR"
+  read -r s1 m1 <<< "$(measure)"
+  read -r s2 m2 <<< "$(measure)"
+  printf '%-12s %-26s %-26s\n' "$2" "$s1 s, $m1 MiB" "$s2 s, $m2 MiB"
+}
+for n in $counts; do
+  name=synthetic-$n
+  if [ ! -d "$work/$name" ]; then
+    COFFER_REPO=$work/$name COFFER_WRITER_KEY_FILE=$work/$name.key COFFER_IDENTITY_FILE=$work/$name.id \
+      "$coffer" init --chunk-avg 16K >/dev/null 2>&1
+    "$work/genindex" -repo "$work/$name" -writer-key "$work/$name.key" -chunks "$n" 2>/dev/null
+  fi
+  point "$name" "$n (synth.)"
+done
+if [ -n "${REAL:-}" ]; then
+  name=real-5g
+  if [ ! -d "$work/$name" ]; then
+    COFFER_REPO=$work/$name COFFER_WRITER_KEY_FILE=$work/$name.key COFFER_IDENTITY_FILE=$work/$name.id \
+      "$coffer" init --chunk-avg 16K >/dev/null 2>&1
+    go run ./bench/gendump -size 5G -seed 1 | COFFER_REPO=$work/$name COFFER_WRITER_KEY_FILE=$work/$name.key \
+      COFFER_CACHE_DIR=$work/$name.cache "$coffer" backup --source real --stdin > /dev/null
+  fi
+  chunks=$(COFFER_REPO=$work/$name COFFER_WRITER_KEY_FILE=$work/$name.key COFFER_CACHE_DIR=$work/$name.cache \
+    "$coffer" stats --json | sed -n 's/.*"chunks": *\([0-9]*\).*/\1/p')
+  point "$name" "$chunks (real)"
+fi
