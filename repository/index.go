@@ -69,8 +69,8 @@ type Index struct {
 	packNo  map[ID]uint32
 	dropped []bool
 	added   map[uint32]bool // packs that Add brought, not the index objects
-	runs    []*idxRun // from index objects
-	session []*idxRun // what Add spilled, newest last
+	runs    []*idxRun       // from index objects
+	session []*idxRun       // what Add spilled, newest last
 	mem     map[ID]location
 	files   []ID
 	onBad   func(error) // told of a cache run that failed its checks

@@ -547,4 +547,3 @@ func (h *mergeHeap) Pop() any {
 	h.live = h.live[:len(h.live)-1]
 	return x
 }
-

@@ -2,8 +2,8 @@ package repository
 
 import (
 	"bufio"
-	"container/heap"
 	"bytes"
+	"container/heap"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -42,7 +42,7 @@ const (
 // record is one chunk's place: pack is a number in the run's pack table
 // (or, for runs without one, in the index's).
 type record struct {
-	id                 ID
+	id                ID
 	pack, off, n, raw uint32
 }
 
@@ -137,8 +137,10 @@ type idxRun struct {
 	buf     sync.Pool
 }
 
-func (ru *idxRun) packBlocks() int64   { return int64((ru.packs + packsPerBlock - 1) / packsPerBlock) }
-func (ru *idxRun) recordBlocks() int64 { return int64((ru.records + recordsPerBlock - 1) / recordsPerBlock) }
+func (ru *idxRun) packBlocks() int64 { return int64((ru.packs + packsPerBlock - 1) / packsPerBlock) }
+func (ru *idxRun) recordBlocks() int64 {
+	return int64((ru.records + recordsPerBlock - 1) / recordsPerBlock)
+}
 func (ru *idxRun) sparseBlocks() int64 { return (ru.recordBlocks() + keysPerBlock - 1) / keysPerBlock }
 func (ru *idxRun) blocks() int64       { return ru.packBlocks() + ru.recordBlocks() + ru.sparseBlocks() }
 
