@@ -24,23 +24,23 @@ if [ -z "$coffer" ]; then
   coffer=$work/coffer
 fi
 go build -o "$work/genindex" ./bench/genindex
-[ -f "$work/10mb" ] || head -c 10000000 /dev/urandom > "$work/10mb"
-
-# measure: one 10 MB backup; prints "seconds MiB"
+# measure: one backup of 10 MB of new random bytes (so it stores them,
+# writes an index object, and the next one reads it); prints "seconds MiB"
 measure() {
+  head -c 10000000 /dev/urandom > "$work/10mb"
   /usr/bin/time -f "%e %M" -o "$work/time" "$coffer" backup --source curve --stdin < "$work/10mb" > /dev/null
   read -r secs rss < "$work/time"
   printf '%s %d' "$secs" "$((rss / 1024))"
 }
 
-printf '%-12s %-26s %-26s\n' chunks "first backup (s, MiB)" "next backup (s, MiB)"
+printf '%-20s %-26s %-26s\n' chunks "first backup (s, MiB)" "next backup (s, MiB)"
 point() { # NAME: the repository $work/NAME exists
   export COFFER_REPO=$work/$1 COFFER_WRITER_KEY_FILE=$work/$1.key COFFER_IDENTITY_FILE=$work/$1.id
   export COFFER_CACHE_DIR=$work/$1.cache
   rm -rf "$COFFER_CACHE_DIR"
   read -r s1 m1 <<< "$(measure)"
   read -r s2 m2 <<< "$(measure)"
-  printf '%-12s %-26s %-26s\n' "$2" "$s1 s, $m1 MiB" "$s2 s, $m2 MiB"
+  printf '%-20s %-26s %-26s\n' "$2" "$s1 s, $m1 MiB" "$s2 s, $m2 MiB"
 }
 for n in $counts; do
   name=synthetic-$n

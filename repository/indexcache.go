@@ -145,10 +145,8 @@ func (c *indexCache) save(m *cacheManifest) error {
 	if err != nil {
 		return err
 	}
+	// Not synced, like the runs: whatever a crash leaves fails its MAC.
 	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

@@ -374,9 +374,8 @@ func (w *runWriter) finish(temp bool) (*idxRun, error) {
 		ru.r = bytes.NewReader(w.mem.Bytes())
 		return ru, w.err
 	}
-	if w.err == nil && !temp {
-		w.err = w.f.Sync()
-	}
+	// No fsync: a run torn by a crash fails its blocks' MACs and is
+	// rebuilt, and a sync of a large run costs seconds.
 	if w.err != nil {
 		w.f.Close()
 		os.Remove(w.f.Name())

@@ -6,12 +6,9 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
-	"strings"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
@@ -102,7 +99,7 @@ func (r *Repo) decodeIndexStream(name string, id ID, size int64, rd io.Reader, f
 		ws = append(ws, sum)
 	}
 	tee := io.TeeReader(io.LimitReader(d, limit+1), io.MultiWriter(ws...))
-	version, sup, err := decodeIndexJSON(json.NewDecoder(tee), fn)
+	version, sup, err := parseIndexCanonical(bufio.NewReaderSize(tee, 64<<10), fn)
 	if err != nil {
 		return nil, err
 	}
@@ -128,78 +125,6 @@ func (r *Repo) decodeIndexStream(name string, id ID, size int64, rd io.Reader, f
 		return nil, &UnsupportedVersionError{Object: name, Version: version}
 	}
 	return sup, nil
-}
-
-// decodeIndexJSON decodes an IndexFile's fields as they come, handing
-// each pack to fn; keys match as encoding/json matches them.
-func decodeIndexJSON(dec *json.Decoder, fn func(PackEntry) error) (int, []ID, error) {
-	var version int
-	var sup []ID
-	if err := expectDelim(dec, '{'); err != nil {
-		return 0, nil, err
-	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return 0, nil, err
-		}
-		key, _ := t.(string)
-		switch {
-		case strings.EqualFold(key, "version"):
-			err = dec.Decode(&version)
-		case strings.EqualFold(key, "supersedes"):
-			err = dec.Decode(&sup)
-		case strings.EqualFold(key, "packs"):
-			err = decodePacks(dec, fn)
-		default:
-			var skip json.RawMessage
-			err = dec.Decode(&skip)
-		}
-		if err != nil {
-			return 0, nil, err
-		}
-	}
-	if err := expectDelim(dec, '}'); err != nil {
-		return 0, nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return 0, nil, fmt.Errorf("data after the index object's JSON")
-	}
-	return version, sup, nil
-}
-
-func decodePacks(dec *json.Decoder, fn func(PackEntry) error) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if t == nil {
-		return nil // null
-	}
-	if d, ok := t.(json.Delim); !ok || d != '[' {
-		return fmt.Errorf("packs is not a list")
-	}
-	for dec.More() {
-		var e PackEntry
-		if err := dec.Decode(&e); err != nil {
-			return err
-		}
-		if err := fn(e); err != nil {
-			return err
-		}
-	}
-	return expectDelim(dec, ']')
-}
-
-func expectDelim(dec *json.Decoder, want json.Delim) error {
-	t, err := dec.Token()
-	if err != nil {
-		return err
-	}
-	if d, ok := t.(json.Delim); !ok || d != want {
-		return fmt.Errorf("malformed JSON: want %q", want)
-	}
-	return nil
 }
 
 type counter struct{ n int64 }
