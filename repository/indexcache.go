@@ -209,7 +209,7 @@ func (r *Repo) loadIndexOnce(ctx context.Context) (*Index, error) {
 	}
 	c := r.openCache()
 	if c == nil {
-		return r.buildIndex(ctx, memoryStore(), nil, &cacheManifest{Known: map[ID][]ID{}}, listed, order)
+		return r.buildIndex(ctx, tempStore(), nil, &cacheManifest{Known: map[ID][]ID{}}, listed, order)
 	}
 	defer c.unlock()
 	st := newRunStore(c.dir, c.key)

@@ -368,3 +368,22 @@ func TestPruneWritesBoundedIndex(t *testing.T) {
 	}
 	mustCheck(t, r.Restorer)
 }
+
+// TestIndexWithoutCache: without a cache directory the index is built in
+// unlinked temporary files: it answers as the index objects say, and
+// nothing is left in the temporary directory.
+func TestIndexWithoutCache(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	r := pruneRepo(t)
+	s := snap(t, r.Writer, synth.Bytes(6, 4<<20), "a")
+	ix := loadIndex(t, r.Writer)
+	for _, c := range s.Chunks {
+		if ok, err := ix.Has(c); !ok || err != nil {
+			t.Fatalf("chunk %s: %v %v", c.Short(), ok, err)
+		}
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("left in the temporary directory: %v", ents)
+	}
+}

@@ -94,8 +94,11 @@ func (e *CacheError) Error() string {
 // runStore makes and authenticates runs: in a directory (the cache), or in
 // memory when there is none.
 type runStore struct {
-	dir  string // "" keeps runs in memory
-	macs sync.Pool
+	dir string // "" keeps runs in memory
+	// ephemeral runs are unlinked as soon as they are written (a private
+	// temporary directory's, when there is no cache)
+	ephemeral bool
+	macs      sync.Pool
 }
 
 func newRunStore(dir string, key []byte) *runStore {
@@ -107,6 +110,15 @@ func memoryStore() *runStore {
 	var k [32]byte
 	rand.Read(k[:])
 	return newRunStore("", k[:])
+}
+
+// tempStore returns a store of runs in unlinked files (0600) of the
+// system's temporary directory, with a random key: an index built anew
+// each time, without holding its chunks in memory.
+func tempStore() *runStore {
+	s := memoryStore()
+	s.dir, s.ephemeral = os.TempDir(), true
+	return s
 }
 
 func (s *runStore) mac(nonce *[16]byte, n uint64, payload []byte, out []byte) {
@@ -297,9 +309,12 @@ func (s *runStore) newRun(packs []packRec) (*runWriter, error) {
 		w.mem = new(bytes.Buffer)
 		w.w = bufio.NewWriterSize(w.mem, 64<<10)
 	} else {
-		f, err := os.CreateTemp(s.dir, "run-*")
+		f, err := os.CreateTemp(s.dir, "coffer-index-run-*")
 		if err != nil {
 			return nil, fmt.Errorf("index cache: %w", err)
+		}
+		if s.ephemeral {
+			os.Remove(f.Name()) // nothing left behind, whenever the process ends
 		}
 		w.f = f
 		w.w = bufio.NewWriterSize(f, 256<<10)
@@ -353,6 +368,7 @@ func (w *runWriter) add(r record) {
 
 // finish writes the sparse table and opens the run for reading.
 func (w *runWriter) finish(temp bool) (*idxRun, error) {
+	temp = temp || w.store.ephemeral
 	if w.fill > 0 {
 		w.flushBlock()
 	}
