@@ -57,9 +57,10 @@ type location struct {
 const memSpill = 1 << 16
 
 // Index maps chunk ids to their place in packs. It is safe for concurrent
-// use. The chunks of the index objects are in sorted runs (on disk with a
-// cache directory, see Repo.SetIndexCache; else in memory, 48 bytes a
-// chunk), so memory holds the packs and a sparse table, not the chunks.
+// use. The chunks of the index objects are in sorted runs (in the cache
+// directory, see Repo.SetIndexCache; else in unlinked temporary files, or
+// in memory at 48 bytes a chunk for NewIndex), so memory holds the packs
+// and a sparse table, not the chunks.
 // Lookups read runs and so can fail; a run that fails its
 // authentication is never believed.
 type Index struct {
