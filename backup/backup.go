@@ -137,6 +137,7 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	if err != nil {
 		return nil, fmt.Errorf("backup: load index: %w", err)
 	}
+	defer idx.Close()
 	if err := repo.ExcludeMarked(ctx, idx, lock.Markers()); err != nil {
 		return nil, fmt.Errorf("backup: read prune markers: %w", err)
 	}
@@ -217,6 +218,9 @@ type pipeline struct {
 	zbufs    *freeList[*[]byte]       // compressed chunks
 	packBufs *freeList[*bytes.Buffer] // packs
 
+	// seen holds the chunks this backup claimed and has not yet stored:
+	// once a pack is stored its chunks move to idx (uploader.upload), so
+	// seen is bounded by the chunks in flight, not by the stream.
 	seenMu sync.Mutex
 	seen   map[repository.ID]struct{}
 
@@ -243,17 +247,39 @@ func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pi
 }
 
 // isNew reports whether id must be stored, and claims it for this backup.
-func (p *pipeline) isNew(id repository.ID) bool {
-	if p.idx.Has(id) {
-		return false
+func (p *pipeline) isNew(id repository.ID) (bool, error) {
+	if ok, err := p.idx.Has(id); ok || err != nil {
+		return false, err
 	}
 	p.seenMu.Lock()
 	defer p.seenMu.Unlock()
 	if _, ok := p.seen[id]; ok {
-		return false
+		return false, nil
+	}
+	// The uploader adds a stored pack's chunks to idx before it removes
+	// them from seen, under seenMu: look again, or a chunk stored between
+	// the first look and now would be stored twice.
+	if ok, err := p.idx.Has(id); ok || err != nil {
+		return false, err
 	}
 	p.seen[id] = struct{}{}
-	return true
+	return true, nil
+}
+
+// packStored moves the chunks of a stored pack from seen to the index, so
+// that later chunks of the stream find them there. Only a pack whose
+// upload succeeded is added: the index then says "stored" of nothing that
+// is not, and the pack's index object is written before the snapshot.
+func (p *pipeline) packStored(e repository.PackEntry) error {
+	if err := p.idx.Add([]repository.PackEntry{e}); err != nil {
+		return err
+	}
+	p.seenMu.Lock()
+	defer p.seenMu.Unlock()
+	for _, b := range e.Blobs {
+		delete(p.seen, b.ID)
+	}
+	return nil
 }
 
 func (p *pipeline) run(ctx context.Context, src io.Reader) error {
@@ -269,7 +295,7 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 	}
 	go func() { workers.Wait(); close(results) }()
 	g.Go(func() error { defer close(packs); return p.pack(gctx, results, packs) })
-	up := newUploader(p.repo, &p.stored, &p.packs, p.packBufs)
+	up := newUploader(p.repo, &p.stored, &p.packs, p.packBufs, p.packStored)
 	for range p.opts.Uploads {
 		g.Go(func() error { return up.upload(gctx, packs) })
 	}
@@ -314,7 +340,11 @@ func (p *pipeline) work(ctx context.Context, jobs <-chan chunkJob, results chan<
 	for j := range jobs {
 		data := *j.data
 		r := chunkResult{seq: j.seq, id: h.Sum(data), raw: len(data)}
-		if p.isNew(r.id) {
+		isNew, err := p.isNew(r.id)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		if isNew {
 			z := p.zbufs.get()
 			*z = repository.Compress((*z)[:0], data)
 			r.compressed = z

@@ -156,3 +156,34 @@ func TestWriteOnly(t *testing.T) {
 		t.Fatalf("searched %d objects: %v", n, err)
 	}
 }
+
+// TestDedupWithinStreamCached: a stream that repeats itself, backed up
+// with the index cache, stores each distinct chunk exactly once: the
+// chunks of packs already stored are found in the index (where the
+// uploader moves them), those still in flight in the backup's own set.
+func TestDedupWithinStreamCached(t *testing.T) {
+	be, err := local.Open(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repotest.New(t, be, repository.InitOptions{PackSize: 1 << 20})
+	r.Writer.SetIndexCache(t.TempDir())
+	a := synth.Bytes(11, 12<<20)
+	data := append(append(append([]byte{}, a...), a...), a...)
+	first := run(t, r.Writer, bytes.NewReader(data), "db")
+	distinct := map[repository.ID]bool{}
+	for _, c := range first.Snapshot.Chunks {
+		distinct[c] = true
+	}
+	if first.ChunksNew != len(distinct) || first.ChunksTotal < 2*len(distinct) {
+		t.Fatalf("%d chunks, %d distinct, %d stored: want each distinct chunk stored once", first.ChunksTotal, len(distinct), first.ChunksNew)
+	}
+	again := run(t, r.Writer, bytes.NewReader(data), "db")
+	if again.ChunksNew != 0 {
+		t.Fatalf("the same stream again stored %d chunks", again.ChunksNew)
+	}
+	got, _ := restoreHash(t, r.Restorer, again.Snapshot)
+	if want := sha256.Sum256(data); !bytes.Equal(got, want[:]) {
+		t.Fatal("restored stream differs")
+	}
+}

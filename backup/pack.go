@@ -75,12 +75,17 @@ type uploader struct {
 	stored, count *atomic.Int64
 	free          *freeList[*bytes.Buffer]
 
+	// done is told of each pack stored, before its index object exists.
+	done func(repository.PackEntry) error
+
+	// pending are the stored packs no index object lists yet: at most
+	// indexEvery of them.
 	mu      sync.Mutex
 	pending []repository.PackEntry
 }
 
-func newUploader(repo *repository.Repo, stored, count *atomic.Int64, free *freeList[*bytes.Buffer]) *uploader {
-	return &uploader{repo: repo, stored: stored, count: count, free: free}
+func newUploader(repo *repository.Repo, stored, count *atomic.Int64, free *freeList[*bytes.Buffer], done func(repository.PackEntry) error) *uploader {
+	return &uploader{repo: repo, stored: stored, count: count, free: free, done: done}
 }
 
 func (u *uploader) upload(ctx context.Context, packs <-chan finishedPack) error {
@@ -91,6 +96,9 @@ func (u *uploader) upload(ctx context.Context, packs <-chan finishedPack) error 
 		u.stored.Add(int64(fp.buf.Len()))
 		u.free.put(fp.buf)
 		u.count.Add(1)
+		if err := u.done(fp.entry); err != nil {
+			return err
+		}
 		u.mu.Lock()
 		u.pending = append(u.pending, fp.entry)
 		var batch []repository.PackEntry

@@ -153,3 +153,12 @@ func (r *Repo) openMeta(kind, object string, id ID, ciphertext []byte) ([]byte, 
 	}
 	return nil, &CorruptError{Object: object, Reason: fmt.Sprintf("%s is not authenticated by the writer key (forged, altered or renamed)", kind)}
 }
+
+// acceptsSum reports whether the list names object with a plaintext of
+// this SHA-256 (hex).
+func (c *carriedList) acceptsSum(object, h string) bool {
+	if c == nil {
+		return false
+	}
+	return slices.ContainsFunc(c.objects[object], func(s string) bool { return hmac.Equal([]byte(s), []byte(h)) })
+}

@@ -132,7 +132,9 @@ func (r *Repo) checkIndex(ctx context.Context, rep *CheckReport) (*Index, error)
 	}
 	for id, f := range files {
 		if !superseded[id] {
-			idx.Add(f.Packs)
+			if err := idx.Add(f.Packs); err != nil {
+				return nil, err
+			}
 			rep.IndexFiles++
 		}
 	}
@@ -160,7 +162,11 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport)
 		rep.Snapshots++
 		missing := 0
 		for _, c := range s.Chunks {
-			if !idx.Has(c) {
+			ok, err := idx.Has(c)
+			if err != nil {
+				return err
+			}
+			if !ok {
 				missing++
 			}
 		}
@@ -173,7 +179,9 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport)
 
 func (r *Repo) readData(ctx context.Context, idx *Index, stored map[string]int64, opts CheckOptions, rep *CheckReport) error {
 	byPack := map[ID][]Blob{}
-	idx.ForEachBlob(func(p PackInfo, b Blob) { byPack[p.ID] = append(byPack[p.ID], b) })
+	if err := idx.ForEachBlob(func(p PackInfo, b Blob) { byPack[p.ID] = append(byPack[p.ID], b) }); err != nil {
+		return err
+	}
 	rep.ReadData, rep.Subset = true, opts.Subset.String()
 	var todo []PackInfo
 	for _, p := range opts.Subset.choose(idx.Packs()) {

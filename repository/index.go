@@ -1,12 +1,12 @@
 package repository
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/storage"
 )
@@ -52,56 +52,187 @@ type location struct {
 	off, len, raw uint32
 }
 
-// Index maps chunk ids to their place in packs. It is safe for concurrent use.
+// memSpill is how many chunks Add keeps in memory before it writes them,
+// sorted, as a run (to the cache directory when there is one).
+const memSpill = 1 << 16
+
+// Index maps chunk ids to their place in packs. It is safe for concurrent
+// use. The chunks of the index objects are in sorted runs (in the cache
+// directory, see Repo.SetIndexCache; else in unlinked temporary files, or
+// in memory at 48 bytes a chunk for NewIndex), so memory holds the packs
+// and a sparse table, not the chunks.
+// Lookups read runs and so can fail; a run that fails its
+// authentication is never believed.
 type Index struct {
-	mu     sync.RWMutex
-	packs  []PackInfo
-	packNo map[ID]uint32
-	chunks map[ID]location
-	files  []ID
+	mu      sync.RWMutex
+	store   *runStore
+	packs   []PackInfo
+	packNo  map[ID]uint32
+	dropped []bool
+	added   map[uint32]bool // packs that Add brought, not the index objects
+	runs    []*idxRun       // from index objects
+	session []*idxRun       // what Add spilled, newest last
+	mem     map[ID]location
+	files   []ID
+	onBad   func(error) // told of a cache run that failed its checks
 }
 
-// NewIndex returns an empty index.
-func NewIndex() *Index {
-	return &Index{packNo: map[ID]uint32{}, chunks: map[ID]location{}}
+// NewIndex returns an empty index, kept in memory.
+func NewIndex() *Index { return newIndexIn(memoryStore()) }
+
+func newIndexIn(s *runStore) *Index {
+	return &Index{store: s, packNo: map[ID]uint32{}, mem: map[ID]location{}}
+}
+
+// addPack returns the number of pack p, adding it. Callers hold mu.
+func (ix *Index) addPack(p packRec) uint32 {
+	no, ok := ix.packNo[p.id]
+	if !ok {
+		no = uint32(len(ix.packs))
+		ix.packs = append(ix.packs, PackInfo{ID: p.id, Size: p.size, Plain: p.plain})
+		ix.dropped = append(ix.dropped, false)
+		ix.packNo[p.id] = no
+	}
+	return no
+}
+
+// attach adds a run that has its own pack table.
+func (ix *Index) attach(ru *idxRun) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ru.packMap = make([]uint32, 0, ru.packs)
+	if err := ru.load(func(p packRec) { ru.packMap = append(ru.packMap, ix.addPack(p)) }); err != nil {
+		return err
+	}
+	ix.runs = append(ix.runs, ru)
+	return nil
 }
 
 // Add records the packs of an index file.
-func (ix *Index) Add(packs []PackEntry) {
+func (ix *Index) Add(packs []PackEntry) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	for _, p := range packs {
-		no, ok := ix.packNo[p.ID]
-		if !ok {
-			no = uint32(len(ix.packs))
-			ix.packs = append(ix.packs, PackInfo{ID: p.ID, Size: p.Size, Plain: p.Plain})
-			ix.packNo[p.ID] = no
+		_, known := ix.packNo[p.ID]
+		no := ix.addPack(packRec{id: p.ID, size: p.Size, plain: p.Plain, gen: uint32(p.Gen)})
+		if !known {
+			if ix.added == nil {
+				ix.added = map[uint32]bool{}
+			}
+			ix.added[no] = true
 		}
 		for _, b := range p.Blobs {
-			if _, dup := ix.chunks[b.ID]; !dup {
-				ix.chunks[b.ID] = location{pack: no, off: b.Off, len: b.Len, raw: b.Raw}
+			if _, dup := ix.mem[b.ID]; !dup {
+				ix.mem[b.ID] = location{pack: no, off: b.Off, len: b.Len, raw: b.Raw}
 			}
 		}
 	}
+	if len(ix.mem) < memSpill {
+		return nil
+	}
+	recs := make([]record, 0, len(ix.mem))
+	for id, l := range ix.mem {
+		recs = append(recs, record{id: id, pack: l.pack, off: l.off, n: l.len, raw: l.raw})
+	}
+	ru, err := ix.store.sortedRun(recs, true)
+	if err != nil {
+		return err
+	}
+	ix.mem = map[ID]location{}
+	ix.session = append(ix.session, ru)
+	// Merge runs of like size, so that a long backup keeps a few runs
+	// (lookups read each) at the cost of writing each record O(log n) times.
+	for n := len(ix.session); n >= 2 && ix.session[n-1].records*2 >= ix.session[n-2].records; n = len(ix.session) {
+		m, err := ix.store.merge(ix.session[n-2:], nil, nil, true)
+		if err != nil {
+			return err
+		}
+		ix.session[n-2].close()
+		ix.session[n-1].close()
+		ix.session = append(ix.session[:n-2], m)
+	}
+	return nil
 }
 
 // Has reports whether a chunk is stored.
-func (ix *Index) Has(id ID) bool {
-	ix.mu.RLock()
-	_, ok := ix.chunks[id]
-	ix.mu.RUnlock()
-	return ok
+func (ix *Index) Has(id ID) (bool, error) {
+	_, _, ok, err := ix.Lookup(id)
+	return ok, err
 }
 
-// Lookup returns where a chunk is stored.
-func (ix *Index) Lookup(id ID) (PackInfo, Blob, bool) {
+// Lookup returns where a chunk is stored. An error means the index could
+// not be read (a damaged cache, which is then rebuilt at the next load).
+func (ix *Index) Lookup(id ID) (PackInfo, Blob, bool, error) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	loc, ok := ix.chunks[id]
-	if !ok {
-		return PackInfo{}, Blob{}, false
+	if l, ok := ix.mem[id]; ok && !ix.dropped[l.pack] {
+		return ix.packs[l.pack], Blob{ID: id, Off: l.off, Len: l.len, Raw: l.raw}, true, nil
 	}
-	return ix.packs[loc.pack], Blob{ID: id, Off: loc.off, Len: loc.len, Raw: loc.raw}, true
+	for i := len(ix.session) - 1; i >= 0; i-- {
+		if p, b, ok, err := ix.find(ix.session[i], id); ok || err != nil {
+			return p, b, ok, err
+		}
+	}
+	for _, ru := range ix.runs {
+		if p, b, ok, err := ix.find(ru, id); ok || err != nil {
+			return p, b, ok, err
+		}
+	}
+	return PackInfo{}, Blob{}, false, nil
+}
+
+// find looks id up in one run, skipping dropped packs. Callers hold mu.
+func (ix *Index) find(ru *idxRun, id ID) (PackInfo, Blob, bool, error) {
+	var p PackInfo
+	var b Blob
+	found := false
+	var bad error
+	err := ru.find(id, func(r record) bool {
+		g, ok := ix.global(ru, r.pack)
+		if !ok {
+			bad = &CacheError{Path: ru.name(), Reason: "a record names a pack it does not have"}
+			return true
+		}
+		if ix.dropped[g] {
+			return false
+		}
+		p, b, found = ix.packs[g], Blob{ID: id, Off: r.off, Len: r.n, Raw: r.raw}, true
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		ix.bad(err)
+		return PackInfo{}, Blob{}, false, err
+	}
+	return p, b, found, nil
+}
+
+func (ix *Index) bad(err error) {
+	if ix.onBad != nil {
+		ix.onBad(err)
+	}
+}
+
+// global maps a run's pack number to the index's.
+func (ix *Index) global(ru *idxRun, no uint32) (uint32, bool) {
+	if ru.packMap != nil {
+		if int(no) >= len(ru.packMap) {
+			return 0, false
+		}
+		no = ru.packMap[no]
+	}
+	return no, int(no) < len(ix.packs)
+}
+
+// addedPack reports whether pack id came to the index through Add (a
+// backup's own new packs) rather than from the index objects loaded.
+func (ix *Index) addedPack(id ID) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	no, ok := ix.packNo[id]
+	return ok && ix.added[no]
 }
 
 // Packs returns every indexed pack.
@@ -119,19 +250,84 @@ func (ix *Index) Files() []ID {
 }
 
 // Len returns the number of distinct chunks.
-func (ix *Index) Len() int {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	return len(ix.chunks)
+func (ix *Index) Len() (int, error) {
+	n := 0
+	err := ix.ForEachBlob(func(PackInfo, Blob) { n++ })
+	return n, err
 }
 
-// ForEachBlob calls fn for every indexed chunk.
-func (ix *Index) ForEachBlob(fn func(PackInfo, Blob)) {
+// ForEachBlob calls fn for every indexed chunk, once, in the order of
+// their ids.
+func (ix *Index) ForEachBlob(fn func(PackInfo, Blob)) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	for id, loc := range ix.chunks {
-		fn(ix.packs[loc.pack], Blob{ID: id, Off: loc.off, Len: loc.len, Raw: loc.raw})
+	mem := make([]record, 0, len(ix.mem))
+	for id, l := range ix.mem {
+		mem = append(mem, record{id: id, pack: l.pack, off: l.off, n: l.len, raw: l.raw})
 	}
+	slices.SortFunc(mem, compareRecords)
+	runs := append(slices.Clone(ix.session), ix.runs...)
+	its := make([]*runIter, len(runs))
+	live := make([]bool, len(runs))
+	for i, ru := range runs {
+		its[i] = ru.iter()
+		live[i] = its[i].next()
+	}
+	mi := 0
+	var last ID
+	done, started := false, false // last was reported; last is set
+	for {
+		// The smallest id among the sources; the first copy of it in a
+		// pack that is not dropped is the one reported.
+		var cur record
+		src := -2
+		if mi < len(mem) {
+			cur, src = mem[mi], -1
+		}
+		for i, it := range its {
+			if live[i] && (src == -2 || bytes.Compare(it.cur.id[:], cur.id[:]) < 0) {
+				cur, src = it.cur, i
+			}
+		}
+		if src == -2 {
+			break
+		}
+		g := cur.pack
+		if src == -1 {
+			mi++
+		} else {
+			var ok bool
+			if g, ok = ix.global(runs[src], cur.pack); !ok {
+				return &CacheError{Path: runs[src].name(), Reason: "a record names a pack it does not have"}
+			}
+			live[src] = its[src].next()
+		}
+		if cur.id != last || !started {
+			last, done, started = cur.id, false, true
+		}
+		if !done && !ix.dropped[g] {
+			fn(ix.packs[g], Blob{ID: cur.id, Off: cur.off, Len: cur.n, Raw: cur.raw})
+			done = true
+		}
+	}
+	for _, it := range its {
+		if it.err != nil {
+			ix.bad(it.err)
+			return it.err
+		}
+	}
+	return nil
+}
+
+// Close releases the index's files. The index must not be used after.
+func (ix *Index) Close() error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, ru := range append(ix.session, ix.runs...) {
+		ru.close()
+	}
+	ix.session, ix.runs, ix.mem = nil, nil, map[ID]location{}
+	return nil
 }
 
 // SaveIndex stores an index object listing packs.
@@ -179,63 +375,14 @@ func (r *Repo) listIDs(ctx context.Context, dir string, foreign func(string), id
 	return nil
 }
 
-// LoadIndex reads every index object, honouring supersedes. An index
-// object that vanishes while it is read was superseded by a prune that
-// wrote its replacement first: the listing is then taken again.
-func (r *Repo) LoadIndex(ctx context.Context) (*Index, error) {
-	for attempt := 0; ; attempt++ {
-		ix, err := r.loadIndexOnce(ctx)
-		if err == nil || !isNotFound(err) || attempt == 4 {
-			return ix, err
-		}
-	}
-}
-
-func (r *Repo) loadIndexOnce(ctx context.Context) (*Index, error) {
-	ids, err := r.ListIDs(ctx, "index")
-	if err != nil {
-		return nil, err
-	}
-	files := make([]*IndexFile, len(ids))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
-	for i, id := range ids {
-		g.Go(func() error {
-			f, err := r.LoadIndexFile(gctx, id)
-			files[i] = f
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	superseded := map[ID]bool{}
-	for _, f := range files {
-		for _, s := range f.Supersedes {
-			superseded[s] = true
-		}
-	}
-	ix := NewIndex()
-	for i, f := range files {
-		if superseded[ids[i]] {
-			continue
-		}
-		ix.Add(f.Packs)
-		ix.files = append(ix.files, ids[i])
-	}
-	return ix, nil
-}
-
-// dropPacks forgets the chunks stored in the given packs.
+// dropPacks forgets the chunks stored in the given packs: lookups skip
+// them (and find another copy when one is indexed).
 func (ix *Index) dropPacks(packs map[ID]bool) {
-	if len(packs) == 0 {
-		return
-	}
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	for id, loc := range ix.chunks {
-		if packs[ix.packs[loc.pack].ID] {
-			delete(ix.chunks, id)
+	for id := range packs {
+		if no, ok := ix.packNo[id]; ok {
+			ix.dropped[no] = true
 		}
 	}
 }

@@ -323,11 +323,12 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 			keep = append(keep, e)
 		}
 	}
-	if _, err := r.SaveIndex(ctx, &IndexFile{Supersedes: files, Packs: keep}); err != nil {
+	superseded, err := r.saveConsolidated(ctx, files, keep)
+	if err != nil {
 		return err
 	}
 	rep.IndexRewritten = true
-	for _, f := range files {
+	for _, f := range superseded {
 		r.deleteOrNote(ctx, "index/"+f.String(), rep)
 	}
 	for _, id := range m.Candidates {
@@ -434,4 +435,57 @@ func (r *Repo) ExcludeMarked(ctx context.Context, idx *Index, markers []ID) erro
 	}
 	idx.dropPacks(drop)
 	return nil
+}
+
+// maxIndexBlobs bounds the blobs of an index object that prune writes
+// (backups write one every 64 packs), so that no reader must hold a
+// huge one: about 10 MB of JSON, 5 MB stored.
+var maxIndexBlobs = 100_000
+
+// saveConsolidated stores packs as index objects of at most maxIndexBlobs
+// blobs that replace files, and returns the objects of files they
+// supersede. Only the last one written names them in supersedes: killed
+// before it, the repository holds the old objects and some new ones
+// listing the same packs again (a chunk may be listed twice); after it,
+// the new objects alone. Either way every pack that stays is indexed. A
+// part may be an object of files itself (the same packs, as a backup or
+// an interrupted prune wrote them: the same plaintext has the same name):
+// that one is neither superseded nor deleted.
+func (r *Repo) saveConsolidated(ctx context.Context, files []ID, packs []PackEntry) ([]ID, error) {
+	parts := splitPacks(packs, maxIndexBlobs)
+	written := map[ID]bool{}
+	var superseded []ID
+	for i, part := range parts {
+		f := &IndexFile{Packs: part}
+		if i == len(parts)-1 {
+			for _, id := range files {
+				if !written[id] {
+					superseded = append(superseded, id)
+				}
+			}
+			f.Supersedes = superseded
+		}
+		id, err := r.SaveIndex(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		written[id] = true
+	}
+	return superseded, nil
+}
+
+// splitPacks cuts packs into groups of at most max blobs (a pack with more
+// is a group of its own); there is always at least one group.
+func splitPacks(packs []PackEntry, max int) [][]PackEntry {
+	var parts [][]PackEntry
+	var cur []PackEntry
+	n := 0
+	for _, p := range packs {
+		if len(cur) > 0 && n+len(p.Blobs) > max {
+			parts, cur, n = append(parts, cur), nil, 0
+		}
+		cur = append(cur, p)
+		n += len(p.Blobs)
+	}
+	return append(parts, cur)
 }

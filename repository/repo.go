@@ -35,6 +35,8 @@ type Repo struct {
 	carried *carriedList
 	now     func() time.Time
 	warn    func(error) // told of damaged objects skipped
+	// cacheRoot is where LoadIndex keeps its cache; "" for none.
+	cacheRoot string
 }
 
 // SetWarn sets who is told of the damaged objects that the repository

@@ -85,7 +85,13 @@ func (r *Repo) ExtendRetention(ctx context.Context, idx *Index, s *Snapshot) (ex
 	need := r.putOptions().RetainUntil
 	objects := map[string]bool{}
 	for _, c := range s.Chunks {
-		if p, _, ok := idx.Lookup(c); ok {
+		p, _, ok, err := idx.Lookup(c)
+		if err != nil {
+			return 0, err
+		}
+		// A backup's own new packs were just stored with the retention
+		// they need.
+		if ok && !idx.addedPack(p.ID) {
 			objects[PackName(p.ID)] = true
 		}
 	}

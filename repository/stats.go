@@ -58,8 +58,10 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Chunks = idx.Len()
-	idx.ForEachBlob(func(_ PackInfo, b Blob) { st.ChunkBytes += int64(b.Raw) })
+	defer idx.Close()
+	if err := idx.ForEachBlob(func(_ PackInfo, b Blob) { st.Chunks++; st.ChunkBytes += int64(b.Raw) }); err != nil {
+		return nil, err
+	}
 	packs := map[string]int64{}
 	for _, dir := range []string{"data/", "index/", "snapshots/"} {
 		err := r.be.List(ctx, dir, func(fi storage.Info) error {

@@ -86,6 +86,7 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("restore: load index: %w", err)
 	}
+	defer idx.Close()
 	runs, skip, err := plan(idx, snap, opts.Range)
 	if err != nil {
 		return nil, err
@@ -236,7 +237,10 @@ func plan(idx *repository.Index, snap *repository.Snapshot, rg *Range) ([]run, i
 		if rg != nil && pos >= rg.Offset+rg.Length {
 			break // past the range: these chunks are not needed
 		}
-		p, b, ok := idx.Lookup(id)
+		p, b, ok, err := idx.Lookup(id)
+		if err != nil {
+			return nil, 0, fmt.Errorf("restore: %w", err)
+		}
 		if !ok {
 			return nil, 0, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 				Reason: fmt.Sprintf("chunk %d (%s) is not in any index: its pack was deleted or never finished", i, id.Short())}

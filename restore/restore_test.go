@@ -111,7 +111,7 @@ func TestRangeSkipsPacks(t *testing.T) {
 	need := map[repository.ID]bool{}
 	var pos int64
 	for _, id := range snap.Chunks {
-		p, b, _ := idx.Lookup(id)
+		p, b, _, _ := idx.Lookup(id)
 		if pos < parts[0].Size {
 			need[p.ID] = true
 		}
@@ -119,7 +119,7 @@ func TestRangeSkipsPacks(t *testing.T) {
 	}
 	deleted := 0
 	for _, id := range snap.Chunks {
-		p, _, _ := idx.Lookup(id)
+		p, _, _, _ := idx.Lookup(id)
 		if !need[p.ID] {
 			if err := f.Backend.Delete(ctx, repository.PackName(p.ID)); err != nil {
 				t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"filippo.io/age"
@@ -130,6 +131,7 @@ func (g *globals) openUnpinned(ctx context.Context, read bool) (*repository.Repo
 		}
 		if err == nil {
 			r.SetWarn(warnSkipped)
+			r.SetIndexCache(indexCacheDir())
 		}
 		return r, idPath, err
 	}
@@ -142,8 +144,28 @@ func (g *globals) openUnpinned(ctx context.Context, read bool) (*repository.Repo
 	r, err := repository.OpenWriter(ctx, be, wk)
 	if err == nil {
 		r.SetWarn(warnSkipped)
+		r.SetIndexCache(indexCacheDir())
 	}
 	return r, "", err
+}
+
+// indexCacheDir is where the local index cache lives: COFFER_CACHE_DIR,
+// else $XDG_CACHE_HOME/coffer, else ~/.cache/coffer; "" (the index in
+// memory) when none can be found. COFFER_CACHE_DIR=off disables it.
+func indexCacheDir() string {
+	if d := os.Getenv("COFFER_CACHE_DIR"); d != "" {
+		if d == "off" {
+			return ""
+		}
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "coffer")
+	}
+	if h, err := os.UserHomeDir(); err == nil && h != "" {
+		return filepath.Join(h, ".cache", "coffer")
+	}
+	return ""
 }
 
 // warnSkipped tells of a damaged or foreign object that was skipped.

@@ -45,6 +45,7 @@ func newCLI(t *testing.T, repo string, extra ...string) *cli {
 		"COFFER_REPO=" + repo,
 		"COFFER_WRITER_KEY_FILE=" + filepath.Join(dir, "writer.key"),
 		"COFFER_IDENTITY_FILE=" + filepath.Join(dir, "operator.txt"),
+		"COFFER_CACHE_DIR=" + filepath.Join(dir, "cache"),
 	}
 	return &cli{t: t, dir: dir, env: append(env, extra...)}
 }

@@ -14,7 +14,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// Commands run without COFFER_CACHE_DIR keep their index cache here,
+	// not in the home directory.
+	cache, err := os.MkdirTemp("", "coffer-test-cache-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	os.Setenv("XDG_CACHE_HOME", cache)
 	code := m.Run()
+	os.RemoveAll(cache)
 	testminio.Stop()
 	cleanup()
 	os.Exit(code)
