@@ -1,6 +1,7 @@
 package restore_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"os"
@@ -48,9 +49,10 @@ func TestRecoverPartByHand(t *testing.T) {
 		}
 	}
 	blocks := recoveryBlocks(t)
-	if len(blocks) != 2 {
-		t.Fatalf("the recovery section has %d shell blocks, want 2 (the stream, the parts)", len(blocks))
+	if len(blocks) != 3 {
+		t.Fatalf("the recovery section has %d shell blocks, want 3 (the stream, the parts, a base backup and its WAL)", len(blocks))
 	}
+	blocks = blocks[:2]
 	archive, err := exec.Command("pg_dump", "-Fc", "-Z0", "-h", "127.0.0.1", "-U", "postgres", "--schema-only", "postgres").Output()
 	if err != nil {
 		t.Fatalf("pg_dump of the postgres database (PostgreSQL at 127.0.0.1:5432, user postgres, trust): %v", err)
@@ -83,6 +85,58 @@ func TestRecoverPartByHand(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "Archive created at") {
 		t.Errorf("pg_restore -l did not list the archive:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "repo.key")); err == nil {
+		t.Error("the procedure left the repository key behind")
+	}
+}
+
+// TestRecoverBaseBackupByHand follows docs/format.md's first and third
+// blocks with age, zstd, jq, dd and tar: a physical base backup's tar
+// stream into a data directory, and its WAL files beside it.
+func TestRecoverBaseBackupByHand(t *testing.T) {
+	for _, tool := range []string{"age", "zstd", "jq", "bash", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: this test needs it (run .ci/run)", tool)
+		}
+	}
+	blocks := recoveryBlocks(t)
+	files := map[string]string{"PG_VERSION": "15\n", "base/1/1259": string(synth.Bytes(3, 300_000)), "global/pg_control": "control"}
+	var tarball bytes.Buffer
+	tw := tar.NewWriter(&tarball)
+	for _, name := range []string{"PG_VERSION", "base/1/1259", "global/pg_control"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(files[name])), Typeflag: tar.TypeReg})
+		tw.Write([]byte(files[name]))
+	}
+	tw.Close()
+	f := newFixture(t)
+	snap := f.snapshot(t, tarball.Bytes(), "stdin")
+	wal := map[string][]byte{"000000010000000000000002": synth.Bytes(4, 1<<20), "00000002.history": []byte("1\t0/3000000\tbefore\n")}
+	for name, content := range wal {
+		if _, err := f.Writer.PushWAL(context.Background(), name, content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	work := t.TempDir()
+	me := filepath.Join(work, "me.txt")
+	os.WriteFile(me, []byte(f.Identity.String()+"\n"), 0o600)
+	script := strings.Join([]string{blocks[0], blocks[2]}, "\n")
+	script = strings.ReplaceAll(script, "me.txt", me)
+	script = strings.ReplaceAll(script, "SNAP=snapshots/<ID>", "SNAP=snapshots/"+snap.ID().String())
+	cmd := exec.CommandContext(context.Background(), "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = f.root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the recovery procedure failed: %v\n%s", err, out)
+	}
+	for name, want := range files {
+		if got, err := os.ReadFile(filepath.Join(f.root, "pgdata", name)); err != nil || string(got) != want {
+			t.Fatalf("pgdata/%s: %v (equal %v)", name, err, string(got) == want)
+		}
+	}
+	for name, want := range wal {
+		if got, err := os.ReadFile(filepath.Join(f.root, "pgdata", "coffer_wal", name)); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("coffer_wal/%s: %v", name, err)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(f.root, "repo.key")); err == nil {
 		t.Error("the procedure left the repository key behind")
