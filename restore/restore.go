@@ -53,7 +53,7 @@ type Summary struct {
 }
 
 // maxRunRaw bounds the plaintext one fetch returns, and so memory.
-const maxRunRaw = 8 << 20
+const maxRunRaw = 4 << 20
 
 // run is a stretch of the stream stored in one pack.
 type run struct {
