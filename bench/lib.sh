@@ -1,8 +1,9 @@
 # Helpers for the bench scripts (sourced, not run): timing with GNU time,
 # medians of repeated runs, ratios, and the machine's description.
 #
-# Every measurement appends one line "SECONDS PEAK_RSS_KIB" to
-# $res/KEY; median_s and median_rss read them back.
+# Every measurement appends one line "SECONDS PEAK_RSS_KIB USER SYS" to
+# $res/KEY; median_s, median_rss and median_cpu read them back. CPU time
+# is the steadier figure when other work shares the machine.
 
 command -v /usr/bin/time >/dev/null || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
 command -v bc >/dev/null || { echo "needs bc: apt-get install bc" >&2; exit 1; }
@@ -11,7 +12,7 @@ command -v bc >/dev/null || { echo "needs bc: apt-get install bc" >&2; exit 1; }
 # time and peak RSS under KEY. A failing command stops the script.
 timed() {
   local key=$1; shift
-  if ! /usr/bin/time -f "%e %M" -o "$res/.time" sh -c "$*" >>"$res/log" 2>&1; then
+  if ! /usr/bin/time -f "%e %M %U %S" -o "$res/.time" sh -c "$*" >>"$res/log" 2>&1; then
     echo "failed ($key): $*" >&2
     tail -20 "$res/log" >&2
     exit 1
@@ -27,6 +28,12 @@ median_col() {
 }
 median_s() { median_col "$1" 1; }
 median_rss() { local k; k=$(median_col "$1" 2); [ -n "$k" ] && echo $((${k%.*} / 1024)); return 0; }
+
+# median_cpu KEY: the median of KEY's user + system seconds.
+median_cpu() {
+  [ -s "$res/$1" ] || return 0
+  awk '{print $3 + $4}' "$res/$1" | sort -g | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; print m}'
+}
 
 # all_s KEY: every time of KEY, for the record ("9.6 10.1 9.8").
 all_s() { [ -s "$res/$1" ] && awk '{printf "%s%s", sep, $1; sep=" "}' "$res/$1"; return 0; }

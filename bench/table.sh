@@ -11,7 +11,8 @@
 # SCALE   pgbench scale of the database (default 50: a 513 MB dump)
 # RUNS    runs per measurement, interleaved across tools (default 3)
 # BIG     size of the generated stream whose backup's peak RSS is shown
-#         (default 4G; the issue's figure is for 16.7 GB)
+#         (default 4G; the issue's figure is for 16.7 GB); 0 skips the
+#         last two rows
 # MANY    data backed up at 16 KiB chunks to make the large repository
 #         for the last row (default 1G, about 65 k chunks)
 # BEFORE  another coffer binary (e.g. built from main) measured beside
@@ -158,6 +159,7 @@ for i in $(seq "$runs"); do
 done
 rm -f "$work/out"
 
+if [ "$big" != 0 ]; then
 echo "peak memory of a $big stream, and a backup into a repository of many chunks…" >&2
 coffer_repo c
 timed c_big "'$work/gendump' -size $big -seed 7 | '$C' backup --source big --stdin >/dev/null"
@@ -168,6 +170,7 @@ coffer_repo c --chunk-avg 16K
 "$work/gendump" -size "$many" -seed 3 | "$C" backup --source many --stdin >/dev/null
 chunks=$("$C" stats --json | sed -n 's/.*"chunks": *\([0-9]*\).*/\1/p' | head -1)
 timed c_small_many "'$C' backup --source small --stdin < '$work/small' >/dev/null"
+fi
 
 # The table.
 nd() { [ -s "$res/$1" ] && printf '%.1f MB' "$(echo "$(cat "$res/$1") / 1000000" | bc -l)" || printf '—'; }
@@ -188,8 +191,10 @@ echo "| restore into a database, verified | $(secs c_restoredb)$(b secs b_restor
 echo "| peak RSS, backup of a $big stream | $(median_rss c_big) MiB | — | — | — | — | — |"
 echo "| 10 MB backup into a repository of ${chunks:-?} chunks (16 KiB) | $(secs c_small_many), $(median_rss c_small_many) MiB (empty repository: $(secs c_small_empty), $(median_rss c_small_empty) MiB) | — | — | — | — | — |"
 echo
-echo "All runs (seconds):"
+echo "All runs (seconds), and the median CPU time (user + system) of the commands run"
+echo "(not the server's), the steadier figure when other work shares the machine:"
 for k in c_backup b_backup r_backup k_backup c_restore b_restore r_restore k_restore c_live b_live r_live k_live pgdump zage c_restoredb b_restoredb r_restoredb pgrestore; do
-  [ -s "$res/$k" ] && printf '  %-12s %s\n' "$k" "$(all_s "$k")"
+  [ -s "$res/$k" ] && printf '  %-12s %-24s CPU %s s\n' "$k" "$(all_s "$k")" "$(median_cpu "$k")"
 done
+echo "Load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 exit 0

@@ -141,8 +141,9 @@ func chunkCount(runs []run) int {
 // fetch reads runs in parallel and writes them to out in order, and to
 // digest (when not nil) in its own goroutine; total is what progress
 // counts towards. Each run is decompressed straight into a buffer from a
-// pool, which goes back to it once written and digested: at most about
-// 3×Workers buffers of maxRunRaw are alive.
+// pool, which goes back to it once written and digested: at most
+// 2×Workers+3 buffers of maxRunRaw are alive (being fetched, waiting in
+// order, being written, waiting for and in the digest).
 func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, out progressWriter, digest io.Writer, opts Options, runs []run, total int64) error {
 	g, gctx := errgroup.WithContext(ctx)
 	futures := make(chan chan *piece, opts.Workers)

@@ -513,11 +513,13 @@ type digestReader struct {
 	feed  chan []byte   // copies of what passed, in order, for the parser
 	free  chan []byte   // batches the parser is done with, for reuse
 	done  chan struct{} // closed when the parser has returned
+	quit  chan struct{} // closed by Close: the parser stops reading
 	perr  error         // the parser's result, set before done is closed
 	inErr error         // how the parser's input ends, set before feed is closed
 	batch []byte        // what passed since the last batch was sent
-	shut  sync.Once
-	err   error // sticky result of Read
+	shut  sync.Once     // closes feed (Read, at the end of the input)
+	quits sync.Once     // closes quit (Close)
+	err   error         // sticky result of Read
 	n     int64
 	ended func(size int64) // called once the archive ended complete
 }
@@ -531,7 +533,7 @@ var errStopped = errors.New("the archive was not read to its end")
 
 func newDigestReader(src io.Reader, label string, dg *engine.Digester, ended func(int64)) *digestReader {
 	d := &digestReader{src: src, label: label, feed: make(chan []byte, feedDepth), free: make(chan []byte, feedDepth+1),
-		done: make(chan struct{}), ended: ended}
+		done: make(chan struct{}), quit: make(chan struct{}), ended: ended}
 	go func() {
 		defer close(d.done)
 		d.perr = parseArchive(&feedReader{d: d}, label, dg)
@@ -599,7 +601,7 @@ func (d *digestReader) send() bool {
 }
 
 // stop ends the parser's input with err (io.EOF: the archive ended) and
-// waits for the parser.
+// waits for the parser. Only Read calls it.
 func (d *digestReader) stop(err error) {
 	d.shut.Do(func() {
 		d.inErr = err
@@ -612,9 +614,11 @@ func (d *digestReader) fail(err error) error {
 	return fmt.Errorf("dump of database %q: %w", d.label, err)
 }
 
-// Close stops the parser if the archive was not read to its end.
+// Close stops the parser if the archive was not read to its end. It may
+// be called while a Read runs: only Read sends to or closes feed.
 func (d *digestReader) Close() error {
-	d.stop(errStopped)
+	d.quits.Do(func() { close(d.quit) })
+	<-d.done
 	return nil
 }
 
@@ -634,11 +638,15 @@ func (f *feedReader) Read(p []byte) (int, error) {
 			}
 			f.buf = nil
 		}
-		b, ok := <-f.d.feed
-		if !ok {
-			return 0, f.d.inErr
+		select {
+		case b, ok := <-f.d.feed:
+			if !ok {
+				return 0, f.d.inErr
+			}
+			f.buf, f.cur = b, b
+		case <-f.d.quit:
+			return 0, errStopped
 		}
-		f.buf, f.cur = b, b
 	}
 	n := copy(p, f.cur)
 	f.cur = f.cur[n:]
