@@ -188,8 +188,10 @@ echo "| stored on the second night ($((800 * scale)) pgbench transactions) | $(n
 echo "| restore of the snapshot to a file | $(secs c_restore)$(b secs b_restore) | $(secs r_restore) | $(secs k_restore) | — | $(rr c_restore r_restore) (restic ÷ coffer: $(ratio r_restore c_restore)$(b ratio r_restore b_restore)) | — |"
 echo "| live \`backup --postgres\` end to end | $(secs c_live)$(b secs b_live) | $(secs r_live) (pg_dump \\| restic) | $(secs k_live) | pg_dump > /dev/null $(secs pgdump); pg_dump \\| zstd \\| age $(secs zage) | $(rr c_live r_live) | $(ratio c_live pgdump)$(b ratio b_live pgdump) of pg_dump, $(ratio c_live zage) of zstd \\| age |"
 echo "| restore into a database, verified | $(secs c_restoredb)$(b secs b_restoredb) | $(secs r_restoredb) (restic dump \\| pg_restore, unverified) | — | pg_restore from a local file $(secs pgrestore) | $(rr c_restoredb r_restoredb) | $(ratio c_restoredb pgrestore)$(b ratio b_restoredb pgrestore) |"
-echo "| peak RSS, backup of a $big stream | $(median_rss c_big) MiB | — | — | — | — | — |"
-echo "| 10 MB backup into a repository of ${chunks:-?} chunks (16 KiB) | $(secs c_small_many), $(median_rss c_small_many) MiB (empty repository: $(secs c_small_empty), $(median_rss c_small_empty) MiB) | — | — | — | — | — |"
+if [ "$big" != 0 ]; then
+  echo "| peak RSS, backup of a $big stream | $(median_rss c_big) MiB | — | — | — | — | — |"
+  echo "| 10 MB backup into a repository of ${chunks:-?} chunks (16 KiB) | $(secs c_small_many), $(median_rss c_small_many) MiB (empty repository: $(secs c_small_empty), $(median_rss c_small_empty) MiB) | — | — | — | — | — |"
+fi
 echo
 echo "All runs (seconds), and the median CPU time (user + system) of the commands run"
 echo "(not the server's), the steadier figure when other work shares the machine:"
