@@ -10,6 +10,7 @@ package engine
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"math/bits"
@@ -26,41 +27,44 @@ type TableDigest struct {
 // Digester accumulates rows into per-table digests. It is not safe for
 // concurrent use.
 type Digester struct {
-	tables map[string]*acc
+	tables map[string]*Rows
 }
 
-type acc struct {
+// Rows accumulates the rows of one table: an engine that reads a table's
+// rows one after the other adds them here, without looking the table up
+// for each row.
+type Rows struct {
 	rows int64
 	sum  [4]uint64 // little-endian limbs of a 256-bit integer
 }
 
 // NewDigester returns an empty Digester.
-func NewDigester() *Digester { return &Digester{tables: map[string]*acc{}} }
+func NewDigester() *Digester { return &Digester{tables: map[string]*Rows{}} }
 
-// Table makes sure table appears in the result, even with no rows.
-func (d *Digester) Table(table string) {
-	if d.tables[table] == nil {
-		d.tables[table] = &acc{}
+// Table makes sure table appears in the result, even with no rows, and
+// returns its accumulator.
+func (d *Digester) Table(table string) *Rows {
+	a := d.tables[table]
+	if a == nil {
+		a = &Rows{}
+		d.tables[table] = a
 	}
+	return a
 }
 
 // Add counts one row of table, given in the engine's canonical encoding.
-func (d *Digester) Add(table string, row []byte) {
-	a := d.tables[table]
-	if a == nil {
-		a = &acc{}
-		d.tables[table] = a
-	}
+func (d *Digester) Add(table string, row []byte) { d.Table(table).Add(row) }
+
+// Add counts one row, given in the engine's canonical encoding. It does
+// not allocate.
+func (a *Rows) Add(row []byte) {
 	h := sha256.Sum256(row)
-	var carry uint64
-	for i := range 4 {
-		// limb i is bytes [24-8i, 32-8i) of the big-endian hash
-		v := uint64(0)
-		for _, b := range h[24-8*i : 32-8*i] {
-			v = v<<8 | uint64(b)
-		}
-		a.sum[i], carry = bits.Add64(a.sum[i], v, carry)
-	}
+	// limb i is bytes [24-8i, 32-8i) of the big-endian hash
+	var c uint64
+	a.sum[0], c = bits.Add64(a.sum[0], binary.BigEndian.Uint64(h[24:]), 0)
+	a.sum[1], c = bits.Add64(a.sum[1], binary.BigEndian.Uint64(h[16:]), c)
+	a.sum[2], c = bits.Add64(a.sum[2], binary.BigEndian.Uint64(h[8:]), c)
+	a.sum[3], _ = bits.Add64(a.sum[3], binary.BigEndian.Uint64(h[0:]), c)
 	a.rows++
 }
 

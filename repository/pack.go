@@ -97,26 +97,54 @@ func payloadOffset(p PackInfo) int64 {
 // each against its id, and calls fn with each chunk in the order given.
 // The chunk passed to fn is only valid during the call.
 func (r *Repo) ReadBlobs(ctx context.Context, p PackInfo, blobs []Blob, fn func(Blob, []byte) error) error {
+	src, err := r.packSource(ctx, p, blobs)
+	if err != nil || src == nil {
+		return err
+	}
+	return r.readBlobsFrom(ctx, src, p, blobs, fn)
+}
+
+// AppendBlobs is ReadBlobs that appends the chunks, verified, to dst and
+// returns it: each chunk is decompressed straight into dst (which a
+// caller reuses from a pool), so a restore copies no plaintext twice. On
+// error dst holds the chunks verified before it.
+func (r *Repo) AppendBlobs(ctx context.Context, p PackInfo, blobs []Blob, dst []byte) ([]byte, error) {
+	src, err := r.packSource(ctx, p, blobs)
+	if err != nil || src == nil {
+		return dst, err
+	}
+	return r.decodeBlobs(ctx, src, p, blobs, dst, false, nil)
+}
+
+// packSource fetches what reading blobs of pack p needs; nil when blobs
+// is empty.
+func (r *Repo) packSource(ctx context.Context, p PackInfo, blobs []Blob) (*rangeReader, error) {
 	if r.data == nil {
-		return ErrNeedIdentity
+		return nil, ErrNeedIdentity
 	}
 	if len(blobs) == 0 {
-		return nil
+		return nil, nil
 	}
 	name := PackName(p.ID)
-	lo, hi := int64(blobs[0].Off), int64(0)
+	lo, hi := blobSpan(blobs)
+	if hi > p.Plain || payloadOffset(p) <= 0 {
+		return nil, &CorruptError{Object: name, Reason: "index entry out of the pack's bounds"}
+	}
+	src := newRangeReader(ctx, r.be, name, p.Size)
+	if err := src.prefetch(p, lo, hi); err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// blobSpan is the stretch of pack plaintext that holds blobs.
+func blobSpan(blobs []Blob) (lo, hi int64) {
+	lo = int64(blobs[0].Off)
 	for _, b := range blobs {
 		lo = min(lo, int64(b.Off))
 		hi = max(hi, int64(b.Off)+int64(b.Len))
 	}
-	if hi > p.Plain || payloadOffset(p) <= 0 {
-		return &CorruptError{Object: name, Reason: "index entry out of the pack's bounds"}
-	}
-	src := newRangeReader(ctx, r.be, name, p.Size)
-	if err := src.prefetch(p, lo, hi); err != nil {
-		return err
-	}
-	return r.readBlobsFrom(ctx, src, p, blobs, fn)
+	return lo, hi
 }
 
 // packSource is where a pack's bytes come from: storage, or memory.
@@ -150,18 +178,23 @@ func (r *Repo) readBlobsFrom(ctx context.Context, src packSource, p PackInfo, bl
 // readBlobsRaw is readBlobsFrom that also passes each blob's compressed
 // bytes (valid during the call, like the chunk).
 func (r *Repo) readBlobsRaw(ctx context.Context, src packSource, p PackInfo, blobs []Blob, fn func(b Blob, compressed, raw []byte) error) error {
+	_, err := r.decodeBlobs(ctx, src, p, blobs, nil, true, fn)
+	return err
+}
+
+// decodeBlobs decrypts the stretch of pack p that holds blobs, then
+// decompresses each blob, verifies it against its id and appends it to
+// dst, calling fn (when not nil) with it; with reuse, each chunk replaces
+// the one before it in dst.
+func (r *Repo) decodeBlobs(ctx context.Context, src packSource, p PackInfo, blobs []Blob, dst []byte, reuse bool, fn func(b Blob, compressed, raw []byte) error) ([]byte, error) {
 	name := PackName(p.ID)
-	lo, hi := int64(blobs[0].Off), int64(0)
-	for _, b := range blobs {
-		lo = min(lo, int64(b.Off))
-		hi = max(hi, int64(b.Off)+int64(b.Len))
-	}
+	lo, hi := blobSpan(blobs)
 	plain, _, err := age.DecryptReaderAt(src, p.Size, r.dataIdentities()...)
 	if err != nil {
 		if serr := src.storageErr(); serr != nil {
-			return serr
+			return dst, serr
 		}
-		return &CorruptError{Object: name, Reason: "cannot decrypt pack", Err: err}
+		return dst, &CorruptError{Object: name, Reason: "cannot decrypt pack", Err: err}
 	}
 	span := make([]byte, hi-lo)
 	n, err := plain.ReadAt(span, lo)
@@ -170,29 +203,37 @@ func (r *Repo) readBlobsRaw(ctx context.Context, src packSource, p PackInfo, blo
 	}
 	if err != nil {
 		if serr := src.storageErr(); serr != nil {
-			return serr
+			return dst, serr
 		}
-		return &CorruptError{Object: name, Reason: "pack fails authentication (altered or truncated)", Err: err}
+		return dst, &CorruptError{Object: name, Reason: "pack fails authentication (altered or truncated)", Err: err}
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return dst, err
 	}
 	h := r.wk.ChunkHasher()
-	var raw []byte
+	base := len(dst)
 	for _, b := range blobs {
 		compressed := span[int64(b.Off)-lo : int64(b.Off)-lo+int64(b.Len)]
-		raw, err = DecompressChunk(raw[:0], compressed, int(b.Raw), int(r.cfg.Chunker.Max))
+		start := len(dst)
+		if reuse {
+			start = base
+		}
+		out, err := DecompressChunk(dst[:start], compressed, int(b.Raw), int(r.cfg.Chunker.Max))
 		if err != nil {
-			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s refused before or while decompressing", b.ID.Short()), Err: err}
+			return dst[:start], &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s refused before or while decompressing", b.ID.Short()), Err: err}
 		}
-		if h.Sum(raw) != b.ID || len(raw) != int(b.Raw) {
-			return &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not match its id", b.ID.Short())}
+		raw := out[start:]
+		if len(raw) != int(b.Raw) || h.Sum(raw) != b.ID {
+			return dst[:start], &CorruptError{Object: name, Reason: fmt.Sprintf("chunk %s does not match its id", b.ID.Short())}
 		}
-		if err := fn(b, compressed, raw); err != nil {
-			return err
+		dst = out
+		if fn != nil {
+			if err := fn(b, compressed, raw); err != nil {
+				return dst, err
+			}
 		}
 	}
-	return nil
+	return dst, nil
 }
 
 // VerifyPackChecksum reports whether ciphertext matches the pack's name.

@@ -11,9 +11,12 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"iter"
 	"path"
 	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -50,7 +53,7 @@ type Summary struct {
 }
 
 // maxRunRaw bounds the plaintext one fetch returns, and so memory.
-const maxRunRaw = 8 << 20
+const maxRunRaw = 4 << 20
 
 // run is a stretch of the stream stored in one pack.
 type run struct {
@@ -97,9 +100,12 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 	if opts.Range != nil {
 		return runRange(ctx, repo, snap, w, opts, runs, skip, start)
 	}
+	// The stream digest is one sequential HMAC over the whole stream: it
+	// runs in its own goroutine, beside the writes and the fetches, so it
+	// adds no time while it is not the slowest stage.
 	digest := hmac.New(sha256.New, repo.WriterKey().ChunkIDKey[:])
-	out := &countingWriter{w: io.MultiWriter(w, digest)}
-	if err := fetch(ctx, repo, snap, out, opts, runs, snap.Size); err != nil {
+	out := &countingWriter{w: w}
+	if err := fetch(ctx, repo, snap, out, digest, opts, runs, snap.Size); err != nil {
 		return nil, err
 	}
 	var got repository.ID
@@ -108,37 +114,45 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 			Reason: fmt.Sprintf("the restored stream (%d bytes) does not match the snapshot's digest and size (%d bytes)", out.n, snap.Size)}
 	}
-	return &Summary{Bytes: out.n, Chunks: len(snap.Chunks), Duration: time.Since(start)}, nil
+	return &Summary{Bytes: out.n, Chunks: chunkCount(runs), Duration: time.Since(start)}, nil
 }
 
 // runRange writes the range of the stream that runs hold, without the
 // first skip bytes of the first run.
 func runRange(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options, runs []run, skip int64, start time.Time) (*Summary, error) {
 	out := &window{w: w, skip: skip, left: opts.Range.Length}
-	if err := fetch(ctx, repo, snap, out, opts, runs, opts.Range.Length); err != nil {
+	if err := fetch(ctx, repo, snap, out, nil, opts, runs, opts.Range.Length); err != nil {
 		return nil, err
 	}
 	if out.left != 0 || out.skip != 0 {
 		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 			Reason: fmt.Sprintf("its chunks hold %d bytes fewer than bytes %d to %d of the stream", out.left+out.skip, opts.Range.Offset, opts.Range.Offset+opts.Range.Length)}
 	}
-	chunks := 0
-	for _, r := range runs {
-		chunks += len(r.blobs)
-	}
-	return &Summary{Bytes: opts.Range.Length, Chunks: chunks, Duration: time.Since(start)}, nil
+	return &Summary{Bytes: opts.Range.Length, Chunks: chunkCount(runs), Duration: time.Since(start)}, nil
 }
 
-// fetch reads runs in parallel and writes them to out in order; total is
-// what progress counts towards.
-func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, out progressWriter, opts Options, runs []run, total int64) error {
+func chunkCount(runs []run) int {
+	n := 0
+	for _, r := range runs {
+		n += len(r.blobs)
+	}
+	return n
+}
+
+// fetch reads runs in parallel and writes them to out in order, and to
+// digest (when not nil) in its own goroutine; total is what progress
+// counts towards. Each run is decompressed straight into a buffer from a
+// pool, which goes back to it once written and digested: at most
+// 2×Workers+3 buffers of maxRunRaw are alive (being fetched, waiting in
+// order, being written, waiting for and in the digest).
+func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, out progressWriter, digest io.Writer, opts Options, runs []run, total int64) error {
 	g, gctx := errgroup.WithContext(ctx)
-	futures := make(chan chan []byte, opts.Workers)
+	futures := make(chan chan *piece, opts.Workers)
 	sem := make(chan struct{}, opts.Workers)
 	g.Go(func() error {
 		defer close(futures)
 		for _, r := range runs {
-			f := make(chan []byte, 1)
+			f := make(chan *piece, 1)
 			select {
 			case futures <- f:
 			case <-gctx.Done():
@@ -151,37 +165,85 @@ func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot
 			}
 			g.Go(func() error {
 				defer func() { <-sem }()
-				buf := make([]byte, 0, r.raw)
-				err := repo.ReadBlobs(gctx, r.pack, r.blobs, func(_ repository.Blob, data []byte) error {
-					buf = append(buf, data...)
-					return nil
-				})
+				p := getPiece()
+				var err error
+				p.data, err = repo.AppendBlobs(gctx, r.pack, r.blobs, p.data[:0])
 				if err != nil {
+					p.release()
 					return fmt.Errorf("snapshot %s: %w", snap.ID().Short(), err)
 				}
-				f <- buf
+				f <- p
 				return nil
 			})
 		}
 		return nil
 	})
+	var hashed chan *piece
+	if digest != nil {
+		hashed = make(chan *piece, 1)
+		g.Go(func() error {
+			for p := range hashed {
+				digest.Write(p.data)
+				p.release()
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
+		if hashed != nil {
+			defer close(hashed)
+		}
 		for f := range futures {
+			var p *piece
 			select {
-			case buf := <-f:
-				if _, err := out.Write(buf); err != nil {
-					return fmt.Errorf("restore: write: %w", err)
-				}
-				if opts.Progress != nil {
-					opts.Progress(Progress{BytesWritten: out.written(), BytesTotal: total})
-				}
+			case p = <-f:
 			case <-gctx.Done():
 				return gctx.Err()
+			}
+			if hashed != nil {
+				p.refs.Add(1)
+				select {
+				case hashed <- p:
+				case <-gctx.Done():
+					p.release()
+					p.release()
+					return gctx.Err()
+				}
+			}
+			_, err := out.Write(p.data)
+			p.release()
+			if err != nil {
+				return fmt.Errorf("restore: write: %w", err)
+			}
+			if opts.Progress != nil {
+				opts.Progress(Progress{BytesWritten: out.written(), BytesTotal: total})
 			}
 		}
 		return nil
 	})
 	return g.Wait()
+}
+
+// piece is one run's plaintext on its way to the writer and the digest;
+// it goes back to the pool when the last of them releases it.
+type piece struct {
+	data []byte
+	refs atomic.Int32
+}
+
+var pieces = sync.Pool{New: func() any { return &piece{data: make([]byte, 0, maxRunRaw)} }}
+
+func getPiece() *piece {
+	p := pieces.Get().(*piece)
+	p.refs.Store(1)
+	return p
+}
+
+func (p *piece) release() {
+	if p.refs.Add(-1) == 0 {
+		p.data = p.data[:0]
+		pieces.Put(p)
+	}
 }
 
 // progressWriter is a writer that counts what it passed on.
@@ -233,7 +295,7 @@ func (v *window) written() int64 { return v.n }
 func plan(idx *repository.Index, snap *repository.Snapshot, rg *Range) ([]run, int64, error) {
 	var runs []run
 	var pos, skip int64
-	for i, id := range snap.Chunks {
+	for i, id := range chunkIDs(snap) {
 		if rg != nil && pos >= rg.Offset+rg.Length {
 			break // past the range: these chunks are not needed
 		}
@@ -263,6 +325,18 @@ func plan(idx *repository.Index, snap *repository.Snapshot, rg *Range) ([]run, i
 		runs = append(runs, run{pack: p, blobs: []repository.Blob{b}, raw: int(b.Raw)})
 	}
 	return runs, skip, nil
+}
+
+// chunkIDs yields the ids of snapshot snap's chunks in stream order, with
+// their positions. It is the one place a restore reads the chunk list.
+func chunkIDs(snap *repository.Snapshot) iter.Seq2[int, repository.ID] {
+	return func(yield func(int, repository.ID) bool) {
+		for i, id := range snap.Chunks {
+			if !yield(i, id) {
+				return
+			}
+		}
+	}
 }
 
 // WholeStream is the --part value that restores a snapshot's whole

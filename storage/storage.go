@@ -91,7 +91,18 @@ func ReadRange(ctx context.Context, b Backend, name string, offset, length int64
 	var out []byte
 	err := b.Get(ctx, name, offset, length, func(r io.Reader) error {
 		var err error
-		out, err = io.ReadAll(r)
+		if length <= 0 {
+			out, err = io.ReadAll(r)
+			return err
+		}
+		// A known length is read into one buffer of that size: growing
+		// one as io.ReadAll does copies a pack range several times over.
+		out = make([]byte, length)
+		n, err := io.ReadFull(r, out)
+		out = out[:n]
+		if err == io.ErrUnexpectedEOF || err == io.EOF {
+			err = nil // a short object: reported below
+		}
 		return err
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 
 	"github.com/coffer-backup/coffer/engine"
 )
@@ -459,8 +460,7 @@ func (a *archive) readTable(e *tocEntry) error {
 	if !strings.HasPrefix(e.copyStmt, "COPY ") {
 		return a.errorf("%s is not COPY text (was the dump made with --inserts?)", what)
 	}
-	name := a.label + "." + e.namespace + "." + e.tag
-	a.dg.Table(name)
+	rows := a.dg.Table(a.label + "." + e.namespace + "." + e.tag)
 	a.line = a.line[:0]
 	done := false
 	err := a.chunks(what, func(b []byte) error {
@@ -485,7 +485,7 @@ func (a *archive) readTable(e *tocEntry) error {
 			if string(row) == `\.` {
 				done = true
 			} else {
-				a.dg.Add(name, row)
+				rows.Add(row)
 			}
 			a.line = a.line[:0]
 			b = b[i+1:]
@@ -502,32 +502,41 @@ func (a *archive) readTable(e *tocEntry) error {
 }
 
 // digestReader passes a database's archive through unchanged while a
-// parser, fed by a pipe, digests its tables. A read fails if the archive
-// is malformed or truncated, or if the dump itself failed.
+// parser, in its own goroutine, digests its tables. A read fails if the
+// archive is malformed or truncated, or if the dump itself failed; the
+// parser runs behind the reads (up to feedDepth batches of feedBatch
+// bytes), so the digests cost the reader no time while a core is free,
+// and its verdict on the whole archive comes with the end of the input.
 type digestReader struct {
 	src   io.Reader
 	label string
-	pw    *io.PipeWriter
-	done  chan struct{}
-	perr  error // the parser's result, set before done is closed
-	err   error // sticky result of Read
+	feed  chan []byte   // copies of what passed, in order, for the parser
+	free  chan []byte   // batches the parser is done with, for reuse
+	done  chan struct{} // closed when the parser has returned
+	quit  chan struct{} // closed by Close: the parser stops reading
+	perr  error         // the parser's result, set before done is closed
+	inErr error         // how the parser's input ends, set before feed is closed
+	batch []byte        // what passed since the last batch was sent
+	shut  sync.Once     // closes feed (Read, at the end of the input)
+	quits sync.Once     // closes quit (Close)
+	err   error         // sticky result of Read
 	n     int64
 	ended func(size int64) // called once the archive ended complete
 }
 
+const (
+	feedBatch = 256 << 10
+	feedDepth = 8
+)
+
 var errStopped = errors.New("the archive was not read to its end")
 
 func newDigestReader(src io.Reader, label string, dg *engine.Digester, ended func(int64)) *digestReader {
-	pr, pw := io.Pipe()
-	d := &digestReader{src: src, label: label, pw: pw, done: make(chan struct{}), ended: ended}
+	d := &digestReader{src: src, label: label, feed: make(chan []byte, feedDepth), free: make(chan []byte, feedDepth+1),
+		done: make(chan struct{}), quit: make(chan struct{}), ended: ended}
 	go func() {
 		defer close(d.done)
-		err := parseArchive(pr, label, dg)
-		d.perr = err
-		if err == nil {
-			err = errStopped
-		}
-		pr.CloseWithError(err)
+		d.perr = parseArchive(&feedReader{d: d}, label, dg)
 	}()
 	return d
 }
@@ -539,19 +548,24 @@ func (d *digestReader) Read(p []byte) (int, error) {
 	n, err := d.src.Read(p)
 	d.n += int64(n)
 	if n > 0 {
-		if _, werr := d.pw.Write(p[:n]); werr != nil {
-			<-d.done
-			d.err = d.perr
-			if d.err == nil {
-				d.err = d.fail(errors.New("bytes after the end of the archive"))
+		if d.batch == nil {
+			select {
+			case d.batch = <-d.free:
+			default:
+				d.batch = make([]byte, 0, feedBatch+64<<10)
 			}
+		}
+		d.batch = append(d.batch, p[:n]...)
+		if len(d.batch) >= feedBatch && !d.send() {
 			return n, d.err
 		}
 	}
 	switch {
 	case errors.Is(err, io.EOF):
-		d.pw.Close()
-		<-d.done
+		if len(d.batch) > 0 && !d.send() {
+			return n, d.err
+		}
+		d.stop(io.EOF)
 		if d.perr != nil {
 			d.err = d.perr
 			return n, d.err
@@ -562,21 +576,79 @@ func (d *digestReader) Read(p []byte) (int, error) {
 			d.ended = nil
 		}
 	case err != nil:
-		d.pw.CloseWithError(err)
-		<-d.done
+		d.stop(err)
 		d.err = d.fail(err)
 		return n, d.err
 	}
 	return n, err
 }
 
+// send hands the batch to the parser; false (with d.err set) when the
+// parser has stopped: the archive is malformed, or it ended before its
+// input did.
+func (d *digestReader) send() bool {
+	select {
+	case d.feed <- d.batch:
+		d.batch = nil
+		return true
+	case <-d.done:
+		d.err = d.perr
+		if d.err == nil {
+			d.err = d.fail(errors.New("bytes after the end of the archive"))
+		}
+		return false
+	}
+}
+
+// stop ends the parser's input with err (io.EOF: the archive ended) and
+// waits for the parser. Only Read calls it.
+func (d *digestReader) stop(err error) {
+	d.shut.Do(func() {
+		d.inErr = err
+		close(d.feed)
+	})
+	<-d.done
+}
+
 func (d *digestReader) fail(err error) error {
 	return fmt.Errorf("dump of database %q: %w", d.label, err)
 }
 
-// Close stops the parser if the archive was not read to its end.
+// Close stops the parser if the archive was not read to its end. It may
+// be called while a Read runs: only Read sends to or closes feed.
 func (d *digestReader) Close() error {
-	d.pw.CloseWithError(errStopped)
+	d.quits.Do(func() { close(d.quit) })
 	<-d.done
 	return nil
+}
+
+// feedReader is the parser's input: the batches a digestReader sends.
+type feedReader struct {
+	d   *digestReader
+	buf []byte // the batch being read
+	cur []byte // what is left of it
+}
+
+func (f *feedReader) Read(p []byte) (int, error) {
+	for len(f.cur) == 0 {
+		if f.buf != nil {
+			select {
+			case f.d.free <- f.buf[:0]:
+			default:
+			}
+			f.buf = nil
+		}
+		select {
+		case b, ok := <-f.d.feed:
+			if !ok {
+				return 0, f.d.inErr
+			}
+			f.buf, f.cur = b, b
+		case <-f.d.quit:
+			return 0, errStopped
+		}
+	}
+	n := copy(p, f.cur)
+	f.cur = f.cur[n:]
+	return n, nil
 }
