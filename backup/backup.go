@@ -52,6 +52,9 @@ type Options struct {
 	// Lock sets the lock's refresh interval and stale age (defaults
 	// repository.LockRefresh and LockStale).
 	Lock repository.LockTiming
+	// Lists sets where chunk lists are cut (the zero ListCut is
+	// repository.DefaultListCut).
+	Lists repository.ListCut
 	// BeforeSnapshot, when non-nil, is called after the stream has been
 	// stored and before the lock is confirmed and the snapshot written.
 	// It is a test hook: tests pause a backup there while a prune runs.
@@ -130,6 +133,10 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 
 // write stores the stream and the snapshot under lock.
 func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, src io.Reader, opts Options, confirmed *atomic.Bool) (*Summary, error) {
+	known, err := repo.LoadStoredLists(ctx, lock.Markers())
+	if err != nil {
+		return nil, fmt.Errorf("backup: list chunk lists: %w", err)
+	}
 	idx, err := repo.LoadIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: load index: %w", err)
@@ -137,19 +144,24 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	if err := repo.ExcludeMarked(ctx, idx, lock.Markers()); err != nil {
 		return nil, fmt.Errorf("backup: read prune markers: %w", err)
 	}
-	p := newPipeline(repo, idx, opts)
+	p := newPipeline(repo, idx, known, opts)
 	stopProgress := p.reportProgress(opts.Progress)
 	err = p.run(ctx, src)
 	stopProgress()
 	if err != nil {
 		return nil, err
 	}
+	lists, total, err := p.lists.Finish(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	p.stored.Add(p.lists.Stored())
 	snap := &repository.Snapshot{
 		Time: opts.Time.UTC(), Host: opts.Host, Source: opts.Source, Tags: opts.Tags,
 		Engine: opts.Engine, Format: opts.Format, Tool: opts.Tool,
 		ServerVersion: opts.ServerVersion, Databases: opts.Databases,
-		Size: p.read.Load(), ChunksNew: int(p.chunksNew.Load()), ChunksTotal: len(p.ids),
-		Digest: p.digest, Chunks: p.ids,
+		Size: p.read.Load(), ChunksNew: int(p.chunksNew.Load()), ChunksTotal: total,
+		Digest: p.digest, Lists: lists,
 	}
 	if opts.Private != nil {
 		if snap.Private, err = repo.SealPrivate(opts.Private()); err != nil {
@@ -162,7 +174,7 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	}
 	// Under Object Lock, what the snapshot reuses must stay locked as long
 	// as it: extend before the snapshot exists.
-	if _, err := repo.ExtendRetention(ctx, idx, snap); err != nil {
+	if _, err := repo.ExtendRetentionOf(ctx, idx, snap.Lists, p.reused); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	// The snapshot witnesses the audit log's head, so that a record
@@ -214,13 +226,16 @@ type pipeline struct {
 	seenMu sync.Mutex
 	seen   map[repository.ID]struct{}
 
-	ids    []repository.ID // the stream's chunks in order, owned by the packer
+	// Owned by the packer: the chunk list being filled, and (under Object
+	// Lock) the packs of the chunks the stream reuses.
+	lists  *repository.ChunkListWriter
+	reused map[repository.ID]bool
 	digest repository.ID
 
 	read, bytesNew, stored, chunks, chunksNew, packs atomic.Int64
 }
 
-func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pipeline {
+func newPipeline(repo *repository.Repo, idx *repository.Index, known *repository.StoredLists, opts Options) *pipeline {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -228,7 +243,11 @@ func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pi
 		opts.Uploads = 3
 	}
 	max := repo.Config().Chunker.Max
-	p := &pipeline{repo: repo, idx: idx, opts: opts, seen: map[repository.ID]struct{}{}}
+	p := &pipeline{repo: repo, idx: idx, opts: opts, seen: map[repository.ID]struct{}{},
+		lists: repo.NewChunkListWriter(known, opts.Lists)}
+	if repo.Config().Lock != nil {
+		p.reused = map[repository.ID]bool{}
+	}
 	inFlight := 64 * opts.Workers // the channels' capacity, and then some
 	p.bufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max); return &b })
 	p.zbufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max/2); return &b })

@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -35,13 +36,22 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 			return ctx.Err()
 		}
 	}
+	// Results come in the order the workers finish them: ids wait here
+	// until those before them came, at most the chunks in flight.
+	early := map[int]repository.ID{}
+	next := 0
 	for r := range results {
-		for len(p.ids) <= r.seq {
-			p.ids = append(p.ids, repository.ID{})
+		early[r.seq] = r.id
+		for id, ok := early[next]; ok; id, ok = early[next] {
+			delete(early, next)
+			next++
+			if err := p.lists.Add(ctx, id); err != nil {
+				return err
+			}
 		}
-		p.ids[r.seq] = r.id
 		p.chunks.Add(1)
 		if r.compressed == nil {
+			p.noteReused(r.id)
 			continue
 		}
 		if pw == nil {
@@ -63,7 +73,21 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 			}
 		}
 	}
+	if len(early) > 0 {
+		return fmt.Errorf("backup: %d chunks came after a chunk that never did", len(early))
+	}
 	return flush()
+}
+
+// noteReused records, under Object Lock, the pack of a chunk the stream
+// reuses, whose retention the backup extends before its snapshot.
+func (p *pipeline) noteReused(id repository.ID) {
+	if p.reused == nil {
+		return
+	}
+	if pk, _, ok := p.idx.Lookup(id); ok {
+		p.reused[pk.ID] = true
+	}
 }
 
 // indexEvery is how many packs a backup stores before it writes an index

@@ -56,7 +56,7 @@ func TestObjectLockReuseExtends(t *testing.T) {
 		t.Fatal(err)
 	}
 	idx, _ := r.Writer.LoadIndex(ctx)
-	pack, _, _ := idx.Lookup(old.Snapshot.Chunks[0])
+	pack, _, _ := idx.Lookup(repotest.Chunks(t, r.Writer, old.Snapshot)[0])
 	name := repository.PackName(pack.ID)
 	if u := retention(t, r.Backend, name); u.After(now.Add(25 * time.Hour)) {
 		t.Fatalf("a pack stored 30 days ago under a 31-day lock is retained until %s, want about a day from now", u)
@@ -94,7 +94,7 @@ func TestObjectLockNoEarlyDelete(t *testing.T) {
 		t.Fatalf("coffer deleted a locked snapshot: %v", err)
 	}
 	idx, _ := r.Writer.LoadIndex(ctx)
-	pack, _, _ := idx.Lookup(sum.Snapshot.Chunks[0])
+	pack, _, _ := idx.Lookup(repotest.Chunks(t, r.Writer, sum.Snapshot)[0])
 	if err := r.Backend.Delete(ctx, repository.PackName(pack.ID)); !errors.Is(err, storage.ErrLocked) {
 		t.Fatalf("coffer deleted a locked pack: %v", err)
 	}

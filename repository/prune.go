@@ -17,6 +17,8 @@ type PruneMarker struct {
 	Created    time.Time `json:"created"`
 	Host       string    `json:"host"`
 	Candidates []ID      `json:"candidates"` // packs no snapshot needed when marked
+	// Lists are the chunk lists no snapshot referenced when marked.
+	Lists []ID `json:"lists,omitempty"`
 }
 
 // PruneOptions tune Prune.
@@ -54,6 +56,9 @@ type PruneReport struct {
 	Deleted        int      `json:"deleted_packs"`
 	DeletedBytes   int64    `json:"deleted_bytes"`
 	Kept           int      `json:"kept_packs"` // candidates a snapshot referenced by sweep time
+	CandidateLists int      `json:"candidate_lists"`
+	DeletedLists   int      `json:"deleted_lists"`
+	KeptLists      int      `json:"kept_lists"` // candidate lists a snapshot referenced by sweep time
 	Locked         []string `json:"locked,omitempty"`
 	WaitingFor     []string `json:"waiting_for,omitempty"` // backups that block the sweep
 	StaleLocks     int      `json:"stale_locks_removed"`
@@ -110,18 +115,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		}
 	}
 	if marker == nil {
-		cands, sizes, err := r.pruneCandidates(ctx, rep)
+		cands, sizes, lists, err := r.pruneCandidates(ctx, rep)
 		if err != nil {
 			return nil, err
 		}
-		rep.Candidates = len(cands)
+		rep.Candidates, rep.CandidateLists = len(cands), len(lists)
 		for _, s := range sizes {
 			rep.CandidateBytes += s
 		}
-		if opts.DryRun || len(cands) == 0 {
+		if opts.DryRun || len(cands)+len(lists) == 0 {
 			return rep, nil
 		}
-		marker = &PruneMarker{versioned: versioned{FormatVersion}, Created: opts.Now().UTC(), Host: opts.Host, Candidates: cands}
+		marker = &PruneMarker{versioned: versioned{FormatVersion}, Created: opts.Now().UTC(), Host: opts.Host, Candidates: cands, Lists: lists}
 		if markerID, err = r.saveMeta(ctx, "prune", "prune", marker, false); err != nil {
 			return nil, err
 		}
@@ -130,7 +135,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			return nil, err
 		}
 	} else {
-		rep.Candidates = len(marker.Candidates)
+		rep.Candidates, rep.CandidateLists = len(marker.Candidates), len(marker.Lists)
 	}
 	rep.Marker = markerID.String()
 	for _, l := range locks {
@@ -212,35 +217,62 @@ func (r *Repo) pendingMarker(ctx context.Context) (ID, *PruneMarker, error) {
 	return bestID, best, nil
 }
 
-// referenced returns every chunk a snapshot needs. A snapshot that cannot
-// be read stops prune: deleting what it might need would lose data.
-func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
+// references are what the snapshots need: chunks, and chunk lists.
+type references struct {
+	chunks, lists map[ID]bool
+}
+
+// referenced returns every chunk and chunk list a snapshot needs. A
+// snapshot that cannot be read, or one of its lists, stops prune: deleting
+// what it might need would lose data.
+func (r *Repo) referenced(ctx context.Context) (*references, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prune needs every snapshot: %w\nforget or repair the damaged snapshot first", err)
 	}
-	refs := map[ID]bool{}
+	refs := &references{chunks: map[ID]bool{}, lists: map[ID]bool{}}
+	read := chunkListCounts{}
 	for _, s := range snaps {
-		for _, c := range s.Chunks {
-			refs[c] = true
+		err := r.walkSnapshot(ctx, s, read, func(l ID) { refs.lists[l] = true }, func(_, c ID) { refs.chunks[c] = true })
+		if err != nil {
+			return nil, fmt.Errorf("prune needs every snapshot's chunks: %w\nforget or repair the damaged snapshot first", err)
 		}
 	}
 	return refs, nil
+}
+
+// unreferencedLists returns the stored chunk lists that refs does not
+// name, sorted, and notes names under chunklists/ that are not coffer's.
+func (r *Repo) unreferencedLists(ctx context.Context, refs *references, rep *PruneReport) ([]ID, error) {
+	var out []ID
+	err := r.listIDs(ctx, chunkListDir, func(name string) { rep.Foreign = append(rep.Foreign, name) }, func(id ID) {
+		if !refs.lists[id] {
+			out = append(out, id)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, err
 }
 
 // pruneCandidates returns the packs none of whose chunks a snapshot
 // references: indexed packs, and packs in no index (left by killed
 // backups, or by one still running: the marker protocol waits for those);
 // and the packs of earlier key generations whose referenced chunks a pack
-// of the current one holds (re-encrypted copies).
-func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, error) {
-	refs, err := r.referenced(ctx)
+// of the current one holds (re-encrypted copies); and the chunk lists no
+// snapshot references.
+func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, []ID, error) {
+	all, err := r.referenced(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	lists, err := r.unreferencedLists(ctx, all, rep)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	refs := all.chunks
 	_, entries, err := r.indexEntries(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	needed := map[ID]bool{}
 	current := currentChunks(entries, r.cfg.Gen())
@@ -260,14 +292,14 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cands := make([]ID, 0, len(sizes))
 	for id := range sizes {
 		cands = append(cands, id)
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].String() < cands[j].String() })
-	return cands, sizes, nil
+	return cands, sizes, lists, nil
 }
 
 // parsePackName returns the id of a pack named as PackName names it.
@@ -284,10 +316,11 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 	if err := r.confirmKeys(ctx); err != nil {
 		return err
 	}
-	refs, err := r.referenced(ctx)
+	all, err := r.referenced(ctx)
 	if err != nil {
 		return err
 	}
+	refs := all.chunks
 	files, entries, err := r.indexEntries(ctx)
 	if err != nil {
 		return err
@@ -335,6 +368,14 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 		if r.deleteOrNote(ctx, name, rep) {
 			rep.Deleted++
 			rep.DeletedBytes += info.Size
+		}
+	}
+	for _, id := range m.Lists {
+		switch {
+		case all.lists[id]:
+			rep.KeptLists++ // a backup that did not honour the marker reused it
+		case r.deleteOrNote(ctx, chunkListDir+"/"+id.String(), rep):
+			rep.DeletedLists++
 		}
 	}
 	if err := r.be.Delete(ctx, "prune/"+markerID.String()); err != nil {

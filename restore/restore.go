@@ -52,11 +52,13 @@ type Summary struct {
 // maxRunRaw bounds the plaintext one fetch returns, and so memory.
 const maxRunRaw = 8 << 20
 
-// run is a stretch of the stream stored in one pack.
+// run is a stretch of the stream stored in one pack; skip is how many of
+// its bytes come before the range being restored.
 type run struct {
 	pack  repository.PackInfo
 	blobs []repository.Blob
 	raw   int
+	skip  int64
 }
 
 // Run writes snapshot snap of repo to w. It returns an error, and w holds
@@ -74,6 +76,9 @@ type run struct {
 // read whose length differs from its index entry is refused): only a
 // writer could make a range hold other bytes, and a writer can write any
 // snapshot anyway.
+//
+// The chunk ids are read from the snapshot's chunk lists as the restore
+// goes, so memory does not grow with the stream.
 func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options) (*Summary, error) {
 	start := time.Now()
 	if !repo.CanRead() {
@@ -86,19 +91,15 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 	if err != nil {
 		return nil, fmt.Errorf("restore: load index: %w", err)
 	}
-	runs, skip, err := plan(idx, snap, opts.Range)
-	if err != nil {
-		return nil, err
-	}
 	if opts.Workers <= 0 {
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	if opts.Range != nil {
-		return runRange(ctx, repo, snap, w, opts, runs, skip, start)
+		return runRange(ctx, repo, idx, snap, w, opts, start)
 	}
 	digest := hmac.New(sha256.New, repo.WriterKey().ChunkIDKey[:])
 	out := &countingWriter{w: io.MultiWriter(w, digest)}
-	if err := fetch(ctx, repo, snap, out, opts, runs, snap.Size); err != nil {
+	if _, err := fetch(ctx, repo, idx, snap, out, opts, snap.Size); err != nil {
 		return nil, err
 	}
 	var got repository.ID
@@ -107,36 +108,35 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 			Reason: fmt.Sprintf("the restored stream (%d bytes) does not match the snapshot's digest and size (%d bytes)", out.n, snap.Size)}
 	}
-	return &Summary{Bytes: out.n, Chunks: len(snap.Chunks), Duration: time.Since(start)}, nil
+	return &Summary{Bytes: out.n, Chunks: snap.ChunksTotal, Duration: time.Since(start)}, nil
 }
 
-// runRange writes the range of the stream that runs hold, without the
-// first skip bytes of the first run.
-func runRange(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options, runs []run, skip int64, start time.Time) (*Summary, error) {
-	out := &window{w: w, skip: skip, left: opts.Range.Length}
-	if err := fetch(ctx, repo, snap, out, opts, runs, opts.Range.Length); err != nil {
+// runRange writes opts.Range of the stream.
+func runRange(ctx context.Context, repo *repository.Repo, idx *repository.Index, snap *repository.Snapshot, w io.Writer, opts Options, start time.Time) (*Summary, error) {
+	out := &window{w: w, left: opts.Range.Length}
+	chunks, err := fetch(ctx, repo, idx, snap, out, opts, opts.Range.Length)
+	if err != nil {
 		return nil, err
 	}
-	if out.left != 0 || out.skip != 0 {
+	if out.left != 0 {
 		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
-			Reason: fmt.Sprintf("its chunks hold %d bytes fewer than bytes %d to %d of the stream", out.left+out.skip, opts.Range.Offset, opts.Range.Offset+opts.Range.Length)}
-	}
-	chunks := 0
-	for _, r := range runs {
-		chunks += len(r.blobs)
+			Reason: fmt.Sprintf("its chunks hold %d bytes fewer than bytes %d to %d of the stream", out.left, opts.Range.Offset, opts.Range.Offset+opts.Range.Length)}
 	}
 	return &Summary{Bytes: opts.Range.Length, Chunks: chunks, Duration: time.Since(start)}, nil
 }
 
-// fetch reads runs in parallel and writes them to out in order; total is
-// what progress counts towards.
-func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, out progressWriter, opts Options, runs []run, total int64) error {
+// fetch reads the runs that plan makes in parallel and writes them to out
+// in order; total is what progress counts towards. It returns the number
+// of chunks read.
+func fetch(ctx context.Context, repo *repository.Repo, idx *repository.Index, snap *repository.Snapshot, out progressWriter, opts Options, total int64) (int, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	futures := make(chan chan []byte, opts.Workers)
 	sem := make(chan struct{}, opts.Workers)
+	var chunks int
 	g.Go(func() error {
 		defer close(futures)
-		for _, r := range runs {
+		var err error
+		chunks, err = plan(gctx, repo, idx, snap, opts.Range, func(r run) error {
 			f := make(chan []byte, 1)
 			select {
 			case futures <- f:
@@ -158,11 +158,15 @@ func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot
 				if err != nil {
 					return fmt.Errorf("snapshot %s: %w", snap.ID().Short(), err)
 				}
-				f <- buf
+				if r.skip > int64(len(buf)) {
+					return &repository.CorruptError{Object: "snapshots/" + snap.ID().String(), Reason: "its chunks hold fewer bytes than the index says"}
+				}
+				f <- buf[r.skip:]
 				return nil
 			})
-		}
-		return nil
+			return nil
+		})
+		return err
 	})
 	g.Go(func() error {
 		for f := range futures {
@@ -180,7 +184,8 @@ func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot
 		}
 		return nil
 	})
-	return g.Wait()
+	err := g.Wait()
+	return chunks, err
 }
 
 // progressWriter is a writer that counts what it passed on.
@@ -202,18 +207,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 func (c *countingWriter) written() int64 { return c.n }
 
-// window passes on the bytes of a range: it drops the first skip bytes
-// written to it, then passes on left bytes and drops the rest.
+// window passes on the first left bytes written to it and drops the rest.
 type window struct {
-	w          io.Writer
-	skip, left int64
-	n          int64
+	w    io.Writer
+	left int64
+	n    int64
 }
 
 func (v *window) Write(p []byte) (int, error) {
 	all := len(p)
-	d := min(v.skip, int64(len(p)))
-	p, v.skip = p[d:], v.skip-d
 	p = p[:min(v.left, int64(len(p)))]
 	n, err := v.w.Write(p)
 	v.left -= int64(n)
@@ -226,39 +228,51 @@ func (v *window) Write(p []byte) (int, error) {
 
 func (v *window) written() int64 { return v.n }
 
-// plan groups the snapshot's chunks (those that hold rg, when given) into
-// runs of consecutive chunks stored in the same pack. With rg it also
-// returns how many bytes of the first run come before rg.
-func plan(idx *repository.Index, snap *repository.Snapshot, rg *Range) ([]run, int64, error) {
-	var runs []run
-	var pos, skip int64
-	for i, id := range snap.Chunks {
+// plan calls emit with the snapshot's chunks (those that hold rg, when
+// given) grouped into runs of consecutive chunks stored in the same pack,
+// in order, as it reads them from the snapshot's chunk lists; the first
+// run of a range says how many of its bytes come before rg. It returns the
+// number of chunks in the runs.
+func plan(ctx context.Context, repo *repository.Repo, idx *repository.Index, snap *repository.Snapshot, rg *Range, emit func(run) error) (int, error) {
+	var cur run
+	var pos int64
+	i, chunks := -1, 0
+	err := repo.SnapshotChunks(ctx, snap, func(id repository.ID) error {
+		i++
 		if rg != nil && pos >= rg.Offset+rg.Length {
-			break // past the range: these chunks are not needed
+			return repository.ErrStop // past the range: these chunks are not needed
 		}
 		p, b, ok := idx.Lookup(id)
 		if !ok {
-			return nil, 0, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+			return &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 				Reason: fmt.Sprintf("chunk %d (%s) is not in any index: its pack was deleted or never finished", i, id.Short())}
 		}
 		start := pos
 		pos += int64(b.Raw)
-		if rg != nil {
-			if pos <= rg.Offset {
-				continue // before the range: skipped unread
-			}
-			if len(runs) == 0 {
-				skip = rg.Offset - start
+		if rg != nil && pos <= rg.Offset {
+			return nil // before the range: skipped unread
+		}
+		chunks++
+		if chunks > 1 && cur.pack.ID == p.ID && cur.raw+int(b.Raw) <= maxRunRaw {
+			cur.blobs = append(cur.blobs, b)
+			cur.raw += int(b.Raw)
+			return nil
+		}
+		if chunks > 1 {
+			if err := emit(cur); err != nil {
+				return err
 			}
 		}
-		if n := len(runs); n > 0 && runs[n-1].pack.ID == p.ID && runs[n-1].raw+int(b.Raw) <= maxRunRaw {
-			runs[n-1].blobs = append(runs[n-1].blobs, b)
-			runs[n-1].raw += int(b.Raw)
-			continue
+		cur = run{pack: p, blobs: []repository.Blob{b}, raw: int(b.Raw)}
+		if rg != nil && chunks == 1 {
+			cur.skip = rg.Offset - start
 		}
-		runs = append(runs, run{pack: p, blobs: []repository.Blob{b}, raw: int(b.Raw)})
+		return nil
+	})
+	if err == nil && chunks > 0 {
+		err = emit(cur)
 	}
-	return runs, skip, nil
+	return chunks, err
 }
 
 // WholeStream is the --part value that restores a snapshot's whole
