@@ -174,7 +174,7 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	}
 	// Under Object Lock, what the snapshot reuses must stay locked as long
 	// as it: extend before the snapshot exists.
-	if _, err := repo.ExtendRetentionOf(ctx, idx, snap.Lists, p.reused); err != nil {
+	if _, err := repo.ExtendRetentionOf(ctx, idx, p.lists.Reused(), p.reused); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	// The snapshot witnesses the audit log's head, so that a record

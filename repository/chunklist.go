@@ -285,7 +285,8 @@ type ChunkListWriter struct {
 	n       int    // ids in buf
 	total   int
 	lists   []ID
-	written map[ID]bool // lists this writer stored (a stream may repeat one)
+	reused  []ID        // lists named that were stored before
+	written map[ID]bool // lists already named once (a stream may repeat one)
 	stored  int64       // bytes uploaded
 }
 
@@ -319,6 +320,10 @@ func (w *ChunkListWriter) Finish(ctx context.Context) ([]ID, int, error) {
 	return w.lists, w.total, nil
 }
 
+// Reused returns the lists named that were stored before this writer
+// began: the ones whose retention a backup extends (ExtendRetentionOf).
+func (w *ChunkListWriter) Reused() []ID { return w.reused }
+
 // Stored returns the bytes the writer uploaded.
 func (w *ChunkListWriter) Stored() int64 { return w.stored }
 
@@ -336,7 +341,12 @@ func (w *ChunkListWriter) flush(ctx context.Context) error {
 		plain = append([]byte(chunkListHeader(gen)), ids...)
 		id = macID(w.r.wk.MACKey[:], chunkListKind, plain)
 	}
-	if !w.known.has(id) && !w.written[id] {
+	switch {
+	case w.written[id]:
+	case w.known.has(id):
+		w.reused = append(w.reused, id)
+		w.written[id] = true // once is enough
+	default:
 		sealed, ct, err := w.r.wk.sealMeta(chunkListKind, plain)
 		if err != nil {
 			return err
