@@ -228,7 +228,10 @@ type pipeline struct {
 
 	// Owned by the packer: the chunk list being filled, and (under Object
 	// Lock) the packs of the chunks the stream reuses.
-	lists  *repository.ChunkListWriter
+	lists *repository.ChunkListWriter
+	// order holds a token per chunk read and not yet put into its list,
+	// so the ids waiting for a slower one before them stay bounded.
+	order  chan struct{}
 	reused map[repository.ID]bool
 	digest repository.ID
 
@@ -249,6 +252,7 @@ func newPipeline(repo *repository.Repo, idx *repository.Index, known *repository
 		p.reused = map[repository.ID]bool{}
 	}
 	inFlight := 64 * opts.Workers // the channels' capacity, and then some
+	p.order = make(chan struct{}, 2*inFlight)
 	p.bufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max); return &b })
 	p.zbufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max/2); return &b })
 	p.packBufs = newFreeList(opts.Uploads+2, func() *bytes.Buffer { return new(bytes.Buffer) })
@@ -313,6 +317,11 @@ func (p *pipeline) chunk(ctx context.Context, src io.Reader, jobs chan<- chunkJo
 		}
 		*buf = c.Data
 		p.read.Add(int64(len(c.Data)))
+		select {
+		case p.order <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		select {
 		case jobs <- chunkJob{seq: seq, data: buf}:
 		case <-ctx.Done():

@@ -37,7 +37,7 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 		}
 	}
 	// Results come in the order the workers finish them: ids wait here
-	// until those before them came, at most the chunks in flight.
+	// until those before them came, at most cap(p.order).
 	early := map[int]repository.ID{}
 	next := 0
 	for r := range results {
@@ -45,6 +45,7 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 		for id, ok := early[next]; ok; id, ok = early[next] {
 			delete(early, next)
 			next++
+			<-p.order
 			if err := p.lists.Add(ctx, id); err != nil {
 				return err
 			}
