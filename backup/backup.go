@@ -133,17 +133,17 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 
 // write stores the stream and the snapshot under lock.
 func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, src io.Reader, opts Options, confirmed *atomic.Bool) (*Summary, error) {
-	known, err := repo.LoadStoredLists(ctx, lock.Markers())
+	// The markers first, then the index: a marker swept in between is
+	// found gone, and then the index no longer lists its packs.
+	known, err := repo.LoadHonoured(ctx, lock.Markers())
 	if err != nil {
-		return nil, fmt.Errorf("backup: list chunk lists: %w", err)
+		return nil, fmt.Errorf("backup: read prune markers and chunk lists: %w", err)
 	}
 	idx, err := repo.LoadIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: load index: %w", err)
 	}
-	if err := repo.ExcludeMarked(ctx, idx, lock.Markers()); err != nil {
-		return nil, fmt.Errorf("backup: read prune markers: %w", err)
-	}
+	known.ExcludePacks(idx)
 	p := newPipeline(repo, idx, known, opts)
 	stopProgress := p.reportProgress(opts.Progress)
 	err = p.run(ctx, src)
@@ -238,7 +238,7 @@ type pipeline struct {
 	read, bytesNew, stored, chunks, chunksNew, packs atomic.Int64
 }
 
-func newPipeline(repo *repository.Repo, idx *repository.Index, known *repository.StoredLists, opts Options) *pipeline {
+func newPipeline(repo *repository.Repo, idx *repository.Index, known *repository.Honoured, opts Options) *pipeline {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}

@@ -227,20 +227,22 @@ func (r *Repo) walkSnapshot(ctx context.Context, s *Snapshot, read chunkListCoun
 	return nil
 }
 
-// StoredLists is what a backup knows, when it starts, of the chunk lists
-// in the repository: the ones stored, which it need not store again, and
-// the ones that the prune markers it honours name as candidates, which it
-// must not depend on (docs/format.md "Locks and prune markers").
-type StoredLists struct {
-	stored []ID // sorted
-	avoid  map[ID]bool
+// Honoured is what a backup knows, when it starts, of the prune markers it
+// honours and the chunk lists stored: the packs and lists the markers name
+// as candidates, which it must not depend on (docs/format.md "Locks and
+// prune markers"), and the lists stored, which it need not store again.
+type Honoured struct {
+	packs  map[ID]bool
+	avoid  map[ID]bool // lists
+	stored []ID        // lists, sorted
 }
 
-// LoadStoredLists reads the candidate lists of the prune markers a backup
-// honours, then lists `chunklists/`. The markers are read first: a marker
-// gone by then was swept, so the listing no longer shows what it deleted.
-func (r *Repo) LoadStoredLists(ctx context.Context, markers []ID) (*StoredLists, error) {
-	sl := &StoredLists{avoid: map[ID]bool{}}
+// LoadHonoured reads the prune markers a backup honours, then lists
+// `chunklists/`; the backup loads the index after it. The markers are read
+// first: a marker gone by then was swept, so neither the listing nor the
+// index shows what the sweep deleted.
+func (r *Repo) LoadHonoured(ctx context.Context, markers []ID) (*Honoured, error) {
+	h := &Honoured{packs: map[ID]bool{}, avoid: map[ID]bool{}}
 	for _, id := range markers {
 		var m PruneMarker
 		if err := r.loadMeta(ctx, "prune", "prune", id, &m); err != nil {
@@ -249,37 +251,45 @@ func (r *Repo) LoadStoredLists(ctx context.Context, markers []ID) (*StoredLists,
 			}
 			return nil, err
 		}
+		for _, c := range m.Candidates {
+			h.packs[c] = true
+		}
 		for _, l := range m.Lists {
-			sl.avoid[l] = true
+			h.avoid[l] = true
 		}
 	}
 	err := r.listIDs(ctx, chunkListDir, nil, func(id ID) {
-		if !sl.avoid[id] {
-			sl.stored = append(sl.stored, id)
+		if !h.avoid[id] {
+			h.stored = append(h.stored, id)
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(sl.stored, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
-	return sl, nil
+	slices.SortFunc(h.stored, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	return h, nil
 }
 
-func (sl *StoredLists) has(id ID) bool {
-	if sl == nil {
+// ExcludePacks removes from idx, loaded after h, the chunks of the packs
+// that the honoured markers name as candidates, so the backup stores such
+// chunks again instead of depending on packs about to go.
+func (h *Honoured) ExcludePacks(idx *Index) { idx.dropPacks(h.packs) }
+
+func (h *Honoured) has(id ID) bool {
+	if h == nil {
 		return false
 	}
-	_, ok := slices.BinarySearchFunc(sl.stored, id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
+	_, ok := slices.BinarySearchFunc(h.stored, id, func(a, b ID) int { return bytes.Compare(a[:], b[:]) })
 	return ok
 }
 
-func (sl *StoredLists) avoids(id ID) bool { return sl != nil && sl.avoid[id] }
+func (h *Honoured) avoids(id ID) bool { return h != nil && h.avoid[id] }
 
 // ChunkListWriter stores a stream's chunk ids as chunk lists, as they
 // come: it holds one list at a time.
 type ChunkListWriter struct {
 	r       *Repo
-	known   *StoredLists
+	known   *Honoured
 	cut     ListCut
 	buf     []byte // the current list: header line, then ids
 	n       int    // ids in buf
@@ -291,9 +301,10 @@ type ChunkListWriter struct {
 }
 
 // NewChunkListWriter returns a writer of chunk lists cut by cut (the zero
-// ListCut is DefaultListCut). Lists in known are not stored again; those
-// it avoids are stored under another generation.
-func (r *Repo) NewChunkListWriter(known *StoredLists, cut ListCut) *ChunkListWriter {
+// ListCut is DefaultListCut). Lists known to be stored are not stored
+// again; those the honoured markers name are stored under another
+// generation.
+func (r *Repo) NewChunkListWriter(known *Honoured, cut ListCut) *ChunkListWriter {
 	w := &ChunkListWriter{r: r, known: known, cut: cut.withDefaults(), written: map[ID]bool{}}
 	w.buf = append(make([]byte, 0, len(chunkListMagic)+1+w.cut.Max*len(ID{})), chunkListHeader(0)...)
 	return w

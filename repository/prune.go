@@ -448,24 +448,3 @@ func (r *Repo) indexEntries(ctx context.Context) ([]ID, []PackEntry, error) {
 	}
 	return ids, entries, nil
 }
-
-// ExcludeMarked removes from idx the chunks of the packs that the given
-// prune markers name as candidates, so a backup honouring those markers
-// stores such chunks again instead of depending on packs about to go.
-func (r *Repo) ExcludeMarked(ctx context.Context, idx *Index, markers []ID) error {
-	drop := map[ID]bool{}
-	for _, id := range markers {
-		var m PruneMarker
-		if err := r.loadMeta(ctx, "prune", "prune", id, &m); err != nil {
-			if isNotFound(err) {
-				continue // swept meanwhile: its packs are gone from the index too
-			}
-			return err
-		}
-		for _, c := range m.Candidates {
-			drop[c] = true
-		}
-	}
-	idx.dropPacks(drop)
-	return nil
-}
