@@ -228,11 +228,11 @@ type pipeline struct {
 
 	// Owned by the packer: the chunk list being filled, and (under Object
 	// Lock) the packs of the chunks the stream reuses.
-	lists *repository.ChunkListWriter
+	lists  *repository.ChunkListWriter
+	reused map[repository.ID]bool
 	// order holds a token per chunk read and not yet put into its list,
 	// so the ids waiting for a slower one before them stay bounded.
 	order  chan struct{}
-	reused map[repository.ID]bool
 	digest repository.ID
 
 	read, bytesNew, stored, chunks, chunksNew, packs atomic.Int64
