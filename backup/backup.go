@@ -151,11 +151,7 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	if err != nil {
 		return nil, err
 	}
-	lists, total, err := p.lists.Finish(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	p.stored.Add(p.lists.Stored())
+	lists, total := p.lists.Lists()
 	snap := &repository.Snapshot{
 		Time: opts.Time.UTC(), Host: opts.Host, Source: opts.Source, Tags: opts.Tags,
 		Engine: opts.Engine, Format: opts.Format, Tool: opts.Tool,
@@ -278,6 +274,7 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 	jobs := make(chan chunkJob, 16*p.opts.Workers)
 	results := make(chan chunkResult, 16*p.opts.Workers)
 	packs := make(chan finishedPack)
+	lists := make(chan *repository.PendingList, 2)
 	g.Go(func() error { defer close(jobs); return p.chunk(gctx, src, jobs) })
 	var workers sync.WaitGroup
 	for range p.opts.Workers {
@@ -285,7 +282,12 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 		g.Go(func() error { defer workers.Done(); return p.work(gctx, jobs, results) })
 	}
 	go func() { workers.Wait(); close(results) }()
-	g.Go(func() error { defer close(packs); return p.pack(gctx, results, packs) })
+	g.Go(func() error {
+		defer close(packs)
+		defer close(lists)
+		return p.pack(gctx, results, packs, lists)
+	})
+	g.Go(func() error { return p.saveLists(gctx, lists) })
 	up := newUploader(p.repo, &p.stored, &p.packs, p.packBufs)
 	for range p.opts.Uploads {
 		g.Go(func() error { return up.upload(gctx, packs) })

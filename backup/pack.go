@@ -16,7 +16,7 @@ type finishedPack struct {
 }
 
 // pack puts results in stream order and fills packs with the new chunks.
-func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out chan<- finishedPack) error {
+func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out chan<- finishedPack, lists chan<- *repository.PendingList) error {
 	size := p.repo.Config().PackSize
 	var pw *repository.PackWriter
 	var buf *bytes.Buffer
@@ -46,7 +46,7 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 			delete(early, next)
 			next++
 			<-p.order
-			if err := p.lists.Add(ctx, id); err != nil {
+			if err := sendList(ctx, lists, p.lists.Add(id)); err != nil {
 				return err
 			}
 		}
@@ -77,7 +77,36 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 	if len(early) > 0 {
 		return fmt.Errorf("backup: %d chunks came after a chunk that never did", len(early))
 	}
+	if err := sendList(ctx, lists, p.lists.Finish()); err != nil {
+		return err
+	}
 	return flush()
+}
+
+// sendList hands a chunk list to store, if any, to saveLists.
+func sendList(ctx context.Context, lists chan<- *repository.PendingList, l *repository.PendingList) error {
+	if l == nil {
+		return nil
+	}
+	select {
+	case lists <- l:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// saveLists stores the chunk lists the packer ends, in order, beside the
+// pipeline: a slow put holds up the stream only once two are waiting.
+func (p *pipeline) saveLists(ctx context.Context, lists <-chan *repository.PendingList) error {
+	for l := range lists {
+		n, err := p.repo.SaveChunkList(ctx, l)
+		if err != nil {
+			return err
+		}
+		p.stored.Add(n)
+	}
+	return nil
 }
 
 // noteReused records, under Object Lock, the pack of a chunk the stream

@@ -285,8 +285,10 @@ func (h *Honoured) has(id ID) bool {
 
 func (h *Honoured) avoids(id ID) bool { return h != nil && h.avoid[id] }
 
-// ChunkListWriter stores a stream's chunk ids as chunk lists, as they
-// come: it holds one list at a time.
+// ChunkListWriter cuts a stream's chunk ids into chunk lists as they
+// come, holding one list at a time, and says which lists to store
+// (SaveChunkList); it does no I/O itself, so that a backup stores lists
+// beside its pipeline rather than in it.
 type ChunkListWriter struct {
 	r       *Repo
 	known   *Honoured
@@ -297,7 +299,12 @@ type ChunkListWriter struct {
 	lists   []ID
 	reused  []ID        // lists named that were stored before
 	written map[ID]bool // lists already named once (a stream may repeat one)
-	stored  int64       // bytes uploaded
+}
+
+// PendingList is a chunk list to store.
+type PendingList struct {
+	id    ID
+	plain []byte
 }
 
 // NewChunkListWriter returns a writer of chunk lists cut by cut (the zero
@@ -310,35 +317,33 @@ func (r *Repo) NewChunkListWriter(known *Honoured, cut ListCut) *ChunkListWriter
 	return w
 }
 
-// Add appends the stream's next chunk id; it stores the list when the id
-// ends it.
-func (w *ChunkListWriter) Add(ctx context.Context, id ID) error {
+// Add appends the stream's next chunk id. When the id ends a list that
+// must be stored, it returns the list, which the caller stores with
+// SaveChunkList before the snapshot.
+func (w *ChunkListWriter) Add(id ID) *PendingList {
 	w.buf = append(w.buf, id[:]...)
 	w.n++
 	w.total++
 	if w.cut.ends(w.n, id) {
-		return w.flush(ctx)
+		return w.end()
 	}
 	return nil
 }
 
-// Finish stores the last list and returns the lists in order and the
-// number of ids added.
-func (w *ChunkListWriter) Finish(ctx context.Context) ([]ID, int, error) {
-	if err := w.flush(ctx); err != nil {
-		return nil, 0, err
-	}
-	return w.lists, w.total, nil
-}
+// Finish ends the last list and returns it when it must be stored (or
+// nil).
+func (w *ChunkListWriter) Finish() *PendingList { return w.end() }
+
+// Lists returns the lists ended so far, in order, and the number of ids
+// in them.
+func (w *ChunkListWriter) Lists() ([]ID, int) { return w.lists, w.total }
 
 // Reused returns the lists named that were stored before this writer
 // began: the ones whose retention a backup extends (ExtendRetentionOf).
 func (w *ChunkListWriter) Reused() []ID { return w.reused }
 
-// Stored returns the bytes the writer uploaded.
-func (w *ChunkListWriter) Stored() int64 { return w.stored }
-
-func (w *ChunkListWriter) flush(ctx context.Context) error {
+// end ends the current list and returns it if it must be stored.
+func (w *ChunkListWriter) end() *PendingList {
 	if w.n == 0 {
 		return nil
 	}
@@ -352,24 +357,30 @@ func (w *ChunkListWriter) flush(ctx context.Context) error {
 		plain = append([]byte(chunkListHeader(gen)), ids...)
 		id = macID(w.r.wk.MACKey[:], chunkListKind, plain)
 	}
+	var pending *PendingList
 	switch {
 	case w.written[id]:
 	case w.known.has(id):
 		w.reused = append(w.reused, id)
-		w.written[id] = true // once is enough
 	default:
-		sealed, ct, err := w.r.wk.sealMeta(chunkListKind, plain)
-		if err != nil {
-			return err
-		}
-		if err := w.r.putSealed(ctx, chunkListKind, chunkListDir+"/"+sealed.String(), sealed, ct, w.r.putOptions()); err != nil {
-			return fmt.Errorf("save chunk list: %w", err)
-		}
-		w.stored += int64(len(ct))
-		w.written[id] = true
+		pending = &PendingList{id: id, plain: slices.Clone(plain)}
 	}
+	w.written[id] = true
 	w.lists = append(w.lists, id)
 	w.buf = w.buf[:len(chunkListHeader(0))]
 	w.n = 0
-	return nil
+	return pending
+}
+
+// SaveChunkList stores a list that a ChunkListWriter returned, never over
+// another object, and returns the bytes it uploaded.
+func (r *Repo) SaveChunkList(ctx context.Context, l *PendingList) (int64, error) {
+	sealed, ct, err := r.wk.sealMeta(chunkListKind, l.plain)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.putSealed(ctx, chunkListKind, chunkListDir+"/"+sealed.String(), sealed, ct, r.putOptions()); err != nil {
+		return 0, fmt.Errorf("save chunk list: %w", err)
+	}
+	return int64(len(ct)), nil
 }
