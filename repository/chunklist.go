@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -89,9 +90,9 @@ func validListHeader(line string) bool {
 	if line == chunkListMagic {
 		return true
 	}
-	gen, ok := bytes.CutPrefix([]byte(line), []byte(chunkListMagic+" "))
-	n, err := strconv.Atoi(string(gen))
-	return ok && err == nil && n > 0 && strconv.Itoa(n) == string(gen)
+	gen, ok := strings.CutPrefix(line, chunkListMagic+" ")
+	n, err := strconv.Atoi(gen)
+	return ok && err == nil && n > 0 && strconv.Itoa(n) == gen
 }
 
 // readChunkList reads and authenticates list id and returns its ids.
