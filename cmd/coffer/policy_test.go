@@ -23,21 +23,7 @@ func TestWriterPolicy(t *testing.T) {
 	admin.init()
 	seed := admin.backup(strings.NewReader(strings.Repeat("existing customer row\n", 20000)), "--source", "shop", "--stdin")
 
-	var policy map[string]any
-	text := admin.ok(nil, "policy", "writer")
-	if err := json.Unmarshal([]byte(text), &policy); err != nil {
-		t.Fatalf("policy writer is not JSON: %v\n%s", err, text)
-	}
-	sts, err := credentials.NewSTSAssumeRole(m.Endpoint, credentials.STSAssumeRoleOptions{
-		AccessKey: m.AccessKey, SecretKey: m.SecretKey, Policy: text, DurationSeconds: 3600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := sts.GetWithContext(nil)
-	if err != nil {
-		t.Fatalf("assume the writer role: %v", err)
-	}
-	writer := admin.without("COFFER_IDENTITY_FILE").with("AWS_ACCESS_KEY_ID="+v.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+v.SecretAccessKey, "AWS_SESSION_TOKEN="+v.SessionToken)
+	writer, c := asRole(t, m, admin, "writer")
 	b := writer.backup(strings.NewReader(strings.Repeat("existing customer row\n", 20000)+"new row\n"), "--source", "shop", "--stdin")
 	if b.ChunksNew >= b.ChunksTotal {
 		t.Errorf("the writer's backup reused nothing (%d of %d chunks new)", b.ChunksNew, b.ChunksTotal)
@@ -45,10 +31,6 @@ func TestWriterPolicy(t *testing.T) {
 	writer.ok(nil, "snapshots")
 	writer.ok(nil, "check")
 
-	c, err := minio.New(strings.TrimPrefix(m.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(v.AccessKeyID, v.SecretAccessKey, v.SessionToken)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pack string
 	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "prod/data/", Recursive: true}) {
 		if o.Err != nil {
@@ -84,15 +66,7 @@ func TestMaintainerPolicy(t *testing.T) {
 	keep := admin.backup(strings.NewReader(strings.Repeat("kept customer row\n", 20000)), "--source", "shop", "--stdin")
 	gone := admin.backup(strings.NewReader(strings.Repeat("forgotten customer row\n", 20000)), "--source", "crm", "--stdin")
 
-	v, err := assumeRole(t, m, admin.ok(nil, "policy", "maintainer"))
-	if err != nil {
-		t.Fatalf("assume the maintainer role: %v", err)
-	}
-	maint := admin.without("COFFER_IDENTITY_FILE").with("AWS_ACCESS_KEY_ID="+v.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+v.SecretAccessKey, "AWS_SESSION_TOKEN="+v.SessionToken)
-	c, err := minio.New(strings.TrimPrefix(m.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(v.AccessKeyID, v.SecretAccessKey, v.SessionToken)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	maint, c := asRole(t, m, admin, "maintainer")
 	count := func(dir string) (n int, last string) {
 		for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "prod/" + dir + "/", Recursive: true}) {
 			if o.Err != nil {
@@ -122,4 +96,25 @@ func TestMaintainerPolicy(t *testing.T) {
 	}
 	maint.ok(nil, "check")
 	admin.ok(nil, "restore", keep.Snapshot, "-o", t.TempDir()+"/out")
+}
+
+// asRole returns admin's CLI without the identity, with temporary
+// credentials restricted to `coffer policy role`, and an S3 client with
+// the same credentials.
+func asRole(t *testing.T, m *testminio.MinIO, admin *cli, role string) (*cli, *minio.Client) {
+	t.Helper()
+	text := admin.ok(nil, "policy", role)
+	var policy map[string]any
+	if err := json.Unmarshal([]byte(text), &policy); err != nil {
+		t.Fatalf("policy %s is not JSON: %v\n%s", role, err, text)
+	}
+	v, err := assumeRole(t, m, text)
+	if err != nil {
+		t.Fatalf("assume the %s role: %v", role, err)
+	}
+	c, err := minio.New(strings.TrimPrefix(m.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(v.AccessKeyID, v.SecretAccessKey, v.SessionToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin.without("COFFER_IDENTITY_FILE").with("AWS_ACCESS_KEY_ID="+v.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+v.SecretAccessKey, "AWS_SESSION_TOKEN="+v.SessionToken), c
 }
