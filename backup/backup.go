@@ -55,6 +55,9 @@ type Options struct {
 	// Lock sets the lock's refresh interval and stale age (defaults
 	// repository.LockRefresh and LockStale).
 	Lock repository.LockTiming
+	// Lists sets where chunk lists are cut (the zero ListCut is
+	// repository.DefaultListCut).
+	Lists repository.ListCut
 	// BeforeSnapshot, when non-nil, is called after the stream has been
 	// stored and before the lock is confirmed and the snapshot written.
 	// It is a test hook: tests pause a backup there while a prune runs.
@@ -133,27 +136,32 @@ func Run(ctx context.Context, repo *repository.Repo, src io.Reader, opts Options
 
 // write stores the stream and the snapshot under lock.
 func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, src io.Reader, opts Options, confirmed *atomic.Bool) (*Summary, error) {
+	// The markers first, then the index: a marker swept in between is
+	// found gone, and then the index no longer lists its packs.
+	known, err := repo.LoadHonoured(ctx, lock.Markers())
+	if err != nil {
+		return nil, fmt.Errorf("backup: read prune markers and chunk lists: %w", err)
+	}
 	idx, err := repo.LoadIndex(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("backup: load index: %w", err)
 	}
 	defer idx.Close()
-	if err := repo.ExcludeMarked(ctx, idx, lock.Markers()); err != nil {
-		return nil, fmt.Errorf("backup: read prune markers: %w", err)
-	}
-	p := newPipeline(repo, idx, opts)
+	known.ExcludePacks(idx)
+	p := newPipeline(repo, idx, known, opts)
 	stopProgress := p.reportProgress(opts.Progress)
 	err = p.run(ctx, src)
 	stopProgress()
 	if err != nil {
 		return nil, err
 	}
+	lists, total := p.lists.Lists()
 	snap := &repository.Snapshot{
 		Time: opts.Time.UTC(), Host: opts.Host, Source: opts.Source, Tags: opts.Tags,
 		Engine: opts.Engine, Format: opts.Format, Tool: opts.Tool,
 		ServerVersion: opts.ServerVersion, Databases: opts.Databases,
-		Size: p.read.Load(), ChunksNew: int(p.chunksNew.Load()), ChunksTotal: len(p.ids),
-		Digest: p.digest, Chunks: p.ids,
+		Size: p.read.Load(), ChunksNew: int(p.chunksNew.Load()), ChunksTotal: total,
+		Digest: p.digest, Lists: lists,
 	}
 	if opts.Private != nil {
 		if snap.Private, err = repo.SealPrivate(opts.Private()); err != nil {
@@ -169,7 +177,7 @@ func write(ctx context.Context, repo *repository.Repo, lock *repository.Lock, sr
 	}
 	// Under Object Lock, what the snapshot reuses must stay locked as long
 	// as it: extend before the snapshot exists.
-	if _, err := repo.ExtendRetention(ctx, idx, snap); err != nil {
+	if _, err := repo.ExtendRetentionOf(ctx, idx, p.lists.Reused(), p.reused); err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
 	// The snapshot witnesses the audit log's head, so that a record
@@ -224,13 +232,19 @@ type pipeline struct {
 	seenMu sync.Mutex
 	seen   map[repository.ID]struct{}
 
-	ids    []repository.ID // the stream's chunks in order, owned by the packer
+	// Owned by the packer: the chunk list being filled, and (under Object
+	// Lock) the packs of the chunks the stream reuses.
+	lists  *repository.ChunkListWriter
+	reused map[repository.ID]bool
+	// order holds a token per chunk read and not yet put into its list,
+	// so the ids waiting for a slower one before them stay bounded.
+	order  chan struct{}
 	digest repository.ID
 
 	read, bytesNew, stored, chunks, chunksNew, packs atomic.Int64
 }
 
-func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pipeline {
+func newPipeline(repo *repository.Repo, idx *repository.Index, known *repository.Honoured, opts Options) *pipeline {
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -238,8 +252,13 @@ func newPipeline(repo *repository.Repo, idx *repository.Index, opts Options) *pi
 		opts.Uploads = 3
 	}
 	max := repo.Config().Chunker.Max
-	p := &pipeline{repo: repo, idx: idx, opts: opts, seen: map[repository.ID]struct{}{}}
+	p := &pipeline{repo: repo, idx: idx, opts: opts, seen: map[repository.ID]struct{}{},
+		lists: repo.NewChunkListWriter(known, opts.Lists)}
+	if repo.Config().Lock != nil {
+		p.reused = map[repository.ID]bool{}
+	}
 	inFlight := 64 * opts.Workers // the channels' capacity, and then some
+	p.order = make(chan struct{}, 2*inFlight)
 	p.bufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max); return &b })
 	p.zbufs = newFreeList(inFlight, func() *[]byte { b := make([]byte, 0, max/2); return &b })
 	p.packBufs = newFreeList(opts.Uploads+2, func() *bytes.Buffer { return new(bytes.Buffer) })
@@ -287,6 +306,7 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 	jobs := make(chan chunkJob, 16*p.opts.Workers)
 	results := make(chan chunkResult, 16*p.opts.Workers)
 	packs := make(chan finishedPack)
+	lists := make(chan *repository.PendingList, 2)
 	g.Go(func() error { defer close(jobs); return p.chunk(gctx, src, jobs) })
 	var workers sync.WaitGroup
 	for range p.opts.Workers {
@@ -294,7 +314,12 @@ func (p *pipeline) run(ctx context.Context, src io.Reader) error {
 		g.Go(func() error { defer workers.Done(); return p.work(gctx, jobs, results) })
 	}
 	go func() { workers.Wait(); close(results) }()
-	g.Go(func() error { defer close(packs); return p.pack(gctx, results, packs) })
+	g.Go(func() error {
+		defer close(packs)
+		defer close(lists)
+		return p.pack(gctx, results, packs, lists)
+	})
+	g.Go(func() error { return p.saveLists(gctx, lists) })
 	up := newUploader(p.repo, &p.stored, &p.packs, p.packBufs, p.packStored)
 	for range p.opts.Uploads {
 		g.Go(func() error { return up.upload(gctx, packs) })
@@ -326,6 +351,11 @@ func (p *pipeline) chunk(ctx context.Context, src io.Reader, jobs chan<- chunkJo
 		}
 		*buf = c.Data
 		p.read.Add(int64(len(c.Data)))
+		select {
+		case p.order <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		select {
 		case jobs <- chunkJob{seq: seq, data: buf}:
 		case <-ctx.Done():

@@ -172,7 +172,7 @@ func TestDedupWithinStreamCached(t *testing.T) {
 	data := append(append(append([]byte{}, a...), a...), a...)
 	first := run(t, r.Writer, bytes.NewReader(data), "db")
 	distinct := map[repository.ID]bool{}
-	for _, c := range first.Snapshot.Chunks {
+	for _, c := range repotest.Chunks(t, r.Writer, first.Snapshot) {
 		distinct[c] = true
 	}
 	if first.ChunksNew != len(distinct) || first.ChunksTotal < 2*len(distinct) {
@@ -185,5 +185,32 @@ func TestDedupWithinStreamCached(t *testing.T) {
 	got, _ := restoreHash(t, r.Restorer, again.Snapshot)
 	if want := sha256.Sum256(data); !bytes.Equal(got, want[:]) {
 		t.Fatal("restored stream differs")
+	}
+}
+
+// TestChunkOrderWithManyWorkers: with more workers than cores, chunks are
+// hashed out of order; the chunk lists must hold them in stream order, and
+// in several lists.
+func TestChunkOrderWithManyWorkers(t *testing.T) {
+	be, err := local.Open(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := repotest.New(t, be, repository.InitOptions{Chunker: repository.ChunkerParams{Min: 512, AvgBits: 10, Max: 8192}})
+	in := synth.Bytes(21, 8<<20)
+	sum, err := backup.Run(context.Background(), r.Writer, bytes.NewReader(in), backup.Options{
+		Source: "order", Workers: 16, Lists: repository.ListCut{Min: 64, AvgBits: 7, Max: 512}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(repotest.Chunks(t, r.Writer, sum.Snapshot)); n != sum.ChunksTotal || n < 4000 || len(sum.Snapshot.Lists) < 8 {
+		t.Fatalf("%d chunks (the snapshot says %d) in %d lists, want thousands in several lists", n, sum.ChunksTotal, len(sum.Snapshot.Lists))
+	}
+	var out bytes.Buffer
+	if _, err := restore.Run(context.Background(), r.Restorer, sum.Snapshot, &out, restore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), in) {
+		t.Fatal("the stream restores to other bytes: its chunk ids are out of order")
 	}
 }

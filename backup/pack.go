@@ -3,6 +3,7 @@ package backup
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -15,7 +16,7 @@ type finishedPack struct {
 }
 
 // pack puts results in stream order and fills packs with the new chunks.
-func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out chan<- finishedPack) error {
+func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out chan<- finishedPack, lists chan<- *repository.PendingList) error {
 	size := p.repo.Config().PackSize
 	var pw *repository.PackWriter
 	var buf *bytes.Buffer
@@ -35,13 +36,25 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 			return ctx.Err()
 		}
 	}
+	// Results come in the order the workers finish them: ids wait here
+	// until those before them came, at most cap(p.order).
+	early := map[int]repository.ID{}
+	next := 0
 	for r := range results {
-		for len(p.ids) <= r.seq {
-			p.ids = append(p.ids, repository.ID{})
+		early[r.seq] = r.id
+		for id, ok := early[next]; ok; id, ok = early[next] {
+			delete(early, next)
+			next++
+			<-p.order
+			if err := sendList(ctx, lists, p.lists.Add(id)); err != nil {
+				return err
+			}
 		}
-		p.ids[r.seq] = r.id
 		p.chunks.Add(1)
 		if r.compressed == nil {
+			if err := p.noteReused(r.id); err != nil {
+				return err
+			}
 			continue
 		}
 		if pw == nil {
@@ -63,7 +76,52 @@ func (p *pipeline) pack(ctx context.Context, results <-chan chunkResult, out cha
 			}
 		}
 	}
+	if len(early) > 0 {
+		return fmt.Errorf("backup: %d chunks came after a chunk that never did", len(early))
+	}
+	if err := sendList(ctx, lists, p.lists.Finish()); err != nil {
+		return err
+	}
 	return flush()
+}
+
+// sendList hands a chunk list to store, if any, to saveLists.
+func sendList(ctx context.Context, lists chan<- *repository.PendingList, l *repository.PendingList) error {
+	if l == nil {
+		return nil
+	}
+	select {
+	case lists <- l:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// saveLists stores the chunk lists the packer ends, in order, beside the
+// pipeline: a slow put holds up the stream only once two are waiting.
+func (p *pipeline) saveLists(ctx context.Context, lists <-chan *repository.PendingList) error {
+	for l := range lists {
+		n, err := p.repo.SaveChunkList(ctx, l)
+		if err != nil {
+			return err
+		}
+		p.stored.Add(n)
+	}
+	return nil
+}
+
+// noteReused records, under Object Lock, the pack of a chunk the stream
+// reuses, whose retention the backup extends before its snapshot.
+func (p *pipeline) noteReused(id repository.ID) error {
+	if p.reused == nil {
+		return nil
+	}
+	pk, _, ok, err := p.idx.Lookup(id)
+	if ok {
+		p.reused[pk.ID] = true
+	}
+	return err
 }
 
 // indexEvery is how many packs a backup stores before it writes an index

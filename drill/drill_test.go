@@ -243,7 +243,7 @@ func (f *fixture) pack(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _, ok, _ := idx.Lookup(f.snap.Chunks[0])
+	p, _, ok, _ := idx.Lookup(repotest.Chunks(t, f.Writer, f.snap)[0])
 	if !ok {
 		t.Fatal("chunk not indexed")
 	}

@@ -121,7 +121,7 @@ func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *reposit
 		_, err := restore.Run(ctx, repo, snap, dump, restore.Options{})
 		return err
 	})
-	if !r.check("chunks and stream digest", err, fmt.Sprintf("%d chunks decrypted and matched their ids; the %d-byte stream matched its digest", len(snap.Chunks), snap.Size)) {
+	if !r.check("chunks and stream digest", err, fmt.Sprintf("%d chunks decrypted and matched their ids; the %d-byte stream matched its digest", snap.ChunksTotal, snap.Size)) {
 		return
 	}
 	var want engine.Report

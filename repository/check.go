@@ -31,16 +31,18 @@ type Problem struct {
 
 // CheckReport is the result of Check.
 type CheckReport struct {
-	Snapshots    int       `json:"snapshots"`
-	IndexFiles   int       `json:"index_files"`
-	Packs        int       `json:"packs"`
-	Subset       string    `json:"subset,omitempty"` // as given, e.g. "10%" or "2/3"
-	PacksChosen  int       `json:"packs_chosen"`     // the packs the subset selected
-	PacksRead    int       `json:"packs_read"`       // of those, the ones stored, and so read
-	PacksDamaged int       `json:"packs_damaged"`    // of those read, the ones that failed
-	ReadData     bool      `json:"read_data"`
-	Unreferenced []string  `json:"unreferenced_packs,omitempty"` // garbage, not damage
-	Problems     []Problem `json:"problems"`
+	Snapshots    int      `json:"snapshots"`
+	IndexFiles   int      `json:"index_files"`
+	Packs        int      `json:"packs"`
+	Subset       string   `json:"subset,omitempty"` // as given, e.g. "10%" or "2/3"
+	PacksChosen  int      `json:"packs_chosen"`     // the packs the subset selected
+	PacksRead    int      `json:"packs_read"`       // of those, the ones stored, and so read
+	PacksDamaged int      `json:"packs_damaged"`    // of those read, the ones that failed
+	ReadData     bool     `json:"read_data"`
+	Unreferenced []string `json:"unreferenced_packs,omitempty"` // garbage, not damage
+	// UnreferencedLists are chunk lists no snapshot names: garbage too.
+	UnreferencedLists []string  `json:"unreferenced_lists,omitempty"`
+	Problems          []Problem `json:"problems"`
 }
 
 // OK reports whether no problem was found.
@@ -52,7 +54,8 @@ func (c *CheckReport) add(object, format string, args ...any) {
 
 // Check verifies the repository's structure: every index and snapshot
 // decrypts and is authentic, every indexed pack exists with its size, every
-// chunk a snapshot needs is indexed. With ReadData it also reads packs.
+// chunk list a snapshot names is stored, authentic and well formed, and
+// every chunk a snapshot needs is indexed. With ReadData it also reads packs.
 // It returns an error only when it cannot run; damage is in the report.
 func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckReport, error) {
 	if opts.ReadData && r.data == nil {
@@ -146,6 +149,9 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport)
 	if err != nil {
 		return err
 	}
+	// Lists shared by snapshots are read once: their missing chunks are
+	// counted per list.
+	read, lists, missingIn := chunkListCounts{}, map[ID]bool{}, map[ID]int{}
 	for _, id := range ids {
 		name := "snapshots/" + id.String()
 		s, err := r.LoadSnapshot(ctx, id)
@@ -160,21 +166,48 @@ func (r *Repo) checkSnapshots(ctx context.Context, idx *Index, rep *CheckReport)
 			continue
 		}
 		rep.Snapshots++
-		missing := 0
-		for _, c := range s.Chunks {
+		delete(missingIn, ID{}) // a version 1 snapshot's own chunks
+		var hasErr error
+		err = r.walkSnapshot(ctx, s, read, func(l ID) { lists[l] = true }, func(l, c ID) {
 			ok, err := idx.Has(c)
-			if err != nil {
-				return err
+			if err != nil && hasErr == nil {
+				hasErr = err
 			}
-			if !ok {
-				missing++
+			if err == nil && !ok {
+				missingIn[l]++
 			}
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			rep.add(name, "%v", trimRemedy(err))
+			continue
+		}
+		if hasErr != nil {
+			return hasErr
+		}
+		missing := missingIn[ID{}]
+		for _, l := range s.Lists {
+			missing += missingIn[l]
 		}
 		if missing > 0 {
-			rep.add(name, "%d of its %d chunks are in no index (their packs were deleted or never finished)", missing, len(s.Chunks))
+			rep.add(name, "%d of its %d chunks are in no index (their packs were deleted or never finished)", missing, s.ChunksTotal)
 		}
 	}
-	return nil
+	return r.checkLists(ctx, lists, rep)
+}
+
+// checkLists notes the stored chunk lists that no snapshot references:
+// garbage that prune removes, not damage.
+func (r *Repo) checkLists(ctx context.Context, referenced map[ID]bool, rep *CheckReport) error {
+	err := r.listIDs(ctx, chunkListDir, nil, func(id ID) {
+		if !referenced[id] {
+			rep.UnreferencedLists = append(rep.UnreferencedLists, chunkListDir+"/"+id.String())
+		}
+	})
+	sort.Strings(rep.UnreferencedLists)
+	return err
 }
 
 func (r *Repo) readData(ctx context.Context, idx *Index, stored map[string]int64, opts CheckOptions, rep *CheckReport) error {

@@ -136,7 +136,7 @@ func (h *hostileRepo) bombPack(source string, frame []byte, raw uint32, like *Sn
 		h.t.Fatal(err)
 	}
 	s := *like
-	s.Source, s.Time, s.Chunks, s.Size, s.Private = source, time.Now(), []ID{chunk}, int64(raw), nil
+	s.Source, s.Time, s.Chunks, s.Lists, s.ChunksTotal, s.Size, s.Private = source, time.Now(), []ID{chunk}, nil, 1, int64(raw), nil
 	if _, err := h.r.SaveSnapshot(ctx, &s); err != nil {
 		h.t.Fatal(err)
 	}

@@ -50,7 +50,8 @@ func (r *Repo) readMeta(ctx context.Context, kind, dir string, id ID) ([]byte, e
 	return r.openMeta(kind, name, id, ct)
 }
 
-// metaMax returns the most a stored metadata object of kind may weigh.
+// metaMax returns the most a stored metadata object of kind may weigh. A
+// chunk list is a small object: at most MaxListIDs ids.
 func metaMax(kind string) int64 {
 	if kind == "index" || kind == "snapshot" {
 		return MaxLargeMeta

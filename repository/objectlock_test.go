@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,10 +57,13 @@ func TestObjectLockReuseExtends(t *testing.T) {
 		t.Fatal(err)
 	}
 	idx, _ := r.Writer.LoadIndex(ctx)
-	pack, _, _, _ := idx.Lookup(old.Snapshot.Chunks[0])
+	pack, _, _, _ := idx.Lookup(repotest.Chunks(t, r.Writer, old.Snapshot)[0])
 	name := repository.PackName(pack.ID)
-	if u := retention(t, r.Backend, name); u.After(now.Add(25 * time.Hour)) {
-		t.Fatalf("a pack stored 30 days ago under a 31-day lock is retained until %s, want about a day from now", u)
+	list := "chunklists/" + old.Snapshot.Lists[0].String()
+	for _, n := range []string{name, list} {
+		if u := retention(t, r.Backend, n); u.After(now.Add(25 * time.Hour)) {
+			t.Fatalf("%s stored 30 days ago under a 31-day lock is retained until %s, want about a day from now", n, u)
+		}
 	}
 
 	r.Writer.SetClock(time.Now)
@@ -73,6 +77,12 @@ func TestObjectLockReuseExtends(t *testing.T) {
 	want := time.Now().Add(31 * 24 * time.Hour).Add(-time.Minute)
 	if u := retention(t, r.Backend, name); u.Before(want) {
 		t.Fatalf("the reused pack is retained until %s, want at least %s", u, want)
+	}
+	if !slices.Equal(today.Snapshot.Lists, old.Snapshot.Lists) {
+		t.Fatal("the same stream made other chunk lists: the test proves nothing about reused lists")
+	}
+	if u := retention(t, r.Backend, list); u.Before(want) {
+		t.Fatalf("the reused chunk list is retained until %s, want at least %s", u, want)
 	}
 	snapName := "snapshots/" + today.Snapshot.ID().String()
 	if u := retention(t, r.Backend, snapName); u.Before(want) {
@@ -94,7 +104,7 @@ func TestObjectLockNoEarlyDelete(t *testing.T) {
 		t.Fatalf("coffer deleted a locked snapshot: %v", err)
 	}
 	idx, _ := r.Writer.LoadIndex(ctx)
-	pack, _, _, _ := idx.Lookup(sum.Snapshot.Chunks[0])
+	pack, _, _, _ := idx.Lookup(repotest.Chunks(t, r.Writer, sum.Snapshot)[0])
 	if err := r.Backend.Delete(ctx, repository.PackName(pack.ID)); !errors.Is(err, storage.ErrLocked) {
 		t.Fatalf("coffer deleted a locked pack: %v", err)
 	}

@@ -17,21 +17,21 @@ var rolePermissions = map[string]map[string][]string{
 	"writer": {
 		// read metadata (never data/), add data and metadata, keep reused
 		// objects locked, release its own locks
-		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "locks/*", "prune/*", "audit/*", "drills/*"},
-		"s3:PutObject":           {"data/*", "index/*", "snapshots/*", "locks/*", "audit/*"},
-		"s3:GetObjectRetention":  {"data/*", "index/*"},
-		"s3:PutObjectRetention":  {"data/*", "index/*"},
+		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*", "audit/*", "drills/*"},
+		"s3:PutObject":           {"data/*", "index/*", "snapshots/*", "chunklists/*", "locks/*", "audit/*"},
+		"s3:GetObjectRetention":  {"data/*", "index/*", "chunklists/*"},
+		"s3:PutObjectRetention":  {"data/*", "index/*", "chunklists/*"},
 		"s3:DeleteObject":        {"locks/*"},
 		"s3:DeleteObjectVersion": {"locks/*"},
 	},
 	"maintainer": {
 		// the writer's reads, plus forget and prune: delete and rewrite
 		// metadata, delete packs; still never read data/
-		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "locks/*", "prune/*", "audit/*", "drills/*"},
+		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*", "audit/*", "drills/*"},
 		"s3:PutObject":           {"index/*", "prune/*", "audit/*"},
-		"s3:GetObjectRetention":  {"data/*", "index/*"},
-		"s3:DeleteObject":        {"data/*", "index/*", "snapshots/*", "locks/*", "prune/*"},
-		"s3:DeleteObjectVersion": {"data/*", "index/*", "snapshots/*", "locks/*", "prune/*"},
+		"s3:GetObjectRetention":  {"data/*", "index/*", "chunklists/*"},
+		"s3:DeleteObject":        {"data/*", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*"},
+		"s3:DeleteObjectVersion": {"data/*", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*"},
 	},
 	"restorer": {
 		// read everything, record restores and drills
@@ -92,12 +92,30 @@ func BucketPolicy(role, bucket, prefix string, opts PolicyOptions) (string, erro
 		actions = append(actions, a)
 	}
 	sort.Strings(actions)
+	// Actions on the same objects share a statement, which keeps the
+	// policy within the 2048 characters of an STS session policy.
+	var grouped []string
+	same := map[string][]string{}
 	for _, a := range actions {
+		k := strings.Join(perms[a], " ")
+		if a == "s3:PutObject" {
+			k = a // its conditions are its own
+		}
+		if same[k] == nil {
+			grouped = append(grouped, k)
+		}
+		same[k] = append(same[k], a)
+	}
+	for _, k := range grouped {
+		a, sid := same[k][0], ""
+		for _, x := range same[k] {
+			sid += strings.TrimPrefix(x, "s3:")
+		}
 		var res []string
 		for _, o := range perms[a] {
 			res = append(res, "arn:aws:s3:::"+root+"/"+o)
 		}
-		st := statement{Sid: strings.TrimPrefix(a, "s3:"), Effect: "Allow", Action: []string{a}, Resource: res}
+		st := statement{Sid: sid, Effect: "Allow", Action: same[k], Resource: res}
 		if a == "s3:PutObject" && opts.IfNoneMatch {
 			// Allow only puts that carry the header, and deny the others
 			// explicitly, so that no broader grant elsewhere lets this role

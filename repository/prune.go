@@ -17,6 +17,8 @@ type PruneMarker struct {
 	Created    time.Time `json:"created"`
 	Host       string    `json:"host"`
 	Candidates []ID      `json:"candidates"` // packs no snapshot needed when marked
+	// Lists are the chunk lists no snapshot referenced when marked.
+	Lists []ID `json:"lists,omitempty"`
 }
 
 // PruneOptions tune Prune.
@@ -54,6 +56,9 @@ type PruneReport struct {
 	Deleted        int      `json:"deleted_packs"`
 	DeletedBytes   int64    `json:"deleted_bytes"`
 	Kept           int      `json:"kept_packs"` // candidates a snapshot referenced by sweep time
+	CandidateLists int      `json:"candidate_lists"`
+	DeletedLists   int      `json:"deleted_lists"`
+	KeptLists      int      `json:"kept_lists"` // candidate lists a snapshot referenced by sweep time
 	Locked         []string `json:"locked,omitempty"`
 	WaitingFor     []string `json:"waiting_for,omitempty"` // backups that block the sweep
 	StaleLocks     int      `json:"stale_locks_removed"`
@@ -117,18 +122,18 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		return nil, fmt.Errorf("prune the WAL archive: %w", err)
 	}
 	if marker == nil {
-		cands, sizes, err := r.pruneCandidates(ctx, rep)
+		cands, sizes, lists, err := r.pruneCandidates(ctx, rep)
 		if err != nil {
 			return nil, err
 		}
-		rep.Candidates = len(cands)
+		rep.Candidates, rep.CandidateLists = len(cands), len(lists)
 		for _, s := range sizes {
 			rep.CandidateBytes += s
 		}
-		if opts.DryRun || len(cands) == 0 {
+		if opts.DryRun || len(cands)+len(lists) == 0 {
 			return rep, nil
 		}
-		marker = &PruneMarker{versioned: versioned{FormatVersion}, Created: opts.Now().UTC(), Host: opts.Host, Candidates: cands}
+		marker = &PruneMarker{versioned: versioned{FormatVersion}, Created: opts.Now().UTC(), Host: opts.Host, Candidates: cands, Lists: lists}
 		if markerID, err = r.saveMeta(ctx, "prune", "prune", marker, false); err != nil {
 			return nil, err
 		}
@@ -137,7 +142,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 			return nil, err
 		}
 	} else {
-		rep.Candidates = len(marker.Candidates)
+		rep.Candidates, rep.CandidateLists = len(marker.Candidates), len(marker.Lists)
 	}
 	rep.Marker = markerID.String()
 	for _, l := range locks {
@@ -219,35 +224,62 @@ func (r *Repo) pendingMarker(ctx context.Context) (ID, *PruneMarker, error) {
 	return bestID, best, nil
 }
 
-// referenced returns every chunk a snapshot needs. A snapshot that cannot
-// be read stops prune: deleting what it might need would lose data.
-func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
+// references are what the snapshots need: chunks, and chunk lists.
+type references struct {
+	chunks, lists map[ID]bool
+}
+
+// referenced returns every chunk and chunk list a snapshot needs. A
+// snapshot that cannot be read, or one of its lists, stops prune: deleting
+// what it might need would lose data.
+func (r *Repo) referenced(ctx context.Context) (*references, error) {
 	snaps, err := r.Snapshots(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("prune needs every snapshot: %w\nforget or repair the damaged snapshot first", err)
 	}
-	refs := map[ID]bool{}
+	refs := &references{chunks: map[ID]bool{}, lists: map[ID]bool{}}
+	read := chunkListCounts{}
 	for _, s := range snaps {
-		for _, c := range s.Chunks {
-			refs[c] = true
+		err := r.walkSnapshot(ctx, s, read, func(l ID) { refs.lists[l] = true }, func(_, c ID) { refs.chunks[c] = true })
+		if err != nil {
+			return nil, fmt.Errorf("prune needs every snapshot's chunks: %w\nforget or repair the damaged snapshot first", err)
 		}
 	}
 	return refs, nil
+}
+
+// unreferencedLists returns the stored chunk lists that refs does not
+// name, sorted, and notes names under chunklists/ that are not coffer's.
+func (r *Repo) unreferencedLists(ctx context.Context, refs *references, rep *PruneReport) ([]ID, error) {
+	var out []ID
+	err := r.listIDs(ctx, chunkListDir, func(name string) { rep.Foreign = append(rep.Foreign, name) }, func(id ID) {
+		if !refs.lists[id] {
+			out = append(out, id)
+		}
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out, err
 }
 
 // pruneCandidates returns the packs none of whose chunks a snapshot
 // references: indexed packs, and packs in no index (left by killed
 // backups, or by one still running: the marker protocol waits for those);
 // and the packs of earlier key generations whose referenced chunks a pack
-// of the current one holds (re-encrypted copies).
-func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, error) {
-	refs, err := r.referenced(ctx)
+// of the current one holds (re-encrypted copies); and the chunk lists no
+// snapshot references.
+func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, []ID, error) {
+	all, err := r.referenced(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	lists, err := r.unreferencedLists(ctx, all, rep)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	refs := all.chunks
 	_, entries, err := r.indexEntries(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	needed := map[ID]bool{}
 	current := currentChunks(entries, r.cfg.Gen())
@@ -267,14 +299,14 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	cands := make([]ID, 0, len(sizes))
 	for id := range sizes {
 		cands = append(cands, id)
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].String() < cands[j].String() })
-	return cands, sizes, nil
+	return cands, sizes, lists, nil
 }
 
 // parsePackName returns the id of a pack named as PackName names it.
@@ -291,10 +323,11 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 	if err := r.confirmKeys(ctx); err != nil {
 		return err
 	}
-	refs, err := r.referenced(ctx)
+	all, err := r.referenced(ctx)
 	if err != nil {
 		return err
 	}
+	refs := all.chunks
 	files, entries, err := r.indexEntries(ctx)
 	if err != nil {
 		return err
@@ -343,6 +376,14 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 		if r.deleteOrNote(ctx, name, rep) {
 			rep.Deleted++
 			rep.DeletedBytes += info.Size
+		}
+	}
+	for _, id := range m.Lists {
+		switch {
+		case all.lists[id]:
+			rep.KeptLists++ // a backup that did not honour the marker reused it
+		case r.deleteOrNote(ctx, chunkListDir+"/"+id.String(), rep):
+			rep.DeletedLists++
 		}
 	}
 	if err := r.be.Delete(ctx, "prune/"+markerID.String()); err != nil {
@@ -414,27 +455,6 @@ func (r *Repo) indexEntries(ctx context.Context) ([]ID, []PackEntry, error) {
 		}
 	}
 	return ids, entries, nil
-}
-
-// ExcludeMarked removes from idx the chunks of the packs that the given
-// prune markers name as candidates, so a backup honouring those markers
-// stores such chunks again instead of depending on packs about to go.
-func (r *Repo) ExcludeMarked(ctx context.Context, idx *Index, markers []ID) error {
-	drop := map[ID]bool{}
-	for _, id := range markers {
-		var m PruneMarker
-		if err := r.loadMeta(ctx, "prune", "prune", id, &m); err != nil {
-			if isNotFound(err) {
-				continue // swept meanwhile: its packs are gone from the index too
-			}
-			return err
-		}
-		for _, c := range m.Candidates {
-			drop[c] = true
-		}
-	}
-	idx.dropPacks(drop)
-	return nil
 }
 
 // maxIndexBlobs bounds the blobs of an index object that prune writes

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -121,7 +122,7 @@ func TestPruneWaitsForOlderBackup(t *testing.T) {
 	sc := snap(t, r.Writer, c, "c")
 
 	rep = prune(t, r.Writer)
-	if !rep.Swept || rep.Kept == 0 || rep.Deleted != 0 {
+	if !rep.Swept || rep.Kept == 0 || rep.Deleted != 0 || rep.KeptLists != len(old.Lists) || rep.DeletedLists != 0 {
 		t.Fatalf("sweep after the backup finished: %+v", rep)
 	}
 	mustRestore(t, r.Restorer, &old, a)
@@ -146,10 +147,20 @@ func TestBackupHonoursMarker(t *testing.T) {
 	if again.ChunksNew != again.ChunksTotal {
 		t.Fatalf("a backup honouring the marker reused %d marked chunks", again.ChunksTotal-again.ChunksNew)
 	}
+	// The same ids make the same chunk lists, which the marker names: the
+	// backup stores them under another name instead of reusing them.
+	for _, l := range again.Lists {
+		if slices.Contains(sa.Lists, l) {
+			t.Fatalf("a backup honouring the marker reused its chunk list %s", l.Short())
+		}
+	}
 	blocker.Release(ctx)
 	rep = prune(t, r.Writer)
-	if !rep.Swept || rep.Deleted == 0 || rep.Kept != 0 {
+	if !rep.Swept || rep.Deleted == 0 || rep.Kept != 0 || rep.DeletedLists != len(sa.Lists) || rep.KeptLists != 0 {
 		t.Fatalf("sweep: %+v", rep)
+	}
+	if got := storedLists(t, r.Backend); len(got) != len(again.Lists) {
+		t.Fatalf("after the sweep %d chunk lists are stored, the one snapshot names %d", len(got), len(again.Lists))
 	}
 	mustRestore(t, r.Restorer, again, a)
 	mustCheck(t, r.Restorer)

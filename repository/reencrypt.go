@@ -77,10 +77,11 @@ func (r *Repo) Reencrypt(ctx context.Context, opts ReencryptOptions) (*Reencrypt
 // reencryptPacks rewrites the referenced blobs of the packs of earlier
 // generations that hold a referenced chunk found in no current pack.
 func (r *Repo) reencryptPacks(ctx context.Context, opts ReencryptOptions, rep *ReencryptReport) error {
-	refs, err := r.referenced(ctx)
+	all, err := r.referenced(ctx)
 	if err != nil {
 		return err
 	}
+	refs := all.chunks
 	_, entries, err := r.indexEntries(ctx)
 	if err != nil {
 		return err

@@ -70,11 +70,33 @@ func (r *Repo) putOptions() storage.PutOptions {
 	return storage.PutOptions{RetainUntil: r.clock().Add(time.Duration(r.cfg.Lock.Days) * 24 * time.Hour)}
 }
 
-// ExtendRetention makes every object that snapshot s depends on (the packs
-// of its chunks and the index objects listing them) retained at least as
-// long as s. It costs one retention read per object and one write per
-// object whose retention was shorter (see docs/format.md).
+// ExtendRetention makes every object that snapshot s depends on (its
+// chunk lists, the packs of its chunks and the index objects listing them)
+// retained at least as long as s. It reads s's chunk lists; a backup,
+// which knows the packs it reused, calls ExtendRetentionOf instead. It
+// costs one retention read per object and one write per object whose
+// retention was shorter (see docs/format.md).
 func (r *Repo) ExtendRetention(ctx context.Context, idx *Index, s *Snapshot) (extended int, err error) {
+	if r.cfg.Lock == nil {
+		return 0, nil
+	}
+	packs := map[ID]bool{}
+	err = r.SnapshotChunks(ctx, s, func(c ID) error {
+		p, _, ok, err := idx.Lookup(c)
+		if ok {
+			packs[p.ID] = true
+		}
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return r.ExtendRetentionOf(ctx, idx, s.Lists, packs)
+}
+
+// ExtendRetentionOf makes the given chunk lists and packs, and every index
+// object of idx, retained at least as long as a snapshot written now.
+func (r *Repo) ExtendRetentionOf(ctx context.Context, idx *Index, lists []ID, packs map[ID]bool) (extended int, err error) {
 	if r.cfg.Lock == nil {
 		return 0, nil
 	}
@@ -84,16 +106,11 @@ func (r *Repo) ExtendRetention(ctx context.Context, idx *Index, s *Snapshot) (ex
 	}
 	need := r.putOptions().RetainUntil
 	objects := map[string]bool{}
-	for _, c := range s.Chunks {
-		p, _, ok, err := idx.Lookup(c)
-		if err != nil {
-			return 0, err
-		}
-		// A backup's own new packs were just stored with the retention
-		// they need.
-		if ok && !idx.addedPack(p.ID) {
-			objects[PackName(p.ID)] = true
-		}
+	for p := range packs {
+		objects[PackName(p)] = true
+	}
+	for _, l := range lists {
+		objects[chunkListDir+"/"+l.String()] = true
 	}
 	for _, f := range idx.Files() {
 		objects["index/"+f.String()] = true

@@ -21,7 +21,7 @@ import (
 // the new keys, with the kind each object is sealed as. Locks and prune
 // markers are not carried: a rotation runs only when there are none.
 var carriedDirs = []struct{ dir, kind string }{
-	{"index", "index"}, {"snapshots", "snapshot"}, {"drills", "drill"}, {"audit", "audit"},
+	{"index", "index"}, {"snapshots", "snapshot"}, {chunkListDir, chunkListKind}, {"drills", "drill"}, {"audit", "audit"},
 }
 
 // RotateOptions configure Rotate.

@@ -30,7 +30,11 @@ type Snapshot struct {
 	ChunksNew     int      `json:"chunks_new"`
 	ChunksTotal   int      `json:"chunks_total"`
 	Digest        ID       `json:"digest"`
-	Chunks        []ID     `json:"chunks"`
+	// Lists are the chunk lists holding the stream's chunk ids, in order
+	// (version 2); Chunks are the ids themselves (version 1). Read them
+	// with Repo.SnapshotChunks.
+	Lists  []ID `json:"lists,omitempty"`
+	Chunks []ID `json:"chunks,omitempty"`
 	// Private is an age file to the repository key holding what is derived
 	// from customer rows (per-table digests).
 	Private []byte `json:"private,omitempty"`
@@ -48,9 +52,17 @@ type Snapshot struct {
 // ID returns the snapshot's id (zero until saved or loaded).
 func (s *Snapshot) ID() ID { return s.id }
 
-// SaveSnapshot stores a snapshot and sets its id.
+// SnapshotVersion is the version of the snapshots this code writes:
+// version 2 names chunk lists, version 1 (still read) holds the chunk ids.
+const SnapshotVersion = 2
+
+// SaveSnapshot stores a snapshot and sets its id. A snapshot with Chunks
+// and no Lists is stored as version 1, any other as version 2.
 func (r *Repo) SaveSnapshot(ctx context.Context, s *Snapshot) (ID, error) {
-	s.Version = FormatVersion
+	s.Version = SnapshotVersion
+	if len(s.Chunks) > 0 && len(s.Lists) == 0 {
+		s.Version = 1
+	}
 	id, err := r.saveMeta(ctx, "snapshot", "snapshots", s, true)
 	if err == nil {
 		s.id = id
@@ -105,8 +117,13 @@ func (r *Repo) LoadSnapshot(ctx context.Context, id ID) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.Version != FormatVersion {
+	switch {
+	case s.Version < 1 || s.Version > SnapshotVersion:
 		return nil, &UnsupportedVersionError{Object: name, Version: s.Version}
+	case s.Version == 1 && len(s.Lists) > 0, s.Version >= 2 && len(s.Chunks) > 0:
+		return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("a version %d snapshot with both chunk ids and chunk lists", s.Version)}
+	case s.ChunksTotal < 0 || s.Version == 1 && len(s.Chunks) != s.ChunksTotal:
+		return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("it holds %d chunk ids and says chunks_total is %d", len(s.Chunks), s.ChunksTotal)}
 	}
 	s.id = id
 	return &s, nil

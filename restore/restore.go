@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"iter"
 	"path"
 	"runtime"
 	"strings"
@@ -55,11 +54,13 @@ type Summary struct {
 // maxRunRaw bounds the plaintext one fetch returns, and so memory.
 const maxRunRaw = 4 << 20
 
-// run is a stretch of the stream stored in one pack.
+// run is a stretch of the stream stored in one pack; skip is how many of
+// its bytes come before the range being restored.
 type run struct {
 	pack  repository.PackInfo
 	blobs []repository.Blob
 	raw   int
+	skip  int64
 }
 
 // Run writes snapshot snap of repo to w. It returns an error, and w holds
@@ -77,6 +78,9 @@ type run struct {
 // read whose length differs from its index entry is refused): only a
 // writer could make a range hold other bytes, and a writer can write any
 // snapshot anyway.
+//
+// The chunk ids are read from the snapshot's chunk lists as the restore
+// goes, so memory does not grow with the stream.
 func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options) (*Summary, error) {
 	start := time.Now()
 	if !repo.CanRead() {
@@ -90,22 +94,18 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 		return nil, fmt.Errorf("restore: load index: %w", err)
 	}
 	defer idx.Close()
-	runs, skip, err := plan(idx, snap, opts.Range)
-	if err != nil {
-		return nil, err
-	}
 	if opts.Workers <= 0 {
 		opts.Workers = max(4, 2*runtime.GOMAXPROCS(0))
 	}
 	if opts.Range != nil {
-		return runRange(ctx, repo, snap, w, opts, runs, skip, start)
+		return runRange(ctx, repo, idx, snap, w, opts, start)
 	}
 	// The stream digest is one sequential HMAC over the whole stream: it
 	// runs in its own goroutine, beside the writes and the fetches, so it
 	// adds no time while it is not the slowest stage.
 	digest := hmac.New(sha256.New, repo.WriterKey().ChunkIDKey[:])
 	out := &countingWriter{w: w}
-	if err := fetch(ctx, repo, snap, out, digest, opts, runs, snap.Size); err != nil {
+	if _, err := fetch(ctx, repo, idx, snap, out, digest, opts, snap.Size); err != nil {
 		return nil, err
 	}
 	var got repository.ID
@@ -114,44 +114,39 @@ func Run(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, 
 		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 			Reason: fmt.Sprintf("the restored stream (%d bytes) does not match the snapshot's digest and size (%d bytes)", out.n, snap.Size)}
 	}
-	return &Summary{Bytes: out.n, Chunks: chunkCount(runs), Duration: time.Since(start)}, nil
+	return &Summary{Bytes: out.n, Chunks: snap.ChunksTotal, Duration: time.Since(start)}, nil
 }
 
-// runRange writes the range of the stream that runs hold, without the
-// first skip bytes of the first run.
-func runRange(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, w io.Writer, opts Options, runs []run, skip int64, start time.Time) (*Summary, error) {
-	out := &window{w: w, skip: skip, left: opts.Range.Length}
-	if err := fetch(ctx, repo, snap, out, nil, opts, runs, opts.Range.Length); err != nil {
+// runRange writes opts.Range of the stream.
+func runRange(ctx context.Context, repo *repository.Repo, idx *repository.Index, snap *repository.Snapshot, w io.Writer, opts Options, start time.Time) (*Summary, error) {
+	out := &window{w: w, left: opts.Range.Length}
+	chunks, err := fetch(ctx, repo, idx, snap, out, nil, opts, opts.Range.Length)
+	if err != nil {
 		return nil, err
 	}
-	if out.left != 0 || out.skip != 0 {
+	if out.left != 0 {
 		return nil, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
-			Reason: fmt.Sprintf("its chunks hold %d bytes fewer than bytes %d to %d of the stream", out.left+out.skip, opts.Range.Offset, opts.Range.Offset+opts.Range.Length)}
+			Reason: fmt.Sprintf("its chunks hold %d bytes fewer than bytes %d to %d of the stream", out.left, opts.Range.Offset, opts.Range.Offset+opts.Range.Length)}
 	}
-	return &Summary{Bytes: opts.Range.Length, Chunks: chunkCount(runs), Duration: time.Since(start)}, nil
+	return &Summary{Bytes: opts.Range.Length, Chunks: chunks, Duration: time.Since(start)}, nil
 }
 
-func chunkCount(runs []run) int {
-	n := 0
-	for _, r := range runs {
-		n += len(r.blobs)
-	}
-	return n
-}
-
-// fetch reads runs in parallel and writes them to out in order, and to
-// digest (when not nil) in its own goroutine; total is what progress
-// counts towards. Each run is decompressed straight into a buffer from a
-// pool, which goes back to it once written and digested: at most
-// 2×Workers+3 buffers of maxRunRaw are alive (being fetched, waiting in
-// order, being written, waiting for and in the digest).
-func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, out progressWriter, digest io.Writer, opts Options, runs []run, total int64) error {
+// fetch reads the runs that plan makes in parallel and writes them to out
+// in order, and to digest (when not nil) in its own goroutine; total is
+// what progress counts towards. It returns the number of chunks read. Each
+// run is decompressed straight into a buffer from a pool, which goes back
+// to it once written and digested: at most 2×Workers+3 buffers of
+// maxRunRaw are alive (being fetched, waiting in order, being written,
+// waiting for and in the digest).
+func fetch(ctx context.Context, repo *repository.Repo, idx *repository.Index, snap *repository.Snapshot, out progressWriter, digest io.Writer, opts Options, total int64) (int, error) {
 	g, gctx := errgroup.WithContext(ctx)
 	futures := make(chan chan *piece, opts.Workers)
 	sem := make(chan struct{}, opts.Workers)
+	var chunks int
 	g.Go(func() error {
 		defer close(futures)
-		for _, r := range runs {
+		var err error
+		chunks, err = plan(gctx, repo, idx, snap, opts.Range, func(r run) error {
 			f := make(chan *piece, 1)
 			select {
 			case futures <- f:
@@ -172,18 +167,24 @@ func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot
 					p.release()
 					return fmt.Errorf("snapshot %s: %w", snap.ID().Short(), err)
 				}
+				if r.skip > int64(len(p.data)) {
+					p.release()
+					return &repository.CorruptError{Object: "snapshots/" + snap.ID().String(), Reason: "its chunks hold fewer bytes than the index says"}
+				}
+				p.skip = int(r.skip)
 				f <- p
 				return nil
 			})
-		}
-		return nil
+			return nil
+		})
+		return err
 	})
 	var hashed chan *piece
 	if digest != nil {
 		hashed = make(chan *piece, 1)
 		g.Go(func() error {
 			for p := range hashed {
-				digest.Write(p.data)
+				digest.Write(p.data[p.skip:])
 				p.release()
 			}
 			return nil
@@ -210,7 +211,7 @@ func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot
 					return gctx.Err()
 				}
 			}
-			_, err := out.Write(p.data)
+			_, err := out.Write(p.data[p.skip:])
 			p.release()
 			if err != nil {
 				return fmt.Errorf("restore: write: %w", err)
@@ -221,13 +222,16 @@ func fetch(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot
 		}
 		return nil
 	})
-	return g.Wait()
+	err := g.Wait()
+	return chunks, err
 }
 
 // piece is one run's plaintext on its way to the writer and the digest;
-// it goes back to the pool when the last of them releases it.
+// it goes back to the pool when the last of them releases it. Its first
+// skip bytes come before the range being restored.
 type piece struct {
 	data []byte
+	skip int
 	refs atomic.Int32
 }
 
@@ -236,6 +240,7 @@ var pieces = sync.Pool{New: func() any { return &piece{data: make([]byte, 0, max
 func getPiece() *piece {
 	p := pieces.Get().(*piece)
 	p.refs.Store(1)
+	p.skip = 0
 	return p
 }
 
@@ -265,18 +270,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 
 func (c *countingWriter) written() int64 { return c.n }
 
-// window passes on the bytes of a range: it drops the first skip bytes
-// written to it, then passes on left bytes and drops the rest.
+// window passes on the first left bytes written to it and drops the rest.
 type window struct {
-	w          io.Writer
-	skip, left int64
-	n          int64
+	w    io.Writer
+	left int64
+	n    int64
 }
 
 func (v *window) Write(p []byte) (int, error) {
 	all := len(p)
-	d := min(v.skip, int64(len(p)))
-	p, v.skip = p[d:], v.skip-d
 	p = p[:min(v.left, int64(len(p)))]
 	n, err := v.w.Write(p)
 	v.left -= int64(n)
@@ -289,54 +291,54 @@ func (v *window) Write(p []byte) (int, error) {
 
 func (v *window) written() int64 { return v.n }
 
-// plan groups the snapshot's chunks (those that hold rg, when given) into
-// runs of consecutive chunks stored in the same pack. With rg it also
-// returns how many bytes of the first run come before rg.
-func plan(idx *repository.Index, snap *repository.Snapshot, rg *Range) ([]run, int64, error) {
-	var runs []run
-	var pos, skip int64
-	for i, id := range chunkIDs(snap) {
+// plan calls emit with the snapshot's chunks (those that hold rg, when
+// given) grouped into runs of consecutive chunks stored in the same pack,
+// in order, as it reads them from the snapshot's chunk lists; the first
+// run of a range says how many of its bytes come before rg. It returns the
+// number of chunks in the runs.
+func plan(ctx context.Context, repo *repository.Repo, idx *repository.Index, snap *repository.Snapshot, rg *Range, emit func(run) error) (int, error) {
+	var cur run
+	var pos int64
+	i, chunks := -1, 0
+	err := repo.SnapshotChunks(ctx, snap, func(id repository.ID) error {
+		i++
 		if rg != nil && pos >= rg.Offset+rg.Length {
-			break // past the range: these chunks are not needed
+			return repository.ErrStop // past the range: these chunks are not needed
 		}
 		p, b, ok, err := idx.Lookup(id)
 		if err != nil {
-			return nil, 0, fmt.Errorf("restore: %w", err)
+			return fmt.Errorf("restore: %w", err)
 		}
 		if !ok {
-			return nil, 0, &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
+			return &repository.CorruptError{Object: "snapshots/" + snap.ID().String(),
 				Reason: fmt.Sprintf("chunk %d (%s) is not in any index: its pack was deleted or never finished", i, id.Short())}
 		}
 		start := pos
 		pos += int64(b.Raw)
-		if rg != nil {
-			if pos <= rg.Offset {
-				continue // before the range: skipped unread
-			}
-			if len(runs) == 0 {
-				skip = rg.Offset - start
+		if rg != nil && pos <= rg.Offset {
+			return nil // before the range: skipped unread
+		}
+		chunks++
+		if chunks > 1 && cur.pack.ID == p.ID && cur.raw+int(b.Raw) <= maxRunRaw {
+			cur.blobs = append(cur.blobs, b)
+			cur.raw += int(b.Raw)
+			return nil
+		}
+		if chunks > 1 {
+			if err := emit(cur); err != nil {
+				return err
 			}
 		}
-		if n := len(runs); n > 0 && runs[n-1].pack.ID == p.ID && runs[n-1].raw+int(b.Raw) <= maxRunRaw {
-			runs[n-1].blobs = append(runs[n-1].blobs, b)
-			runs[n-1].raw += int(b.Raw)
-			continue
+		cur = run{pack: p, blobs: []repository.Blob{b}, raw: int(b.Raw)}
+		if rg != nil && chunks == 1 {
+			cur.skip = rg.Offset - start
 		}
-		runs = append(runs, run{pack: p, blobs: []repository.Blob{b}, raw: int(b.Raw)})
+		return nil
+	})
+	if err == nil && chunks > 0 {
+		err = emit(cur)
 	}
-	return runs, skip, nil
-}
-
-// chunkIDs yields the ids of snapshot snap's chunks in stream order, with
-// their positions. It is the one place a restore reads the chunk list.
-func chunkIDs(snap *repository.Snapshot) iter.Seq2[int, repository.ID] {
-	return func(yield func(int, repository.ID) bool) {
-		for i, id := range snap.Chunks {
-			if !yield(i, id) {
-				return
-			}
-		}
-	}
+	return chunks, err
 }
 
 // WholeStream is the --part value that restores a snapshot's whole

@@ -84,8 +84,8 @@ func TestRange(t *testing.T) {
 		if !bytes.Equal(got, in[rg.Offset:rg.Offset+rg.Length]) || sum.Bytes != rg.Length {
 			t.Fatalf("range %+v: got %d bytes that differ from the stream's", rg, len(got))
 		}
-		if rg.Length <= n/4 && sum.Chunks > len(snap.Chunks)/2 {
-			t.Errorf("range %+v read %d of %d chunks", rg, sum.Chunks, len(snap.Chunks))
+		if rg.Length <= n/4 && sum.Chunks > snap.ChunksTotal/2 {
+			t.Errorf("range %+v read %d of %d chunks", rg, sum.Chunks, snap.ChunksTotal)
 		}
 	}
 	for _, rg := range []restore.Range{{-1, 2}, {0, n + 1}, {n, 1}, {5, -1}} {
@@ -110,7 +110,7 @@ func TestRangeSkipsPacks(t *testing.T) {
 	// The packs that hold the globals part.
 	need := map[repository.ID]bool{}
 	var pos int64
-	for _, id := range snap.Chunks {
+	for _, id := range repotest.Chunks(t, f.Writer, snap) {
 		p, b, _, _ := idx.Lookup(id)
 		if pos < parts[0].Size {
 			need[p.ID] = true
@@ -118,7 +118,7 @@ func TestRangeSkipsPacks(t *testing.T) {
 		pos += int64(b.Raw)
 	}
 	deleted := 0
-	for _, id := range snap.Chunks {
+	for _, id := range repotest.Chunks(t, f.Writer, snap) {
 		p, _, _, _ := idx.Lookup(id)
 		if !need[p.ID] {
 			if err := f.Backend.Delete(ctx, repository.PackName(p.ID)); err != nil {

@@ -82,6 +82,9 @@ func printCheck(cmd *cobra.Command, rep *repository.CheckReport) {
 	if n := len(rep.Unreferenced); n > 0 {
 		fmt.Fprintf(w, "%d packs are not in any index (left by an interrupted backup; coffer prune removes them)\n", n)
 	}
+	if n := len(rep.UnreferencedLists); n > 0 {
+		fmt.Fprintf(w, "%d chunk lists are named by no snapshot (left by forgotten snapshots or an interrupted backup; coffer prune removes them)\n", n)
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "error: %s: %s\n", termsafe.String(p.Object), termsafe.Lines(p.Reason))
 	}

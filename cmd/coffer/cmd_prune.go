@@ -50,6 +50,9 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Durati
 		rec := repository.AuditRecord{Detail: map[string]string{}}
 		if rep != nil {
 			rec.Detail["deleted_packs"], rec.Detail["deleted_bytes"] = fmt.Sprint(rep.Deleted), fmt.Sprint(rep.DeletedBytes)
+			if rep.DeletedLists > 0 {
+				rec.Detail["deleted_lists"] = fmt.Sprint(rep.DeletedLists)
+			}
 			if rep.TempFiles > 0 {
 				rec.Detail["temp_files_removed"] = fmt.Sprint(rep.TempFiles)
 			}
@@ -68,18 +71,28 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Durati
 
 func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 	w := cmd.OutOrStdout()
+	lists := ""
+	if rep.CandidateLists > 0 {
+		lists = fmt.Sprintf(" and %d chunk lists", rep.CandidateLists)
+	}
 	switch {
-	case rep.Candidates == 0:
+	case rep.Candidates == 0 && rep.CandidateLists == 0:
 		fmt.Fprintln(w, "nothing to prune: every stored pack is needed by a snapshot")
 	case dryRun:
-		fmt.Fprintf(w, "would delete %d packs, freeing %s (nothing was changed)\n", rep.Candidates, bytesStr(rep.CandidateBytes))
+		fmt.Fprintf(w, "would delete %d packs%s, freeing %s (nothing was changed)\n", rep.Candidates, lists, bytesStr(rep.CandidateBytes))
 	case !rep.Swept:
-		fmt.Fprintf(w, "marked %d packs for deletion; they go once these backups, which started before the mark, have finished (run prune again):\n  %s\n",
-			rep.Candidates, strings.Join(termsafe.Strings(rep.WaitingFor), "\n  "))
+		fmt.Fprintf(w, "marked %d packs%s for deletion; they go once these backups, which started before the mark, have finished (run prune again):\n  %s\n",
+			rep.Candidates, lists, strings.Join(termsafe.Strings(rep.WaitingFor), "\n  "))
 	default:
 		fmt.Fprintf(w, "deleted %d packs, freed %s", rep.Deleted, bytesStr(rep.DeletedBytes))
 		if rep.Kept > 0 {
 			fmt.Fprintf(w, "; kept %d that a backup finished meanwhile came to use", rep.Kept)
+		}
+		if rep.CandidateLists > 0 {
+			fmt.Fprintf(w, "; deleted %d chunk lists", rep.DeletedLists)
+		}
+		if rep.KeptLists > 0 {
+			fmt.Fprintf(w, ", kept %d that a backup finished meanwhile came to use", rep.KeptLists)
 		}
 		fmt.Fprintln(w)
 	}

@@ -8,7 +8,8 @@ import (
 )
 
 func TestCLIForget(t *testing.T) {
-	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	root := filepath.Join(t.TempDir(), "repo")
+	c := newCLI(t, root)
 	c.init()
 	w := c.without("COFFER_IDENTITY_FILE")
 	for i := range 4 {
@@ -40,6 +41,11 @@ func TestCLIForget(t *testing.T) {
 	w.ok(nil, "forget", "--keep-last", "2", "--keep-tag", "monthly", "--source", "shop", "--prune")
 	if n := len(w.snapshots("--source", "shop")); n != 3 {
 		t.Fatalf("%d shop snapshots after forget, want 3", n)
+	}
+	// Each stream is one chunk list of its own: the pruned snapshots'
+	// lists went with them.
+	if lists, _ := filepath.Glob(filepath.Join(root, "chunklists", "*")); len(lists) != 4 {
+		t.Fatalf("%d chunk lists after forget --prune, want the 4 the remaining snapshots name: %v", len(lists), lists)
 	}
 	for _, tc := range []struct {
 		args []string

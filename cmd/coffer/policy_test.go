@@ -23,21 +23,7 @@ func TestWriterPolicy(t *testing.T) {
 	admin.init()
 	seed := admin.backup(strings.NewReader(strings.Repeat("existing customer row\n", 20000)), "--source", "shop", "--stdin")
 
-	var policy map[string]any
-	text := admin.ok(nil, "policy", "writer")
-	if err := json.Unmarshal([]byte(text), &policy); err != nil {
-		t.Fatalf("policy writer is not JSON: %v\n%s", err, text)
-	}
-	sts, err := credentials.NewSTSAssumeRole(m.Endpoint, credentials.STSAssumeRoleOptions{
-		AccessKey: m.AccessKey, SecretKey: m.SecretKey, Policy: text, DurationSeconds: 3600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := sts.GetWithContext(nil)
-	if err != nil {
-		t.Fatalf("assume the writer role: %v", err)
-	}
-	writer := admin.without("COFFER_IDENTITY_FILE").with("AWS_ACCESS_KEY_ID="+v.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+v.SecretAccessKey, "AWS_SESSION_TOKEN="+v.SessionToken)
+	writer, c := asRole(t, m, admin, "writer")
 	b := writer.backup(strings.NewReader(strings.Repeat("existing customer row\n", 20000)+"new row\n"), "--source", "shop", "--stdin")
 	if b.ChunksNew >= b.ChunksTotal {
 		t.Errorf("the writer's backup reused nothing (%d of %d chunks new)", b.ChunksNew, b.ChunksTotal)
@@ -45,10 +31,6 @@ func TestWriterPolicy(t *testing.T) {
 	writer.ok(nil, "snapshots")
 	writer.ok(nil, "check")
 
-	c, err := minio.New(strings.TrimPrefix(m.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(v.AccessKeyID, v.SecretAccessKey, v.SessionToken)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var pack string
 	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "prod/data/", Recursive: true}) {
 		if o.Err != nil {
@@ -70,4 +52,69 @@ func TestWriterPolicy(t *testing.T) {
 		}
 	}
 	admin.ok(nil, "restore", seed.Snapshot, "-o", t.TempDir()+"/out")
+}
+
+// TestMaintainerPolicy: under `coffer policy maintainer`, forget and prune
+// remove what a forgotten snapshot alone needed (packs and chunk lists),
+// and the server refuses the role reading stored data.
+func TestMaintainerPolicy(t *testing.T) {
+	ctx := context.Background()
+	m := testminio.Server(t)
+	bucket := m.Bucket(t, false)
+	admin := newCLI(t, "", m.Env(bucket, "prod")...)
+	admin.init()
+	keep := admin.backup(strings.NewReader(strings.Repeat("kept customer row\n", 20000)), "--source", "shop", "--stdin")
+	gone := admin.backup(strings.NewReader(strings.Repeat("forgotten customer row\n", 20000)), "--source", "crm", "--stdin")
+
+	maint, c := asRole(t, m, admin, "maintainer")
+	count := func(dir string) (n int, last string) {
+		for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "prod/" + dir + "/", Recursive: true}) {
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			n, last = n+1, o.Key
+		}
+		return n, last
+	}
+	lists, _ := count("chunklists")
+	packs, pack := count("data")
+	if lists != 2 || packs < 2 {
+		t.Fatalf("two small streams stored %d chunk lists and %d packs, want 2 lists and a pack each", lists, packs)
+	}
+	if obj, err := c.GetObject(ctx, bucket, pack, minio.GetObjectOptions{}); err == nil {
+		if _, err = obj.Stat(); err == nil {
+			t.Fatalf("the maintainer role read stored data %s", pack)
+		}
+	}
+	maint.ok(nil, "forget", gone.Snapshot)
+	mustContain(t, "prune as maintainer", maint.ok(nil, "prune"), "deleted 1 chunk lists")
+	if n, _ := count("chunklists"); n != 1 {
+		t.Fatalf("%d chunk lists after forget and prune, want the kept snapshot's 1", n)
+	}
+	if n, _ := count("data"); n >= packs {
+		t.Fatalf("prune as maintainer deleted no pack (%d, then %d)", packs, n)
+	}
+	maint.ok(nil, "check")
+	admin.ok(nil, "restore", keep.Snapshot, "-o", t.TempDir()+"/out")
+}
+
+// asRole returns admin's CLI without the identity, with temporary
+// credentials restricted to `coffer policy role`, and an S3 client with
+// the same credentials.
+func asRole(t *testing.T, m *testminio.MinIO, admin *cli, role string) (*cli, *minio.Client) {
+	t.Helper()
+	text := admin.ok(nil, "policy", role)
+	var policy map[string]any
+	if err := json.Unmarshal([]byte(text), &policy); err != nil {
+		t.Fatalf("policy %s is not JSON: %v\n%s", role, err, text)
+	}
+	v, err := assumeRole(t, m, text)
+	if err != nil {
+		t.Fatalf("assume the %s role: %v", role, err)
+	}
+	c, err := minio.New(strings.TrimPrefix(m.Endpoint, "http://"), &minio.Options{Creds: credentials.NewStaticV4(v.AccessKeyID, v.SecretAccessKey, v.SessionToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin.without("COFFER_IDENTITY_FILE").with("AWS_ACCESS_KEY_ID="+v.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+v.SecretAccessKey, "AWS_SESSION_TOKEN="+v.SessionToken), c
 }

@@ -99,3 +99,17 @@ func Rekey(t testing.TB, be storage.Backend, op *age.X25519Identity, _ *reposito
 	}
 	return r, r.WriterKey(), RepositoryIdentity(t, be, op)
 }
+
+// Chunks returns snapshot s's chunk ids in order, read from its chunk
+// lists.
+func Chunks(t testing.TB, r *repository.Repo, s *repository.Snapshot) []repository.ID {
+	t.Helper()
+	var ids []repository.ID
+	if err := r.SnapshotChunks(context.Background(), s, func(id repository.ID) error {
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		t.Fatalf("chunks of snapshot %s: %v", s.ID().Short(), err)
+	}
+	return ids
+}
