@@ -77,11 +77,12 @@ func TestIndexCacheIncremental(t *testing.T) {
 	w := cachedWriter(t, cb, r, t.TempDir(), &warns)
 	a, b := synth.Bytes(1, 6<<20), synth.Bytes(2, 6<<20)
 	sa := snap(t, w, a, "a")
+	ca := repotest.Chunks(t, r.Writer, sa)
 	if got := cb.indexGets.Load(); got != 0 {
 		t.Fatalf("a backup into an empty repository read %d index objects", got)
 	}
 	ix := loadIndex(t, w)
-	sameAnswers(t, ix, loadIndex(t, r.Writer), sa.Chunks)
+	sameAnswers(t, ix, loadIndex(t, r.Writer), ca)
 	if got := cb.indexGets.Load(); got != 1 {
 		t.Fatalf("the first load read %d index objects, want 1", got)
 	}
@@ -90,13 +91,14 @@ func TestIndexCacheIncremental(t *testing.T) {
 		t.Fatalf("a second load read %d index objects in all, want still 1", got)
 	}
 	sb := snap(t, w, b, "b")
+	cb2 := repotest.Chunks(t, r.Writer, sb)
 	ix = loadIndex(t, w)
 	if got := cb.indexGets.Load(); got != 2 {
 		t.Fatalf("after a second backup the loads read %d index objects in all, want 2", got)
 	}
 	ref := loadIndex(t, r.Writer)
-	sameAnswers(t, ix, ref, sa.Chunks)
-	sameAnswers(t, ix, ref, sb.Chunks)
+	sameAnswers(t, ix, ref, ca)
+	sameAnswers(t, ix, ref, cb2)
 	if len(ix.Files()) != 2 {
 		t.Fatalf("files %v", ix.Files())
 	}
@@ -109,10 +111,10 @@ func TestIndexCacheIncremental(t *testing.T) {
 	}
 	ix = loadIndex(t, w)
 	ref = loadIndex(t, r.Writer)
-	sameAnswers(t, ix, ref, sa.Chunks) // gone now, for both
-	sameAnswers(t, ix, ref, sb.Chunks)
+	sameAnswers(t, ix, ref, ca) // gone now, for both
+	sameAnswers(t, ix, ref, cb2)
 	gone := 0
-	for _, c := range sa.Chunks {
+	for _, c := range ca {
 		if ok, _ := ix.Has(c); !ok {
 			gone++
 		}
@@ -223,7 +225,7 @@ func TestIndexCacheTampered(t *testing.T) {
 			w := cachedWriter(t, r.Backend, r, root, &warns)
 			s := snap(t, w, synth.Bytes(3, 4<<20), "a")
 			ref := loadIndex(t, r.Writer)
-			sameAnswers(t, loadIndex(t, w), ref, s.Chunks)
+			sameAnswers(t, loadIndex(t, w), ref, repotest.Chunks(t, r.Writer, s))
 			dir, runs := cacheFiles(t, root)
 			tc.tamper(t, dir, filepath.Join(dir, runs[0].File), runs[0].Packs, runs[0].Records)
 
@@ -232,7 +234,7 @@ func TestIndexCacheTampered(t *testing.T) {
 				t.Fatalf("load with a tampered cache: %v", err)
 			}
 			failed := 0
-			for _, c := range s.Chunks {
+			for _, c := range repotest.Chunks(t, r.Writer, s) {
 				p, b, ok, err := ix.Lookup(c)
 				if err != nil {
 					failed++
@@ -249,7 +251,7 @@ func TestIndexCacheTampered(t *testing.T) {
 			}
 			// The next load rebuilds it.
 			warns = nil
-			sameAnswers(t, loadIndex(t, w), ref, s.Chunks)
+			sameAnswers(t, loadIndex(t, w), ref, repotest.Chunks(t, r.Writer, s))
 			if len(warns) != 0 {
 				t.Fatalf("warnings after the rebuild: %v", warns)
 			}
@@ -296,7 +298,7 @@ func TestIndexCacheDirRefused(t *testing.T) {
 			w := cachedWriter(t, r.Backend, r, root, &warns)
 			s := snap(t, w, synth.Bytes(4, 2<<20), "a")
 			warns = nil
-			sameAnswers(t, loadIndex(t, w), loadIndex(t, r.Writer), s.Chunks)
+			sameAnswers(t, loadIndex(t, w), loadIndex(t, r.Writer), repotest.Chunks(t, r.Writer, s))
 			if len(warns) == 0 || !strings.Contains(warns[0], "index cache") {
 				t.Fatalf("warnings: %v", warns)
 			}
@@ -325,7 +327,7 @@ func TestPruneWritesBoundedIndex(t *testing.T) {
 	}
 	ix := loadIndex(t, r.Writer)
 	for i, s := range snaps {
-		for _, c := range s.Chunks {
+		for _, c := range repotest.Chunks(t, r.Writer, s) {
 			if ok, err := ix.Has(c); !ok || err != nil {
 				t.Fatalf("after a prune killed mid-index, chunk %s of snapshot %d: %v %v", c.Short(), i, ok, err)
 			}
@@ -378,7 +380,7 @@ func TestIndexWithoutCache(t *testing.T) {
 	r := pruneRepo(t)
 	s := snap(t, r.Writer, synth.Bytes(6, 4<<20), "a")
 	ix := loadIndex(t, r.Writer)
-	for _, c := range s.Chunks {
+	for _, c := range repotest.Chunks(t, r.Writer, s) {
 		if ok, err := ix.Has(c); !ok || err != nil {
 			t.Fatalf("chunk %s: %v %v", c.Short(), ok, err)
 		}
