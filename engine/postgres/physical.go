@@ -41,15 +41,7 @@ type Physical struct {
 // OpenPhysical checks the server at dsn (a replication-capable user: a
 // superuser, or a role with REPLICATION) and starts pg_basebackup.
 func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
-	c, err := parseDSN(dsn)
-	if err != nil {
-		return nil, err
-	}
-	db := c.db
-	if db == "" {
-		db = "postgres"
-	}
-	pc, err := c.connect(ctx, db)
+	c, db, pc, err := connectServer(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -255,15 +247,7 @@ type ArchiverStatus struct {
 
 // Archiver reads the WAL archiving state of the server at dsn.
 func Archiver(ctx context.Context, dsn string) (*ArchiverStatus, error) {
-	c, err := parseDSN(dsn)
-	if err != nil {
-		return nil, err
-	}
-	db := c.db
-	if db == "" {
-		db = "postgres"
-	}
-	pc, err := c.connect(ctx, db)
+	c, _, pc, err := connectServer(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -288,4 +272,19 @@ func Archiver(ctx context.Context, dsn string) (*ArchiverStatus, error) {
 		st.Ready = ready
 	}
 	return st, nil
+}
+
+// connectServer connects to the server at dsn for what concerns the whole
+// server: to the address's database, or postgres when it names none.
+func connectServer(ctx context.Context, dsn string) (*conn, string, *pgx.Conn, error) {
+	c, err := parseDSN(dsn)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	db := c.db
+	if db == "" {
+		db = "postgres"
+	}
+	pc, err := c.connect(ctx, db)
+	return c, db, pc, err
 }
