@@ -58,15 +58,7 @@ func choosePITR(ctx context.Context, repo *repository.Repo, opts Options) (*repo
 		}
 		return snap, damaged, nil
 	}
-	for _, s := range all {
-		if s.Physical == nil || opts.Source != "" && s.Source != opts.Source || !opts.TargetTime.IsZero() && !s.Time.Before(opts.TargetTime) {
-			continue
-		}
-		if snap == nil || s.Time.After(snap.Time) {
-			snap = s
-		}
-	}
-	if snap == nil {
+	if snap = repository.NewestPhysical(all, opts.Source, opts.TargetTime); snap == nil {
 		what := "no physical base backup"
 		if opts.Source != "" {
 			what += " of source " + opts.Source
@@ -117,7 +109,7 @@ func drillPITR(ctx context.Context, repo *repository.Repo, snap *repository.Snap
 		}
 		r.check("scratch removed", err, "the ephemeral server, its data directory and the work directory were removed")
 	}()
-	seg, err := repository.NewWALSegments(snap.Physical.WALSegmentSize)
+	seg, err := snap.Physical.Check("snapshots/" + snap.ID().String())
 	if !r.must(checkWALChain, err) {
 		return run
 	}
@@ -231,7 +223,7 @@ func (p *pitrRun) missing(segment string) error {
 // where the server's restore_command copies it from; each file is
 // decrypted and checked against its MAC, and one that fails is named.
 func (p *pitrRun) fetchWAL(ctx context.Context) bool {
-	n, size, err := pitr.FetchWAL(ctx, p.repo, p.snap.Physical, p.srv.DataDir())
+	n, size, err := pitr.FetchWAL(ctx, p.repo, "snapshots/"+p.snap.ID().String(), p.snap.Physical, p.srv.DataDir())
 	return p.check(checkWALFiles, err, fmt.Sprintf("%d WAL files (%d bytes) from segment %s on were fetched, decrypted and matched their MACs", n, size, p.snap.Physical.StartWAL))
 }
 

@@ -3,10 +3,13 @@ package pitr
 import (
 	"archive/tar"
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/coffer-backup/coffer/repository"
 )
 
 type entry struct {
@@ -134,5 +137,14 @@ func TestTargetCheck(t *testing.T) {
 	conf, _ := os.ReadFile(filepath.Join(dir, "postgresql.conf"))
 	if !strings.Contains(string(conf), "recovery_target_name = 'it''s'") {
 		t.Fatalf("a quote in a restore point name:\n%s", conf)
+	}
+}
+
+// TestFetchWALRefusesHostileInfo: a snapshot whose WAL start is no segment
+// name is refused before anything is fetched or sliced.
+func TestFetchWALRefusesHostileInfo(t *testing.T) {
+	info := &repository.PhysicalInfo{StartWAL: "0", WALSegmentSize: 16 << 20}
+	if _, _, err := FetchWAL(context.Background(), nil, "snapshots/x", info, t.TempDir()); err == nil || !strings.Contains(err.Error(), "snapshots/x") {
+		t.Fatalf("a hostile start segment: %v", err)
 	}
 }

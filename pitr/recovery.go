@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -119,7 +118,12 @@ func Configure(dir string, t Target, port int) error {
 // backup may replay into dir/coffer_wal: the segments from the backup's
 // first one on, on its timeline and later ones, and the timeline history
 // files. It returns how many it fetched and their bytes.
-func FetchWAL(ctx context.Context, repo *repository.Repo, info *repository.PhysicalInfo, dir string) (int, int64, error) {
+func FetchWAL(ctx context.Context, repo *repository.Repo, snapshot string, info *repository.PhysicalInfo, dir string) (int, int64, error) {
+	seg, err := info.Check(snapshot)
+	if err != nil {
+		return 0, 0, err
+	}
+	startTL, start, _ := seg.Parse(info.StartWAL)
 	wd := filepath.Join(dir, WALDir)
 	if err := os.Mkdir(wd, 0o700); err != nil {
 		return 0, 0, fmt.Errorf("restore --pgdata: %w", err)
@@ -128,11 +132,10 @@ func FetchWAL(ctx context.Context, repo *repository.Repo, info *repository.Physi
 	if err != nil {
 		return 0, 0, err
 	}
-	startTL, startSeg := info.StartWAL[:8], info.StartWAL[8:]
 	n, size := 0, int64(0)
 	seen := map[string]bool{}
 	for _, f := range files {
-		if seen[f.File] || !needed(f.File, startTL, startSeg) {
+		if seen[f.File] || !needed(seg, f.File, startTL, start) {
 			continue
 		}
 		seen[f.File] = true
@@ -153,16 +156,13 @@ func FetchWAL(ctx context.Context, repo *repository.Repo, info *repository.Physi
 	return n, size, nil
 }
 
-// needed reports whether recovery from a backup starting at segment
-// startTL+startSeg may read the WAL file named file.
-func needed(file, startTL, startSeg string) bool {
+// needed reports whether recovery from a backup starting at segment start
+// of timeline startTL may read the WAL file named file: a history file, or
+// a segment from the start on, on that timeline or a later one.
+func needed(seg repository.WALSegments, file string, startTL uint32, start uint64) bool {
 	if strings.HasSuffix(file, ".history") {
 		return true
 	}
-	if len(file) != 24 { // .partial and .backup files are not replayed
-		return false
-	}
-	tl, err1 := strconv.ParseUint(file[:8], 16, 32)
-	stl, err2 := strconv.ParseUint(startTL, 16, 32)
-	return err1 == nil && err2 == nil && tl >= stl && file[8:] >= startSeg
+	tl, n, ok := seg.Parse(file) // .partial and .backup files are not replayed
+	return ok && tl >= startTL && n >= start
 }

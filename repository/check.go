@@ -289,6 +289,10 @@ func (r *Repo) checkWAL(ctx context.Context, rep *CheckReport) error {
 		return err
 	}
 	for _, g := range gaps {
+		if g.Invalid != nil {
+			rep.add("snapshots/"+g.Snapshot.String(), "%v", g.Invalid)
+			continue
+		}
 		rep.add("wal/"+g.Missing, "WAL segment %s is missing from the archive: base backup %s cannot be recovered past it (the archive holds up to %s); point-in-time recovery from it stops before this segment", g.Missing, g.Snapshot.Short(), g.Newest)
 	}
 	return nil

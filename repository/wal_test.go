@@ -142,7 +142,8 @@ func TestPruneWAL(t *testing.T) {
 	r.Writer.PushWAL(ctx, "00000002.history", []byte("1\t0/5000000\tno recovery target specified\n"))
 	base := func(n int) repository.ID {
 		s := &repository.Snapshot{Source: "pg", Engine: "postgres-physical", Time: time.Now(),
-			Physical: &repository.PhysicalInfo{Timeline: 1, StartWAL: seg(n), WALSegmentSize: 16 << 20}}
+			Physical: &repository.PhysicalInfo{SystemIdentifier: "7310000000000000001", Timeline: 1, StartWAL: seg(n),
+				StartLSN: fmt.Sprintf("0/%X", n<<24), StopLSN: fmt.Sprintf("0/%X", n<<24+0x100), WALSegmentSize: 16 << 20}}
 		id, err := r.Writer.SaveSnapshot(ctx, s)
 		if err != nil {
 			t.Fatal(err)
@@ -178,5 +179,32 @@ func TestPruneWAL(t *testing.T) {
 	}
 	if got := strings.Join(left(), " "); got != seg(5)+" "+seg(6)+" 00000002.history" {
 		t.Fatalf("after forgetting the older base backup: %s", got)
+	}
+}
+
+// TestHostilePhysicalInfo: a backup host writes what a physical snapshot
+// says of its WAL; names that are not segments (a path, terminal control),
+// locations that are not LSNs and absurd sizes are refused before any use.
+func TestHostilePhysicalInfo(t *testing.T) {
+	good := repository.PhysicalInfo{SystemIdentifier: "7310000000000000001", Timeline: 1, StartWAL: "000000010000000000000002",
+		StartLSN: "0/2000028", StopLSN: "0/2000138", WALSegmentSize: 16 << 20}
+	if _, err := good.Check("snapshots/x"); err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string]func(p *repository.PhysicalInfo){
+		"short start":       func(p *repository.PhysicalInfo) { p.StartWAL = "0" },
+		"path start":        func(p *repository.PhysicalInfo) { p.StartWAL = "../../../../etc/passwd00" },
+		"other timeline":    func(p *repository.PhysicalInfo) { p.Timeline = 2 },
+		"terminal control":  func(p *repository.PhysicalInfo) { p.StopLSN = "0/1\x1b]0;owned\x07" },
+		"segment size":      func(p *repository.PhysicalInfo) { p.WALSegmentSize = 3 },
+		"system identifier": func(p *repository.PhysicalInfo) { p.SystemIdentifier = "; DROP" },
+		"start location":    func(p *repository.PhysicalInfo) { p.StartLSN = "" },
+	} {
+		p := good
+		edit(&p)
+		var ce *repository.CorruptError
+		if _, err := p.Check("snapshots/x"); !errors.As(err, &ce) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -8,6 +8,7 @@ type WALGap struct {
 	Snapshot ID     // the base backup
 	Missing  string // the first missing segment's name
 	Newest   string // the newest archived segment on the timeline
+	Invalid  error  // instead: what the snapshot records of its WAL is not valid
 }
 
 // WALChain checks that the archive holds, for every physical base backup,
@@ -26,12 +27,12 @@ func (r *Repo) WALChain(ctx context.Context, snaps []*Snapshot) ([]WALGap, error
 		if p == nil {
 			continue
 		}
-		seg, err := NewWALSegments(p.WALSegmentSize)
-		tl, start, ok := seg.Parse(p.StartWAL)
-		if err != nil || !ok {
-			gaps = append(gaps, WALGap{Snapshot: s.ID(), Missing: p.StartWAL})
+		seg, err := p.Check("snapshots/" + s.ID().String())
+		if err != nil {
+			gaps = append(gaps, WALGap{Snapshot: s.ID(), Invalid: err})
 			continue
 		}
+		tl, start, _ := seg.Parse(p.StartWAL)
 		have := map[string]bool{}
 		newest := p.StartWAL
 		for _, f := range files {

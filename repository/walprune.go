@@ -13,24 +13,25 @@ func (r *Repo) pruneWAL(ctx context.Context, opts PruneOptions, rep *PruneReport
 	if err != nil {
 		return err // prune stops on a damaged snapshot anyway (referenced)
 	}
-	var oldest string // the first segment of the oldest base backup
 	var seg WALSegments
+	var first uint64 // the first segment of the oldest base backup
+	found := false
 	for _, s := range snaps {
 		if s.Physical == nil {
 			continue
 		}
-		sg, err := NewWALSegments(s.Physical.WALSegmentSize)
-		if _, _, ok := sg.Parse(s.Physical.StartWAL); err != nil || !ok {
-			return &CorruptError{Object: "snapshots/" + s.ID().String(), Reason: "its base backup names no valid first WAL segment"}
+		sg, err := s.Physical.Check("snapshots/" + s.ID().String())
+		if err != nil {
+			return err // deleting by a hostile or damaged start could lose WAL
 		}
-		if oldest == "" || s.Physical.StartWAL[8:] < oldest[8:] {
-			oldest, seg = s.Physical.StartWAL, sg
+		_, n, _ := sg.Parse(s.Physical.StartWAL)
+		if !found || n < first {
+			seg, first, found = sg, n, true
 		}
 	}
-	if oldest == "" {
+	if !found {
 		return nil
 	}
-	_, first, _ := seg.Parse(oldest)
 	files, _, err := r.WALFiles(ctx)
 	if err != nil {
 		return err

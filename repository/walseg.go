@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // WAL segment names are TTTTTTTTXXXXXXXXYYYYYYYY: the timeline, then the
@@ -87,4 +88,46 @@ func (s WALSegments) Chain(have map[string]bool, first, last string) (n int, mis
 		n++
 	}
 	return n, ""
+}
+
+// Check validates what a physical base backup's snapshot says of its WAL:
+// a backup host wrote it, so nothing of it is used (as a file name, in a
+// message, in arithmetic) before this. It returns the segment arithmetic
+// of the backup's segment size.
+func (p *PhysicalInfo) Check(snapshot string) (WALSegments, error) {
+	bad := func(what string) (WALSegments, error) {
+		return WALSegments{}, &CorruptError{Object: snapshot, Reason: "its base backup records " + what}
+	}
+	seg, err := NewWALSegments(p.WALSegmentSize)
+	if err != nil {
+		return bad(fmt.Sprintf("a WAL segment size of %d bytes", p.WALSegmentSize))
+	}
+	tl, _, ok := seg.Parse(p.StartWAL)
+	if !ok || int64(tl) != int64(p.Timeline) {
+		return bad("a first WAL segment that is not a segment name of its timeline")
+	}
+	for _, lsn := range []string{p.StartLSN, p.StopLSN} {
+		if _, err := ParseLSN(lsn); err != nil {
+			return bad("a WAL location that is not one")
+		}
+	}
+	if _, err := strconv.ParseUint(p.SystemIdentifier, 10, 64); err != nil {
+		return bad("a system identifier that is not a number")
+	}
+	return seg, nil
+}
+
+// NewestPhysical returns the newest physical base backup of source (any
+// source when empty) taken before before (any time when zero), or nil.
+func NewestPhysical(snaps []*Snapshot, source string, before time.Time) *Snapshot {
+	var best *Snapshot
+	for _, s := range snaps {
+		if s.Physical == nil || source != "" && s.Source != source || !before.IsZero() && !s.Time.Before(before) {
+			continue
+		}
+		if best == nil || s.Time.After(best.Time) {
+			best = s
+		}
+	}
+	return best
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/internal/atomicfile"
+	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/storage"
 )
@@ -164,7 +165,7 @@ with physical: true and exports it as metrics.`,
 				if st.LastArchived == "" {
 					fmt.Fprintln(w, "last archived:  nothing yet")
 				} else {
-					fmt.Fprintf(w, "last archived:  %s, %s ago\n", st.LastArchived, time.Since(st.LastTime).Round(time.Second))
+					fmt.Fprintf(w, "last archived:  %s, %s ago\n", termsafe.String(st.LastArchived), time.Since(st.LastTime).Round(time.Second))
 				}
 				fmt.Fprintf(w, "archived:       %d files, %d failures\n", st.Archived, st.Failed)
 				if st.Ready >= 0 {
@@ -172,7 +173,7 @@ with physical: true and exports it as metrics.`,
 				}
 			}
 			if failing {
-				return fmt.Errorf("wal-status: archiving of %s failed at %s, after the last success: see the server's log for archive_command's error", st.LastFailed, st.FailedTime.Format(time.RFC3339))
+				return fmt.Errorf("wal-status: archiving of %s failed at %s, after the last success: see the server's log for archive_command's error", termsafe.String(st.LastFailed), st.FailedTime.Format(time.RFC3339))
 			}
 			return nil
 		},

@@ -55,12 +55,7 @@ func pickBase(cmd *cobra.Command, repo *repository.Repo, ref, source string, tar
 	if err != nil && !errors.As(err, &damaged) {
 		return nil, err
 	}
-	var best *repository.Snapshot
-	for _, s := range snaps {
-		if s.Physical != nil && (source == "" || s.Source == source) && s.Time.Before(target) && (best == nil || s.Time.After(best.Time)) {
-			best = s
-		}
-	}
+	best := repository.NewestPhysical(snaps, source, target)
 	if best == nil {
 		return nil, fmt.Errorf("restore: no physical base backup%s was taken before %s: take one with `coffer backup --physical`", sourceNote(source), target.Format(time.RFC3339))
 	}
@@ -80,6 +75,10 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	ctx := cmd.Context()
 	if snap.Physical == nil {
 		return fmt.Errorf("restore: snapshot %s is a %s backup, not a physical base backup: --pgdata restores those (`coffer backup --physical`); load this one with --to", snap.ID().Short(), termsafe.String(snap.Engine))
+	}
+	// What the snapshot says of its WAL is printed and used below.
+	if _, err := snap.Physical.Check("snapshots/" + snap.ID().String()); err != nil {
+		return err
 	}
 	if err := pitr.Prepare(o.dir); err != nil {
 		return err
@@ -103,7 +102,7 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	var segs int
 	var walBytes int64
 	if err == nil {
-		segs, walBytes, err = pitr.FetchWAL(ctx, repo, snap.Physical, o.dir)
+		segs, walBytes, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir)
 	}
 	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": "pgdata " + o.dir}}
 	audit(ctx, repo, "restore", err, rec)
