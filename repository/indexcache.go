@@ -100,7 +100,30 @@ func (r *Repo) openCache() *indexCache {
 		r.warnf(fmt.Errorf("the index cache %s: %w; the index is kept in memory this time", dir, err))
 		return nil
 	}
+	r.removeOldCaches()
 	return &indexCache{dir: dir, key: r.cacheKey(), unlock: unlock}
+}
+
+// removeOldCaches deletes the cache directories of this repository's
+// earlier key generations, which no process of the current generation
+// reads again. One still locked (a backup that opened the repository
+// before the rotation) is left for a later run.
+func (r *Repo) removeOldCaches() {
+	for g := 1; g < r.cfg.Gen(); g++ {
+		dir := filepath.Join(r.cacheRoot, fmt.Sprintf("%s-g%d", r.cfg.ID, g))
+		if fi, err := os.Lstat(dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		unlock, err := tryLockFile(filepath.Join(dir, "lock"))
+		if err != nil {
+			continue
+		}
+		err = os.RemoveAll(dir)
+		unlock()
+		if err != nil {
+			r.warnf(fmt.Errorf("the index cache of key generation %d, %s: %w", g, dir, err))
+		}
+	}
 }
 
 func (r *Repo) warnf(err error) {

@@ -52,12 +52,18 @@ func checkPrivate(path string, forbidden os.FileMode, stat func(string) (os.File
 }
 
 // lockFile takes an exclusive flock of path (0600), waiting for it.
-func lockFile(path string) (func(), error) {
+func lockFile(path string) (func(), error) { return flockFile(path, unix.LOCK_EX) }
+
+// tryLockFile takes an exclusive flock of path without waiting: it fails
+// while another process holds it.
+func tryLockFile(path string) (func(), error) { return flockFile(path, unix.LOCK_EX|unix.LOCK_NB) }
+
+func flockFile(path string, how int) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"filippo.io/age"
+	"golang.org/x/sys/unix"
 
 	"github.com/coffer-backup/coffer/backup"
 	"github.com/coffer-backup/coffer/internal/synth"
@@ -340,6 +344,59 @@ func TestKeyRotationInterrupted(t *testing.T) {
 		f.restoreAll(t, f.open(t, f.a))
 		if rotErr == nil && reErr == nil {
 			return // n writes were enough for both: every earlier stop was tried
+		}
+	}
+}
+
+// TestKeyRotationRemovesOldIndexCaches: once a process of the new key
+// generation opens the index, the cache directory of the old generation
+// is deleted, unless a process of the old generation still holds it.
+func TestKeyRotationRemovesOldIndexCaches(t *testing.T) {
+	ctx := context.Background()
+	f := newRotationFixture(t, localBackend(t))
+	root := t.TempDir()
+	cached := func(key *repository.WriterKey) *repository.Repo {
+		w, err := repository.OpenWriter(ctx, f.be, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.SetIndexCache(root)
+		ix, err := w.LoadIndex(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix.Close()
+		return w
+	}
+	ra := f.open(t, f.a)
+	id := ra.Config().ID
+	cached(ra.WriterKey())
+	for _, rotation := range []int{2, 3} {
+		if _, err := f.open(t, f.a).Rotate(ctx, repository.RotateOptions{Operators: []age.Recipient{f.a.Recipient()}}); err != nil {
+			t.Fatal(err)
+		}
+		old := filepath.Join(root, fmt.Sprintf("%s-g%d", id, rotation-1))
+		if rotation == 3 {
+			// An old-generation process holding its cache keeps it.
+			lock, err := os.OpenFile(filepath.Join(old, "lock"), os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			cached(f.open(t, f.a).WriterKey())
+			if _, err := os.Stat(old); err != nil {
+				t.Fatalf("a locked old cache was removed: %v", err)
+			}
+			lock.Close()
+		}
+		cached(f.open(t, f.a).WriterKey())
+		if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("generation %d's cache is still there after rotation %d: %v", rotation-1, rotation, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, fmt.Sprintf("%s-g%d", id, rotation))); err != nil {
+			t.Fatalf("no cache of the new generation: %v", err)
 		}
 	}
 }

@@ -44,12 +44,20 @@ func metaLimit(compressed int) int64 {
 	return max(MetaFloor, MetaRatio*int64(compressed))
 }
 
+// encWindow is the encoders' window: 1 MiB, four times the default largest
+// chunk.
+const encWindow = 1 << 20
+
 var (
 	// EncodeAll takes an encoder from a pool of this many: one per core, or
 	// the backup's compressing workers would take turns on one encoder.
 	// Blob frames are single-segment, so every one declares its size.
-	zenc, _     = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true))
-	zencMeta, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true))
+	// Matches reach back at most encWindow: each encoder keeps a history
+	// of twice that, where the library's default window (8 MiB) made it
+	// 16 MiB an encoder, a quarter of a backup's heap, for chunks of at
+	// most 256 KiB by default.
+	zenc, _     = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true), zstd.WithSingleSegment(true), zstd.WithWindowSize(encWindow))
+	zencMeta, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithZeroFrames(true), zstd.WithWindowSize(encWindow))
 	// Streaming decoders, one per goroutine at a time: reading from one
 	// stops as soon as a bound is passed, without decoding the rest. They
 	// skip the frames' xxhash checksums: every chunk is checked against
