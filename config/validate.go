@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/coffer-backup/coffer/engine/pgaddr"
 )
 
 // validator checks the values of a decoded config, pointing each error at
@@ -185,9 +188,20 @@ func (v *validator) source(s *Source, names map[string]bool) {
 	}
 }
 
-// databaseURL checks a postgres:// or mysql:// URL, which must not hold the
-// password.
+// databaseURL checks a server address, which must not hold the password:
+// for postgres any form libpq takes (a URL, conninfo or a database name),
+// for mysql a mysql:// URL.
 func (v *validator) databaseURL(key, raw, engine, passwordKey string) {
+	if engine == "postgres" {
+		if _, err := pgaddr.Parse(raw, os.Getenv); err != nil {
+			msg := err.Error()
+			if strings.Contains(msg, "holds a password") {
+				msg = fmt.Sprintf("the address holds a password: remove it and put it in a file (%s_file) or the environment (%s_env)", lastKey(passwordKey), lastKey(passwordKey))
+			}
+			v.at(key, "%s", msg)
+		}
+		return
+	}
 	u, err := url.Parse(raw)
 	schemes := map[string][]string{"postgres": {"postgres", "postgresql"}, "mysql": {"mysql", "mariadb"}}[engine]
 	if err != nil || u.Host == "" || (u.Scheme != schemes[0] && u.Scheme != schemes[1]) {

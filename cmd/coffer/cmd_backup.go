@@ -45,7 +45,11 @@ the recipient in that local file, never to one read from the repository. If
 the command fails or the stream breaks, no snapshot is written.
 
 Databases are dumped consistently and their per-table digests recorded:
-  --postgres postgres://USER@HOST:5432/DB   pg_dump (custom format) and the globals
+  --postgres postgres://USER@HOST:5432/DB   pg_dump (custom format) and the globals; the
+                                            address in any form libpq takes: a URL,
+                                            'host=… port=… user=… dbname=…', or a bare
+                                            database name, with PGHOST, PGPORT, PGUSER,
+                                            PGDATABASE for the rest (no host: the Unix socket)
   --mysql mysql://USER@HOST:3306/DB         mariadb-dump / mysqldump --single-transaction
   --sqlite PATH                             an online copy of the database file
   --postgres URL --physical                 a physical base backup (pg_basebackup) of the
@@ -61,7 +65,7 @@ PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 	f.BoolVar(&o.stdin, "stdin", false, "back up standard input")
 	f.StringVar(&o.exec, "exec", "", "back up the standard output of this shell command")
 	f.StringVar(&o.sqlite, "sqlite", "", "back up this SQLite database (a consistent copy; it may be in use)")
-	f.StringVar(&o.pg, "postgres", "", "back up this PostgreSQL database (postgres://USER@HOST:PORT/DB)")
+	f.StringVar(&o.pg, "postgres", "", "back up this PostgreSQL database (postgres://USER@HOST:PORT/DB, conninfo, or a database name with PG* variables)")
 	f.StringVar(&o.mysql, "mysql", "", "back up this MariaDB/MySQL database (mysql://USER@HOST:PORT/DB)")
 	f.BoolVar(&o.allDBs, "all-databases", false, "with --postgres or --mysql: every database of the server")
 	f.BoolVar(&o.physical, "physical", false, "with --postgres: a physical base backup of the whole server (pg_basebackup), for point-in-time recovery with the WAL archive")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,5 +109,71 @@ func dropLike(t *testing.T, prefix string) {
 	rows.Close()
 	for _, n := range names {
 		c.Exec(ctx, `DROP DATABASE IF EXISTS "`+n+`" WITH (FORCE)`)
+	}
+}
+
+// TestCLIPostgresAddressForms: `backup --postgres` takes the address in
+// every form pg_dump users type (a bare database name with PGHOST and
+// PGUSER, conninfo, the Unix socket, a URL without host or user), and each
+// backs up the same database: the tables' digests are equal.
+func TestCLIPostgresAddressForms(t *testing.T) {
+	ctx := context.Background()
+	name := fmt.Sprintf("coffer_addr_%d", time.Now().UnixNano()%1e9)
+	admin := postgres(t, "postgres")
+	t.Cleanup(func() { admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgres(t, name).Exec(ctx, `CREATE TABLE customers (id int PRIMARY KEY, email text);
+		INSERT INTO customers SELECT g, 'c' || g || '@example.com' FROM generate_series(1, 1000) g`); err != nil {
+		t.Fatal(err)
+	}
+	var socketDir string
+	if err := admin.QueryRow(ctx, "SELECT split_part(current_setting('unix_socket_directories'), ',', 1)").Scan(&socketDir); err != nil || socketDir == "" {
+		t.Fatalf("the server's socket directory: %q %v", socketDir, err)
+	}
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo")).without("PGHOST", "PGPORT", "PGUSER", "PGDATABASE")
+	c.init()
+	env := c.with("PGHOST=127.0.0.1", "PGUSER=postgres", "PGPORT=5432")
+	forms := []struct {
+		what, addr string
+		c          *cli
+	}{
+		{"URL", "postgres://postgres@127.0.0.1:5432/" + name, c},
+		{"bare name with PGHOST and PGUSER", name, env},
+		{"URL without host or user", "postgres:///" + name, env},
+		{"conninfo", "host=127.0.0.1 port=5432 user=postgres dbname='" + name + "'", c},
+		{"conninfo through the Unix socket", "host=" + socketDir + " user=postgres dbname=" + name, c},
+		{"URL through the Unix socket", "postgres://postgres@/" + name + "?host=" + socketDir, c},
+		{"bare name with PGHOST a socket directory", name, c.with("PGHOST="+socketDir, "PGUSER=postgres")},
+	}
+	var want string
+	for _, f := range forms {
+		b := f.c.backup(nil, "--source", "shop", "--postgres", f.addr)
+		got := c.ok(nil, "ls", b.Snapshot, "--json")
+		var l struct {
+			Tables []map[string]any `json:"tables"`
+		}
+		if err := json.Unmarshal([]byte(got), &l); err != nil || len(l.Tables) != 1 {
+			t.Fatalf("%s: ls --json: %v\n%s", f.what, err, got)
+		}
+		tables, _ := json.Marshal(l.Tables)
+		if want == "" {
+			want = string(tables)
+			mustContain(t, "the first backup's tables", want, name+".public.customers", "1000")
+		} else if string(tables) != want {
+			t.Fatalf("%s (%s) backed up other data:\n%s\nwant\n%s", f.what, f.addr, tables, want)
+		}
+	}
+	for _, bad := range []struct{ addr, want string }{
+		{"host=127.0.0.1 password=s3cret dbname=" + name, "holds a password"},
+		{"host=127.0.0.1 options='-c default_transaction_read_only=off' dbname=" + name, `"options" is not supported`},
+		{"host=127.0.0.1,127.0.0.2 dbname=" + name, "several hosts"},
+	} {
+		out := c.fail(nil, "backup", "--source", "x", "--postgres", bad.addr)
+		mustContain(t, bad.addr, out, bad.want)
+		if strings.Contains(out, "s3cret") {
+			t.Fatalf("the error shows the password: %s", out)
+		}
 	}
 }

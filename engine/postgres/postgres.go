@@ -41,6 +41,7 @@ import (
 
 	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/engine/command"
+	"github.com/coffer-backup/coffer/engine/pgaddr"
 )
 
 // Format names the stream this package writes: the globals as SQL
@@ -70,36 +71,16 @@ type conn struct {
 	sslmode  string
 }
 
-// parseDSN reads postgres://USER@HOST:PORT/DATABASE (or postgresql://).
-// A password in it is refused: it would show in ps and in shell history.
+// parseDSN reads a server's address in any form libpq takes (a URL, a
+// conninfo string or a bare database name, with PGHOST, PGPORT, PGUSER,
+// PGDATABASE and PGSSLMODE for what it leaves out). A password in it is
+// refused: it would show in ps and in shell history.
 func parseDSN(dsn string) (*conn, error) {
-	a, err := engine.ParseAddress(dsn, "postgres", []string{"postgres", "postgresql"}, 5432, "PGPASSWORD or a ~/.pgpass file (PGPASSFILE)")
+	a, err := pgaddr.Parse(dsn, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	c := &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}
-	for k, v := range a.Query {
-		switch {
-		case len(v) != 1:
-			return nil, fmt.Errorf("postgres address %s: option %q is given %d times", engine.Redact(a.URL), k, len(v))
-		case k == "sslmode":
-			c.sslmode = v[0]
-		case k == "host" && filepath.IsAbs(v[0]) && a.URL.Host == "":
-			c.host = filepath.Clean(v[0]) // a Unix socket directory
-		case k == "host":
-			return nil, fmt.Errorf("postgres address %s: host=%q: give a Unix socket directory (an absolute path) with no host before the path, e.g. postgres://USER@/DB?host=/run/postgresql", engine.Redact(a.URL), v[0])
-		case k == "port" && a.URL.Port() == "":
-			// The socket's number, .s.PGSQL.PORT, as libpq's port=.
-			p, err := strconv.Atoi(v[0])
-			if err != nil || p <= 0 || p > 65535 {
-				return nil, fmt.Errorf("postgres address %s: bad port %q", engine.Redact(a.URL), v[0])
-			}
-			c.port = p
-		default:
-			return nil, fmt.Errorf("postgres address %s: option %q is not supported (only sslmode, and host=SOCKET_DIRECTORY with port=N)", engine.Redact(a.URL), k)
-		}
-	}
-	return c, nil
+	return &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB, sslmode: a.SSLMode}, nil
 }
 
 // socket reports whether the address is a Unix socket directory.
