@@ -204,7 +204,7 @@ func (v *validator) databaseURL(key, raw, engine, passwordKey string) {
 	}
 	u, err := url.Parse(raw)
 	schemes := map[string][]string{"postgres": {"postgres", "postgresql"}, "mysql": {"mysql", "mariadb"}}[engine]
-	if err != nil || u.Host == "" || (u.Scheme != schemes[0] && u.Scheme != schemes[1]) {
+	if err != nil || (u.Host == "" && u.Query().Get("socket") == "") || (u.Scheme != schemes[0] && u.Scheme != schemes[1]) {
 		v.at(key, "%q: give a URL such as %s://USER@HOST:PORT/DATABASE", redactURL(raw), engine)
 		return
 	}

@@ -87,6 +87,35 @@ func TestCLIMariaDB(t *testing.T) {
 	if n1 != 2000 || n2 != 2001 {
 		t.Fatalf("restored order counts %d and %d, want 2000 and 2001", n1, n2)
 	}
+	// Through the server's Unix socket: the same tables as over TCP, and a
+	// verified restore.
+	var socket string
+	if err := admin.QueryRow("SELECT @@socket").Scan(&socket); err != nil {
+		t.Fatal(err)
+	}
+	viaSocket := c.backup(nil, "--source", "shop", "--mysql", "mysql://root@/"+name+"?socket="+socket)
+	tables := func(snap string) string {
+		var l struct {
+			Tables []map[string]any `json:"tables"`
+		}
+		out := c.ok(nil, "ls", snap, "--json")
+		if err := json.Unmarshal([]byte(out), &l); err != nil || len(l.Tables) != 2 {
+			t.Fatalf("ls --json %s: %v\n%s", snap, err, out)
+		}
+		b, _ := json.Marshal(l.Tables)
+		return string(b)
+	}
+	if a, b := tables(second.Snapshot), tables(viaSocket.Snapshot); a != b {
+		t.Fatalf("the backup through the socket holds other tables:\n%s\nwant\n%s", b, a)
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name + "_r3") })
+	var res restoreDB
+	out := c.ok(nil, "restore", viaSocket.Snapshot, "--to", "mysql://root@/"+name+"_r3?socket="+socket, "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Verified {
+		t.Fatalf("restore through the socket: %v\n%s", err, out)
+	}
+	mustContain(t, "a relative socket", c.fail(nil, "backup", "--source", "x", "--mysql", "mysql://root@/"+name+"?socket=mysqld.sock"), "absolute path")
+
 	msg := c.fail(nil, "restore", first.Snapshot, "--to", fmt.Sprintf("mysql://root@127.0.0.1:3306/%s_r2", name))
 	mustContain(t, "restore into a non-empty database", msg, "--clean")
 	if !strings.Contains(c.fail(nil, "restore", first.Snapshot, "--to", "sqlite:"+filepath.Join(t.TempDir(), "x.db")), "mysql backup") {

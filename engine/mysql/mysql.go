@@ -83,20 +83,30 @@ type conn struct {
 	user, password string
 	host           string
 	port           int
+	socket         string // a Unix socket's path, instead of host and port
 	db             string
 }
 
-// parseDSN reads mysql://user@host:port/db (or mariadb://). A password in
-// it is refused: it would show in ps and in shell history.
+// parseDSN reads mysql://user@host:port/db (or mariadb://), or
+// mysql://user@/db?socket=/run/mysqld/mysqld.sock for the server's Unix
+// socket. A password in it is refused: it would show in ps and in shell
+// history.
 func parseDSN(dsn string) (*conn, error) {
 	a, err := engine.ParseAddress(dsn, "mysql", []string{"mysql", "mariadb"}, 3306, EnvPassword+" or in a file named by "+EnvPasswordFile)
 	if err != nil {
 		return nil, err
 	}
-	if len(a.Query) > 0 {
-		return nil, fmt.Errorf("mysql address %s: options after '?' are not supported", engine.Redact(a.URL))
+	c := &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}
+	for k, v := range a.Query {
+		switch {
+		case k != "socket":
+			return nil, fmt.Errorf("mysql address %s: option %q is not supported (only socket=PATH)", engine.Redact(a.URL), k)
+		case len(v) != 1 || !filepath.IsAbs(v[0]) || a.URL.Host != "":
+			return nil, fmt.Errorf("mysql address %s: give one socket as an absolute path, with no host before the path, e.g. mysql://USER@/DB?socket=/run/mysqld/mysqld.sock", engine.Redact(a.URL))
+		}
+		c.socket = filepath.Clean(v[0])
 	}
-	return &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}, nil
+	return c, nil
 }
 
 func redact(u *url.URL) string { return engine.Redact(u) }
@@ -129,10 +139,19 @@ func newConn(dsn string) (*conn, error) {
 	return c, nil
 }
 
-func (c *conn) addr() string { return net.JoinHostPort(c.host, strconv.Itoa(c.port)) }
+// addr names the server in messages: host:port, or the socket's path.
+func (c *conn) addr() string {
+	if c.socket != "" {
+		return c.socket
+	}
+	return net.JoinHostPort(c.host, strconv.Itoa(c.port))
+}
 
 // String names the server and database, without secrets.
 func (c *conn) String() string {
+	if c.socket != "" {
+		return "mysql://" + url.User(c.user).String() + "@/" + c.db + "?" + url.Values{"socket": {c.socket}}.Encode()
+	}
 	return "mysql://" + url.User(c.user).String() + "@" + c.addr() + "/" + c.db
 }
 
@@ -153,6 +172,9 @@ func (c *conn) open(ctx context.Context) (*sql.DB, error) {
 func (c *conn) openAs(ctx context.Context, user, password, dbName string) (*sql.DB, error) {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = user, password, "tcp", c.addr(), dbName
+	if c.socket != "" {
+		cfg.Net = "unix"
+	}
 	cfg.Timeout, cfg.Logger = ConnectTimeout, nopLogger{}
 	cfg.InterpolateParams, cfg.MultiStatements, cfg.AllowAllFiles = false, false, false
 	cfg.MaxAllowedPacket = 0 // the server's limit, as the mariadb client's 1G was
@@ -248,6 +270,9 @@ func (c *conn) connArgs() []string {
 	var a []string
 	if c.password != "" {
 		a = append(a, "--defaults-extra-file=/dev/fd/"+strconv.Itoa(optionFD))
+	}
+	if c.socket != "" {
+		return append(a, "--protocol=SOCKET", "--socket="+c.socket, "--user="+c.user)
 	}
 	return append(a, "--protocol=TCP", "--host="+c.host, "--port="+strconv.Itoa(c.port), "--user="+c.user)
 }
