@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -35,7 +36,9 @@ func main() {
 			}
 			os.Exit(ee.code)
 		}
-		fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(err.Error()))
+		// cobra indents its suggestions with a tab, which termsafe would
+		// show escaped.
+		fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(strings.ReplaceAll(err.Error(), "\n\t", "\n  ")))
 		os.Exit(1)
 	}
 }
@@ -73,5 +76,6 @@ Environment:
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "r", "", "repository (default $COFFER_REPO)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON for machines")
 	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newUnlockCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newPolicyCmd(g), newKeyCmd(g), newDaemonCmd(), newScheduleCmd(), newConfigCmd(), newDemoCmd(), newWALPushCmd(g), newWALFetchCmd(g), newWALStatusCmd(g))
+	addHabits(root, g)
 	return root
 }
