@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,10 +14,61 @@ import (
 	"github.com/coffer-backup/coffer/repository"
 )
 
+// snapshotFilter picks snapshots as restic's snapshots does.
+type snapshotFilter struct {
+	source, host string
+	tags         []string // each a comma-separated set a snapshot must all have; any set will do
+	latest       int      // the N newest of each source and host; 0: all
+}
+
+func (f *snapshotFilter) flags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.source, "source", "", "only this source's snapshots")
+	fl.StringVar(&f.host, "host", "", "only snapshots taken on this host")
+	fl.StringArrayVar(&f.tags, "tag", nil, "only snapshots with these tags (a,b: both; repeat --tag for either)")
+	fl.IntVar(&f.latest, "latest", 0, "only the N newest snapshots of each source and host")
+}
+
+func (f *snapshotFilter) match(s *repository.Snapshot) bool {
+	if f.source != "" && s.Source != f.source || f.host != "" && s.Host != f.host {
+		return false
+	}
+	if len(f.tags) == 0 {
+		return true
+	}
+	for _, set := range f.tags {
+		all := true
+		for _, t := range strings.Split(set, ",") {
+			all = all && slices.Contains(s.Tags, t)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+// apply keeps the matching snapshots of all, oldest first as given.
+func (f *snapshotFilter) apply(all []*repository.Snapshot) []*repository.Snapshot {
+	var out []*repository.Snapshot
+	kept := map[[2]string]int{}
+	for i := len(all) - 1; i >= 0; i-- {
+		s := all[i]
+		k := [2]string{s.Source, s.Host}
+		if !f.match(s) || f.latest > 0 && kept[k] >= f.latest {
+			continue
+		}
+		kept[k]++
+		out = append(out, s)
+	}
+	slices.Reverse(out)
+	return out
+}
+
 func newSnapshotsCmd(g *globals) *cobra.Command {
-	var source string
+	var filter snapshotFilter
 	cmd := &cobra.Command{
-		Use:   "snapshots [--source NAME]",
+		Use:   "snapshots [--source NAME] [--host HOST] [--tag T[,T…]]… [--latest N]",
 		Short: "List snapshots (works with the writer key alone)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -29,11 +81,12 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			if damaged != nil && !errors.As(damaged, &de) {
 				return damaged
 			}
+			if filter.latest < 0 {
+				return fmt.Errorf("snapshots: --latest %d: give a positive number", filter.latest)
+			}
 			var list []snapshotJSON
-			for _, s := range all {
-				if source == "" || s.Source == source {
-					list = append(list, toSnapshotJSON(s))
-				}
+			for _, s := range filter.apply(all) {
+				list = append(list, toSnapshotJSON(s))
 			}
 			if g.json {
 				if list == nil {
@@ -56,7 +109,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			return damaged
 		},
 	}
-	cmd.Flags().StringVar(&source, "source", "", "only this source's snapshots")
+	filter.flags(cmd)
 	return cmd
 }
 

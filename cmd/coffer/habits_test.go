@@ -45,3 +45,44 @@ func TestCLIHabits(t *testing.T) {
 		t.Fatalf("coffer dump latest wrote %d bytes, want %d", len(got), len(in))
 	}
 }
+
+// TestCLISnapshotsFilters: snapshots --source, --host, --tag and --latest
+// pick as restic's do.
+func TestCLISnapshotsFilters(t *testing.T) {
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	for i, b := range []struct{ source, host, tags string }{
+		{"shop", "db1", "nightly"}, {"shop", "db1", "nightly,monthly"}, {"shop", "db2", "nightly"},
+		{"crm", "db1", "weekly"}, {"shop", "db1", "nightly"},
+	} {
+		args := []string{"--source", b.source, "--stdin", "--host", b.host}
+		for _, tag := range strings.Split(b.tags, ",") {
+			args = append(args, "--tag", tag)
+		}
+		c.backup(strings.NewReader(strings.Repeat("row\n", 100+i)), args...)
+	}
+	count := func(args ...string) int { return len(c.snapshots(args...)) }
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 5},
+		{[]string{"--source", "shop"}, 4},
+		{[]string{"--host", "db2"}, 1},
+		{[]string{"--source", "shop", "--host", "db1"}, 3},
+		{[]string{"--tag", "monthly"}, 1},
+		{[]string{"--tag", "nightly,monthly"}, 1},
+		{[]string{"--tag", "monthly", "--tag", "weekly"}, 2},
+		{[]string{"--latest", "1"}, 3}, // shop@db1, shop@db2, crm@db1
+		{[]string{"--latest", "2", "--source", "shop"}, 3},
+	} {
+		if got := count(tc.args...); got != tc.want {
+			t.Errorf("snapshots %v: %d snapshots, want %d", tc.args, got, tc.want)
+		}
+	}
+	rows := c.snapshots("--latest", "1", "--source", "shop", "--host", "db1")
+	if len(rows) != 1 || rows[0].Size != 4*104 {
+		t.Fatalf("--latest 1 did not give the newest snapshot: %+v", rows)
+	}
+	mustContain(t, "--latest -1", c.fail(nil, "snapshots", "--latest", "-1"), "positive")
+}
