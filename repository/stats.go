@@ -25,8 +25,14 @@ type Stats struct {
 	Chunks      int           `json:"chunks"`        // distinct chunks indexed
 	ChunkBytes  int64         `json:"chunk_bytes"`   // their plaintext size
 	Packs       int           `json:"packs"`
-	Stored      int64         `json:"stored_bytes"` // everything under data/, index/, snapshots/
-	DedupRatio  float64       `json:"dedup_ratio"`  // logical / stored
+	Stored      int64         `json:"stored_bytes"` // packs and the metadata of snapshots (data/, index/, snapshots/, chunklists/)
+	PackBytes   int64         `json:"pack_bytes"`   // the packs alone
+	DedupRatio  float64       `json:"dedup_ratio"`  // logical / stored: both savings, and the metadata's cost
+	// Dedup is logical / chunk bytes (what deduplication saves);
+	// Compression is chunk bytes / pack bytes (what zstd saves, less
+	// encryption's overhead). 0 when there is nothing to divide by.
+	Dedup       float64 `json:"dedup_factor"`
+	Compression float64 `json:"compression_factor"`
 	LockedBytes int64         `json:"locked_bytes"` // packs under Object Lock retention now
 }
 
@@ -63,11 +69,12 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 		return nil, err
 	}
 	packs := map[string]int64{}
-	for _, dir := range []string{"data/", "index/", "snapshots/"} {
+	for _, dir := range []string{"data/", "index/", "snapshots/", "chunklists/"} {
 		err := r.be.List(ctx, dir, func(fi storage.Info) error {
 			st.Stored += fi.Size
 			if dir == "data/" {
 				packs[fi.Name] = fi.Size
+				st.PackBytes += fi.Size
 			}
 			return nil
 		})
@@ -76,9 +83,15 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 		}
 	}
 	st.Packs = len(packs)
-	if st.Stored > 0 {
-		st.DedupRatio = float64(st.Logical) / float64(st.Stored)
+	ratio := func(a, b int64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
 	}
+	st.DedupRatio = ratio(st.Logical, st.Stored)
+	st.Dedup = ratio(st.Logical, st.ChunkBytes)
+	st.Compression = ratio(st.ChunkBytes, st.PackBytes)
 	if st.LockedBytes, err = r.lockedBytes(ctx, packs); err != nil {
 		return nil, err
 	}

@@ -64,9 +64,9 @@ exit status is 1 when there is one.`,
 
 func printCheck(cmd *cobra.Command, rep *repository.CheckReport) {
 	w := cmd.OutOrStdout()
-	fmt.Fprintf(w, "%d snapshots, %d index files, %d packs\n", rep.Snapshots, rep.IndexFiles, rep.Packs)
+	fmt.Fprintf(w, "%s, %s, %s\n", count(rep.Snapshots, "snapshot"), count(rep.IndexFiles, "index file"), count(rep.Packs, "pack"))
 	if rep.ReadData {
-		fmt.Fprintf(w, "read %d of %d packs", rep.PacksRead, rep.Packs)
+		fmt.Fprintf(w, "read %d of %s", rep.PacksRead, count(rep.Packs, "pack"))
 		if rep.Subset != "" {
 			fmt.Fprintf(w, " (subset %s: %d chosen)", termsafe.String(rep.Subset), rep.PacksChosen)
 		}

@@ -84,10 +84,10 @@ func runForget(cmd *cobra.Command, g *globals, o *forgetOptions, ids []string) e
 		}
 	}
 	if !g.json {
-		fmt.Fprintf(cmd.OutOrStdout(), "removed %d snapshots\n", len(doomed)-len(locked))
+		fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", count(len(doomed)-len(locked), "snapshot"))
 		if len(locked) > 0 {
-			fmt.Fprintf(cmd.OutOrStdout(), "%d are still under Object Lock retention and were kept (a later forget removes them): %s\n",
-				len(locked), strings.Join(locked, ", "))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s still under Object Lock retention and kept (a later forget removes them): %s\n",
+				count(len(locked), "snapshot"), strings.Join(locked, ", "))
 		}
 	}
 	if o.prune {

@@ -79,12 +79,12 @@ func printPrune(cmd *cobra.Command, rep *repository.PruneReport, dryRun bool) {
 	case rep.Candidates == 0 && rep.CandidateLists == 0:
 		fmt.Fprintln(w, "nothing to prune: every stored pack is needed by a snapshot")
 	case dryRun:
-		fmt.Fprintf(w, "would delete %d packs%s, freeing %s (nothing was changed)\n", rep.Candidates, lists, bytesStr(rep.CandidateBytes))
+		fmt.Fprintf(w, "would delete %s%s, freeing %s (nothing was changed)\n", count(rep.Candidates, "pack"), lists, bytesStr(rep.CandidateBytes))
 	case !rep.Swept:
-		fmt.Fprintf(w, "marked %d packs%s for deletion; they go once these backups, which started before the mark, have finished (run prune again):\n  %s\n",
-			rep.Candidates, lists, strings.Join(termsafe.Strings(rep.WaitingFor), "\n  "))
+		fmt.Fprintf(w, "marked %s%s for deletion; they go once these backups, which started before the mark, have finished (run prune again):\n  %s\n",
+			count(rep.Candidates, "pack"), lists, strings.Join(termsafe.Strings(rep.WaitingFor), "\n  "))
 	default:
-		fmt.Fprintf(w, "deleted %d packs, freed %s", rep.Deleted, bytesStr(rep.DeletedBytes))
+		fmt.Fprintf(w, "deleted %s, freed %s", count(rep.Deleted, "pack"), bytesStr(rep.DeletedBytes))
 		if rep.Kept > 0 {
 			fmt.Fprintf(w, "; kept %d that a backup finished meanwhile came to use", rep.Kept)
 		}

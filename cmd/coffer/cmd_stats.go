@@ -42,9 +42,12 @@ func newStatsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%s\n", termsafe.String(s.Source), s.Snapshots, bytesStr(s.Logical))
 			}
 			tw.Flush()
-			fmt.Fprintf(w, "\n%d snapshots holding %s, stored in %s (%.1f× smaller: deduplication and compression)\n",
-				st.Snapshots, bytesStr(st.Logical), bytesStr(st.Stored), st.DedupRatio)
-			fmt.Fprintf(w, "%d distinct chunks (%s before compression) in %d packs\n", st.Chunks, bytesStr(st.ChunkBytes), st.Packs)
+			fmt.Fprintf(w, "\n%s holding %s, stored in %s\n", count(st.Snapshots, "snapshot"), bytesStr(st.Logical), bytesStr(st.Stored))
+			fmt.Fprintf(w, "%s (%s before compression) in %s, %s\n", count(st.Chunks, "distinct chunk"), bytesStr(st.ChunkBytes), count(st.Packs, "pack"), bytesStr(st.PackBytes))
+			fmt.Fprintf(w, "deduplication %s, compression %s\n", factor(st.Dedup), factor(st.Compression))
+			if st.Stored > st.Logical {
+				fmt.Fprintln(w, "(more is stored than the snapshots hold: on little data, the metadata and encryption weigh more than the savings)")
+			}
 			if wal.Files > 0 {
 				fmt.Fprintf(w, "WAL archive: %d files, %s stored, segments %s to %s; newest archived %s ago (the point-in-time RPO)\n",
 					wal.Files, bytesStr(wal.Bytes), wal.First, wal.Last, time.Since(wal.Newest).Round(time.Second))
@@ -55,4 +58,16 @@ func newStatsCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// factor prints a saving factor: 3.2×, or - when there is nothing to
+// compare.
+func factor(f float64) string {
+	switch {
+	case f == 0:
+		return "-"
+	case f < 1:
+		return fmt.Sprintf("%.2f×", f)
+	}
+	return fmt.Sprintf("%.1f×", f)
 }

@@ -90,3 +90,11 @@ func addHabits(root *cobra.Command, g *globals) {
 		}
 	}
 }
+
+// count says n things, in the singular for one: "1 pack", "3 packs".
+func count[N int | int64](n N, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

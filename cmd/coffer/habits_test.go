@@ -44,6 +44,21 @@ func TestCLIHabits(t *testing.T) {
 	if got := c.ok(nil, "dump", "latest"); got != string(in) {
 		t.Fatalf("coffer dump latest wrote %d bytes, want %d", len(got), len(in))
 	}
+	// stats: singular for one, and the two savings apart.
+	st := c.ok(nil, "stats")
+	mustContain(t, "coffer stats", st, "1 snapshot holding", "in 1 pack,", "deduplication 1.0×, compression ")
+	for _, bad := range []string{"1 snapshots", "1 packs", " 0.0×"} {
+		if strings.Contains(st, bad) {
+			t.Errorf("coffer stats says %q:\n%s", bad, st)
+		}
+	}
+	var sj struct {
+		Dedup       float64 `json:"dedup_factor"`
+		Compression float64 `json:"compression_factor"`
+	}
+	if err := json.Unmarshal([]byte(c.ok(nil, "stats", "--json")), &sj); err != nil || sj.Dedup != 1 || sj.Compression < 10 {
+		t.Fatalf("stats --json: %+v %v", sj, err)
+	}
 }
 
 // TestCLISnapshotsFilters: snapshots --source, --host, --tag and --latest
