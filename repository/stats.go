@@ -19,21 +19,21 @@ type SourceStats struct {
 
 // Stats describes the repository's use of storage.
 type Stats struct {
-	Sources     []SourceStats `json:"sources"`
-	Snapshots   int           `json:"snapshots"`
-	Logical     int64         `json:"logical_bytes"` // every snapshot's stream, added up
-	Chunks      int           `json:"chunks"`        // distinct chunks indexed
-	ChunkBytes  int64         `json:"chunk_bytes"`   // their plaintext size
-	Packs       int           `json:"packs"`
-	Stored      int64         `json:"stored_bytes"` // packs and the metadata of snapshots (data/, index/, snapshots/, chunklists/)
-	PackBytes   int64         `json:"pack_bytes"`   // the packs alone
-	DedupRatio  float64       `json:"dedup_ratio"`  // logical / stored: both savings, and the metadata's cost
+	Sources    []SourceStats `json:"sources"`
+	Snapshots  int           `json:"snapshots"`
+	Logical    int64         `json:"logical_bytes"` // every snapshot's stream, added up
+	Chunks     int           `json:"chunks"`        // distinct chunks indexed
+	ChunkBytes int64         `json:"chunk_bytes"`   // their plaintext size
+	Packs      int           `json:"packs"`
+	Stored     int64         `json:"stored_bytes"` // packs and the metadata of snapshots (data/, index/, snapshots/, chunklists/)
+	PackBytes  int64         `json:"pack_bytes"`   // the packs alone
+	DedupRatio float64       `json:"dedup_ratio"`  // logical / stored: both savings, and the metadata's cost
 	// Dedup is logical / chunk bytes (what deduplication saves);
 	// Compression is chunk bytes / pack bytes (what zstd saves, less
 	// encryption's overhead). 0 when there is nothing to divide by.
 	Dedup       float64 `json:"dedup_factor"`
 	Compression float64 `json:"compression_factor"`
-	LockedBytes int64         `json:"locked_bytes"` // packs under Object Lock retention now
+	LockedBytes int64   `json:"locked_bytes"` // packs under Object Lock retention now
 }
 
 // Stats adds up what the repository holds. With an Object Lock policy it
