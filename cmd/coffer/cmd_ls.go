@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"text/tabwriter"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -58,25 +58,42 @@ identity (COFFER_IDENTITY_FILE).`,
 				return printJSON(cmd.OutOrStdout(), out)
 			}
 			w := cmd.OutOrStdout()
+			// Sizes and counts right-aligned, names left-aligned.
 			if len(parts) > 0 {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-				fmt.Fprintln(tw, "SIZE\tPART\t")
-				for _, p := range parts {
-					fmt.Fprintf(tw, "%s\t%s\t\n", bytesStr(p.Size), termsafe.String(p.Name))
+				sizes := make([]string, len(parts))
+				for i, p := range parts {
+					sizes[i] = bytesStr(p.Size)
 				}
-				if err := tw.Flush(); err != nil {
-					return err
+				width := columnWidth("SIZE", sizes)
+				fmt.Fprintf(w, "%*s  PART\n", width, "SIZE")
+				for i, p := range parts {
+					fmt.Fprintf(w, "%*s  %s\n", width, sizes[i], termsafe.String(p.Name))
 				}
 				fmt.Fprintln(w)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "ROWS\tTABLE\t")
-			for _, t := range rep.Tables {
-				fmt.Fprintf(tw, "%d\t%s\t\n", t.Rows, termsafe.String(t.Table))
+			rows := make([]string, len(rep.Tables))
+			for i, t := range rep.Tables {
+				rows[i] = strconv.FormatInt(t.Rows, 10)
 			}
-			return tw.Flush()
+			width := columnWidth("ROWS", rows)
+			fmt.Fprintf(w, "%*s  TABLE\n", width, "ROWS")
+			for i, t := range rep.Tables {
+				if _, err := fmt.Fprintf(w, "%*s  %s\n", width, rows[i], termsafe.String(t.Table)); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&source, "source", "", "with latest: only this source's snapshots")
 	return cmd
+}
+
+// columnWidth is the width of a column with this header and these cells.
+func columnWidth(header string, cells []string) int {
+	w := len(header)
+	for _, c := range cells {
+		w = max(w, len(c))
+	}
+	return w
 }

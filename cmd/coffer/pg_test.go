@@ -161,6 +161,8 @@ func TestCLIPostgresAddressForms(t *testing.T) {
 		if want == "" {
 			want = string(tables)
 			mustContain(t, "the first backup's tables", want, name+".public.customers", "1000")
+			// Text: counts right-aligned, names left-aligned.
+			mustContain(t, "coffer ls", c.ok(nil, "ls", b.Snapshot), "ROWS  TABLE\n1000  "+name+".public.customers\n")
 		} else if string(tables) != want {
 			t.Fatalf("%s (%s) backed up other data:\n%s\nwant\n%s", f.what, f.addr, tables, want)
 		}
