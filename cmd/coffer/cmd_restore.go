@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -204,11 +205,19 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 
 // restoreToFile runs fn into a temporary file beside path, which takes
 // path's name only once complete; on failure nothing is left behind.
+// A device or a named pipe (--output /dev/null: a verification of the
+// snapshot that keeps nothing) is written as it is, like standard output.
 func restoreToFile(path string, fn func(io.Writer) (*restore.Summary, error)) (*restore.Summary, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&(fs.ModeCharDevice|fs.ModeNamedPipe) != 0 {
+		return restoreToDevice(path, fn)
+	}
 	if _, err := os.Lstat(path); err == nil {
 		return nil, fmt.Errorf("restore: %s already exists: choose another --output or remove it first", path)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("restore: %w", err)
+	}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("restore: the directory %s of --output %s does not exist: create it, or choose another --output", filepath.Dir(path), path)
 	}
 	var sum *restore.Summary
 	err := atomicfile.Write(path, atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
@@ -218,6 +227,25 @@ func restoreToFile(path string, fn func(io.Writer) (*restore.Summary, error)) (*
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w\nnothing was written to %s", err, path)
+	}
+	return sum, nil
+}
+
+func restoreToDevice(path string, fn func(io.Writer) (*restore.Summary, error)) (*restore.Summary, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	sum, err := fn(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
 	}
 	return sum, nil
 }

@@ -44,6 +44,11 @@ func TestCLIHabits(t *testing.T) {
 	if got := c.ok(nil, "dump", "latest"); got != string(in) {
 		t.Fatalf("coffer dump latest wrote %d bytes, want %d", len(got), len(in))
 	}
+	// --output /dev/null verifies and keeps nothing; a missing directory is
+	// named as such.
+	mustContain(t, "restore --output /dev/null", c.run(nil, "restore", "latest", "--output", "/dev/null").stderr, "to /dev/null")
+	missing := filepath.Join(t.TempDir(), "no", "such")
+	mustContain(t, "restore into a missing directory", c.fail(nil, "restore", "latest", "--output", filepath.Join(missing, "x.dump")), "the directory "+missing+" of --output", "does not exist")
 	// stats: singular for one, and the two savings apart.
 	st := c.ok(nil, "stats")
 	mustContain(t, "coffer stats", st, "1 snapshot holding", "in 1 pack,", "deduplication 1.0×, compression ")
