@@ -229,7 +229,12 @@ func (r *Repo) FindSnapshot(ctx context.Context, ref, source string) (*Snapshot,
 	case 0:
 		return nil, fmt.Errorf("no snapshot %q in %s: list them with `coffer snapshots`", ref, r.be.Location())
 	case 1:
-		return r.LoadSnapshot(ctx, match[0])
+		s, err := r.LoadSnapshot(ctx, match[0])
+		if err == nil && source != "" && s.Source != source {
+			return nil, fmt.Errorf("snapshot %s is of source %q, not %q: give a snapshot of %q (coffer snapshots --source %s), or leave out --source",
+				s.ID().Short(), s.Source, source, source, source)
+		}
+		return s, err
 	default:
 		return nil, fmt.Errorf("snapshot prefix %q is ambiguous (%d matches): give more digits", ref, len(match))
 	}

@@ -136,6 +136,10 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 	if err != nil {
 		return err
 	}
+	if ref == "latest" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "latest is snapshot %s of source %s on %s, taken %s\n", snap.ID().Short(),
+			termsafe.String(snap.Source), termsafe.String(snap.Host), snap.Time.Local().Format(time.DateTime))
+	}
 	prog := newProgress(os.Stderr, "restore")
 	opts := restore.Options{Progress: prog.restore}
 	if o.to != "" {

@@ -106,3 +106,19 @@ func TestCLISnapshotsFilters(t *testing.T) {
 	}
 	mustContain(t, "--latest -1", c.fail(nil, "snapshots", "--latest", "-1"), "positive")
 }
+
+// TestCLIRestoreNamesLatest: restore latest says which snapshot it took,
+// and a snapshot id of another source than --source is refused.
+func TestCLIRestoreNamesLatest(t *testing.T) {
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	shop := c.backup(strings.NewReader("shop rows\n"), "--source", "shop", "--stdin")
+	c.backup(strings.NewReader("crm rows\n"), "--source", "crm", "--stdin")
+	r := c.run(nil, "restore", "latest", "--output", "-")
+	if r.code != 0 || r.stdout != "crm rows\n" {
+		t.Fatalf("restore latest: %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	mustContain(t, "restore latest", r.stderr, "latest is snapshot", "of source crm")
+	mustContain(t, "restore ID --source other", c.fail(nil, "restore", shop.Snapshot[:8], "--source", "crm", "--output", "-"),
+		`is of source "shop", not "crm"`)
+}
