@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -38,6 +40,11 @@ type Daemon struct {
 	notify *Notifier
 	jobs   []schedule.Job
 	kinds  map[string]jobInfo
+	inv    *inventory
+	kick   chan struct{} // a backup ended: read the inventory again
+
+	mu      sync.Mutex
+	running map[string]bool
 }
 
 type jobInfo struct{ kind, source string }
@@ -45,7 +52,7 @@ type jobInfo struct{ kind, source string }
 // New builds the jobs of the config.
 func New(opts Options) (*Daemon, error) {
 	c := opts.Config
-	env, err := repoEnv(c)
+	run, err := newRunner(opts.Exe, c)
 	if err != nil {
 		return nil, err
 	}
@@ -53,10 +60,29 @@ func New(opts Options) (*Daemon, error) {
 		opts.Clock = schedule.RealClock{}
 	}
 	n := c.Notifications
-	d := &Daemon{opts: opts, run: &runner{exe: opts.Exe, env: env}, m: newMetrics(), kinds: map[string]jobInfo{},
-		notify: &Notifier{WebhookURL: n.Webhook.URL, WebhookOn: onSet(n.Webhook.On), Command: n.Command.Run, CommandOn: onSet(n.Command.On)}}
+	d := &Daemon{opts: opts, run: run, m: newMetrics(), kinds: map[string]jobInfo{},
+		notify: &Notifier{WebhookURL: n.Webhook.URL, WebhookOn: onSet(n.Webhook.On), Command: n.Command.Run, CommandOn: onSet(n.Command.On), Secrets: secretVars(c)}}
+	var sources []string
+	for _, s := range c.Sources {
+		sources = append(sources, s.Name)
+	}
+	d.inv = newInventory(sources, opts.Clock.Now)
+	d.kick = make(chan struct{}, 1)
+	d.running = map[string]bool{}
+	d.m.reg.MustRegister(d.inv)
 	d.addJobs()
 	return d, nil
+}
+
+// secretVars names the environment variables the config's secrets are in.
+func secretVars(c *config.Config) []string {
+	var names []string
+	for _, s := range c.Secrets() {
+		if s.Env != "" {
+			names = append(names, s.Env)
+		}
+	}
+	return names
 }
 
 func onSet(on []string) map[string]bool {
@@ -92,10 +118,10 @@ func (d *Daemon) addJobs() {
 				args = append(args, "--subset", fmt.Sprintf("%g%%", ch.Subset*100))
 			}
 		}
-		d.job(fmt.Sprintf("check %d", i+1), "check", "", "repository", ch.Schedule, d.plainJob(args))
+		d.job(fmt.Sprintf("check %d", i+1), "check", "", "repository", ch.Schedule, d.plainJob(job{identity: ch.ReadData}, args))
 	}
 	if c.Prune.Schedule != "" {
-		d.job("prune", "prune", "", "repository", c.Prune.Schedule, d.plainJob([]string{"prune"}))
+		d.job("prune", "prune", "", "repository", c.Prune.Schedule, d.plainJob(job{}, []string{"prune"}))
 	}
 	for _, dr := range c.Drills {
 		for _, src := range dr.Sources {
@@ -110,7 +136,8 @@ func (d *Daemon) backupJob(s config.Source) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		out, err := d.run.coffer(ctx, env, args...)
+		out, err := d.run.coffer(ctx, job{extra: env}, args...)
+		defer d.kickInventory()
 		if err != nil {
 			return err
 		}
@@ -118,11 +145,26 @@ func (d *Daemon) backupJob(s config.Source) func(context.Context) error {
 			l := []string{"backup " + s.Name, "backup", s.Name}
 			d.m.bytesRead.WithLabelValues(l...).Set(float64(res.BytesRead))
 			d.m.bytesStored.WithLabelValues(l...).Set(float64(res.BytesStored))
+			d.opts.Log.Info("snapshot saved", "job", "backup "+s.Name, "snapshot", res.Snapshot,
+				"bytes_read", res.BytesRead, "bytes_stored", res.BytesStored)
 		}
 		if !s.Retention.IsSet() {
 			return nil
 		}
-		_, err = d.run.coffer(ctx, nil, forgetArgs(s, d.opts.Config.Repository.Location.String())...)
+		out, err = d.run.coffer(ctx, job{}, forgetArgs(s, d.opts.Config.Repository.Location.String())...)
+		if groups, perr := parseJSON[[]forgetResult](out); perr == nil {
+			kept, removed := 0, []string{}
+			for _, g := range groups {
+				for _, it := range g.Snapshots {
+					if it.Keep {
+						kept++
+					} else {
+						removed = append(removed, it.ID)
+					}
+				}
+			}
+			d.opts.Log.Info("retention applied", "job", "backup "+s.Name, "kept", kept, "removed", len(removed), "removed_snapshots", removed)
+		}
 		return err
 	}
 }
@@ -137,7 +179,7 @@ func (d *Daemon) walStatusJob(s config.Source) func(context.Context) error {
 		if err != nil {
 			return err
 		}
-		out, runErr := d.run.coffer(ctx, env, "wal-status", "--json", "--postgres", target)
+		out, runErr := d.run.coffer(ctx, job{extra: env}, "wal-status", "--json", "--postgres", target)
 		if st, err := parseJSON[walStatus](out); err == nil {
 			d.m.wal.archived.WithLabelValues(s.Name).Set(float64(st.Archived))
 			d.m.wal.failed.WithLabelValues(s.Name).Set(float64(st.Failed))
@@ -148,9 +190,9 @@ func (d *Daemon) walStatusJob(s config.Source) func(context.Context) error {
 	}
 }
 
-func (d *Daemon) plainJob(args []string) func(context.Context) error {
+func (d *Daemon) plainJob(j job, args []string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		_, err := d.run.coffer(ctx, nil, args...)
+		_, err := d.run.coffer(ctx, j, args...)
 		return err
 	}
 }
@@ -180,7 +222,7 @@ func (d *Daemon) drillJob(dr config.Drill, src string) func(context.Context) err
 			}
 			env = append(env, "PGPASSWORD="+pw, "MYSQL_PWD="+pw)
 		}
-		out, err := d.run.coffer(ctx, env, args...)
+		out, err := d.run.coffer(ctx, job{identity: true, extra: env}, args...)
 		if res, perr := parseJSON[drillResult](out); perr == nil {
 			l := []string{"drill " + src, "drill", src}
 			d.m.drillPassed.WithLabelValues(l...).Set(map[bool]float64{true: 1, false: 0}[res.Passed])
@@ -213,6 +255,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.seedMetrics(state); err != nil {
+		return err
+	}
+	ictx, stopInventory := context.WithCancel(ctx)
+	defer stopInventory()
+	go d.keepInventory(ictx, d.kick)
 	if c.Daemon.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", c.Daemon.MetricsAddr)
 		if err != nil {
@@ -228,6 +276,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.opts.Ready("")
 	}
 	d.opts.Log.Info("daemon started", "jobs", len(d.jobs), "metrics", c.Daemon.MetricsAddr)
+	go func() {
+		<-ctx.Done()
+		if running := d.runningJobs(); len(running) > 0 {
+			d.opts.Log.Info("stopping: waiting for the running jobs to finish (their children got no signal)", "jobs", running)
+		}
+	}()
 	err = s.Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -236,6 +290,58 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return err
 }
 
+// seedMetrics sets every job's last success from the state file, and to 0
+// for a job that never succeeded, so that a staleness alert
+// (time() - coffer_job_last_success_timestamp_seconds > …) fires for it
+// too, and a restart does not empty the metrics.
+func (d *Daemon) seedMetrics(state schedule.StateStore) error {
+	st, err := state.Load()
+	if err != nil {
+		return err
+	}
+	for _, j := range d.jobs {
+		info := d.kinds[j.Name]
+		last := 0.0
+		if t := st[j.Name].LastSuccess; !t.IsZero() {
+			last = float64(t.Unix())
+		}
+		d.m.lastSuccess.WithLabelValues(j.Name, info.kind, info.source).Set(last)
+	}
+	return nil
+}
+
+// track keeps the set of running jobs, for the shutdown's log.
+func (d *Daemon) track(job string, running bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if running {
+		d.running[job] = true
+	} else {
+		delete(d.running, job)
+	}
+}
+
+func (d *Daemon) runningJobs() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var names []string
+	for j := range d.running {
+		names = append(names, j)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (d *Daemon) kickInventory() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// monitoring jobs run every minute: their successes are not news.
+var monitoring = map[string]bool{"wal-status": true}
+
 // event logs, counts and notifies.
 func (d *Daemon) event(ev schedule.Event) {
 	info := d.kinds[ev.Job]
@@ -243,16 +349,26 @@ func (d *Daemon) event(ev schedule.Event) {
 	log := d.opts.Log.With("job", ev.Job, "event", string(ev.Kind))
 	switch ev.Kind {
 	case schedule.EventStarted:
-		log.Info("job started", "attempt", ev.Attempt)
+		// A start well after its time (more than the jitter and a minute)
+		// is a run missed while the daemon was down, caught up.
+		late := ev.At.Sub(ev.Scheduled)
+		log.Info("job started", "attempt", ev.Attempt, "scheduled", ev.Scheduled,
+			"catch_up", ev.Attempt == 0 && late > d.opts.Config.Daemon.Jitter+time.Minute)
+		d.track(ev.Job, true)
 	case schedule.EventSucceeded:
+		d.track(ev.Job, false)
 		log.Info("job succeeded", "seconds", ev.Duration.Seconds())
 		d.m.lastSuccess.WithLabelValues(l...).Set(float64(ev.At.Unix()))
 		d.m.lastDuration.WithLabelValues(l...).Set(ev.Duration.Seconds())
 		d.m.runs.WithLabelValues(append(l, "success")...).Inc()
-		d.send(ev, info, "success")
+		if !monitoring[info.kind] {
+			d.send(ev, info, "success")
+		}
 	case schedule.EventRetrying:
+		d.track(ev.Job, false)
 		log.Warn("job failed; retrying", "err", ev.Err, "retry_at", ev.RetryAt)
 	case schedule.EventFailed:
+		d.track(ev.Job, false)
 		log.Error("job failed", "err", ev.Err, "seconds", ev.Duration.Seconds())
 		d.m.lastDuration.WithLabelValues(l...).Set(ev.Duration.Seconds())
 		d.m.runs.WithLabelValues(append(l, "failure")...).Inc()

@@ -12,32 +12,52 @@ import (
 	"syscall"
 
 	"github.com/coffer-backup/coffer/config"
+	"github.com/coffer-backup/coffer/engine/command"
 )
 
 // runner runs coffer commands as child processes: the same code paths,
 // audit records and error messages as an operator's, and a failure or crash
 // of one job cannot take the daemon down. Secrets reach children through
-// their environment, never their command line.
+// their environment or a pipe, never their command line; each child's
+// environment is built from nothing, so the daemon's own (whatever the
+// service manager or a shell put there) does not reach it.
 type runner struct {
 	exe string
 	env []string // the repository settings every child gets
+	// identity holds the variables of the operator identity, given only
+	// to the jobs that decrypt (drills, check --read-data); passphrase is
+	// its passphrase read from identity_passphrase_env, given through a
+	// pipe (COFFER_IDENTITY_PASSPHRASE_FILE=/dev/fd/3).
+	identity   []string
+	passphrase string
 }
 
-// repoEnv turns the config's repository section into coffer's environment.
-func repoEnv(c *config.Config) ([]string, error) {
+// passVars are the variables of the daemon's environment that every
+// child gets when set, besides command.Env's PATH, locale, TZ and TMPDIR:
+// where its home and cache are (the index cache, ~/.pgpass), and the TLS
+// roots for S3.
+var passVars = []string{"HOME", "USER", "LOGNAME", "XDG_CACHE_HOME", "COFFER_CACHE_DIR", "PGPASSFILE", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+
+// passphraseFD is the descriptor a child reads the identity's passphrase
+// from: the first of cmd.ExtraFiles.
+const passphraseFD = 3
+
+// newRunner turns the config's repository section into coffer's
+// environment.
+func newRunner(exe string, c *config.Config) (*runner, error) {
 	r := c.Repository
-	env := []string{"COFFER_REPO=" + r.URL}
-	set := func(name, value string) {
+	run := &runner{exe: exe, env: []string{"COFFER_REPO=" + r.URL}}
+	set := func(env *[]string, name, value string) {
 		if value != "" {
-			env = append(env, name+"="+value)
+			*env = append(*env, name+"="+value)
 		}
 	}
-	set("COFFER_S3_ENDPOINT", r.S3Endpoint)
-	set("AWS_REGION", r.S3Region)
-	set("COFFER_WRITER_KEY_FILE", r.WriterKeyFile)
-	set("COFFER_WRITER_FINGERPRINT", r.WriterFingerprint)
-	set("COFFER_IDENTITY_FILE", r.IdentityFile)
-	set("COFFER_IDENTITY_PASSPHRASE_FILE", r.IdentityPassphraseFile)
+	set(&run.env, "COFFER_S3_ENDPOINT", r.S3Endpoint)
+	set(&run.env, "AWS_REGION", r.S3Region)
+	set(&run.env, "COFFER_WRITER_KEY_FILE", r.WriterKeyFile)
+	set(&run.env, "COFFER_WRITER_FINGERPRINT", r.WriterFingerprint)
+	set(&run.identity, "COFFER_IDENTITY_FILE", r.IdentityFile)
+	set(&run.identity, "COFFER_IDENTITY_PASSPHRASE_FILE", r.IdentityPassphraseFile)
 	for _, s := range []struct {
 		name   string
 		secret config.Secret
@@ -49,19 +69,45 @@ func repoEnv(c *config.Config) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		set(s.name, v)
+		set(&run.env, s.name, v)
 	}
-	return env, nil
+	if r.IdentityPassphraseEnv != "" {
+		v, err := r.IdentityPassphrase().Read(os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		run.passphrase = v
+	}
+	return run, nil
 }
 
-// coffer runs `coffer args…` with extra environment and returns its
-// standard output; a failure carries the end of its standard error.
-func (r *runner) coffer(ctx context.Context, extra []string, args ...string) ([]byte, error) {
+// job is what one child gets besides the repository settings.
+type job struct {
+	identity bool     // it decrypts: give it the operator identity
+	extra    []string // more KEY=VALUE, e.g. a database password
+}
+
+// coffer runs `coffer args…` and returns its standard output; a failure
+// carries the end of its standard error.
+func (r *runner) coffer(ctx context.Context, j job, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, r.exe, args...)
 	// Its own process group: a signal to the daemon (Ctrl-C, SIGTERM) is
 	// not a signal to the backup it lets finish.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = append(append(os.Environ(), r.env...), extra...)
+	env := append([]string{}, r.env...)
+	if j.identity {
+		env = append(env, r.identity...)
+		if r.passphrase != "" {
+			pr, err := secretPipe(r.passphrase)
+			if err != nil {
+				return nil, err
+			}
+			defer pr.Close()
+			cmd.ExtraFiles = []*os.File{pr}
+			env = append(env, "COFFER_IDENTITY_PASSPHRASE_FILE=/dev/fd/"+strconv.Itoa(passphraseFD))
+		}
+	}
+	cmd.Env = command.Env(passVars, append(env, j.extra...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -73,6 +119,27 @@ func (r *runner) coffer(ctx context.Context, extra []string, args ...string) ([]
 		return out.Bytes(), fmt.Errorf("coffer %s: %w: %s", args[0], err, msg)
 	}
 	return out.Bytes(), nil
+}
+
+// secretPipe returns the read end of a pipe that holds s: no file holds
+// the secret, not even after kill -9.
+func secretPipe(s string) (*os.File, error) {
+	if len(s) > 4000 { // a pipe holds at least 4 KiB without a reader
+		return nil, fmt.Errorf("the identity passphrase is longer than 4000 bytes")
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = pw.WriteString(s)
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		pr.Close()
+		return nil, err
+	}
+	return pr, nil
 }
 
 // backupArgs returns the arguments and environment of a source's backup.
@@ -108,7 +175,7 @@ func backupArgs(s config.Source) ([]string, []string, error) {
 // forgetArgs applies a source's retention after its backup.
 func forgetArgs(s config.Source, tz string) []string {
 	r := s.Retention
-	args := []string{"forget", "--source", s.Name, "--time-zone", tz}
+	args := []string{"forget", "--json", "--source", s.Name, "--time-zone", tz}
 	for _, kv := range []struct {
 		flag string
 		n    int
@@ -132,6 +199,15 @@ type backupResult struct {
 	Snapshot    string `json:"snapshot"`
 	BytesRead   int64  `json:"bytes_read"`
 	BytesStored int64  `json:"bytes_stored"`
+}
+
+// forgetResult is what the daemon reads of `coffer forget --json`: one
+// group per source and host.
+type forgetResult struct {
+	Snapshots []struct {
+		ID   string `json:"id"`
+		Keep bool   `json:"keep"`
+	} `json:"snapshots"`
 }
 
 // drillResult is what the daemon reads of `coffer drill --json`.

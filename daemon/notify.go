@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/coffer-backup/coffer/engine/command"
 )
 
 // Notice is what a notification says about one job run.
@@ -32,6 +35,10 @@ type Notifier struct {
 	Command    string
 	CommandOn  map[string]bool
 	Client     *http.Client
+	// Secrets names the variables of the daemon's environment that hold
+	// the config's secrets (*_env): the hook never gets them, nor
+	// coffer's own keys and credentials (command.UserEnv).
+	Secrets []string
 }
 
 // Send delivers n where configured; errors are returned joined, for the log.
@@ -78,9 +85,22 @@ func (nf *Notifier) run(ctx context.Context, body []byte) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", "-c", nf.Command)
 	cmd.Stdin = bytes.NewReader(body)
-	cmd.Env = append(os.Environ(), "COFFER_NOTICE="+string(body))
+	cmd.Env = append(hookEnv(nf.Secrets), "COFFER_NOTICE="+string(body))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("notification command: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// hookEnv is the daemon's environment without coffer's secrets and those
+// the config names.
+func hookEnv(secrets []string) []string {
+	var env []string
+	for _, e := range command.UserEnv() {
+		k, _, _ := strings.Cut(e, "=")
+		if !slices.Contains(secrets, k) {
+			env = append(env, e)
+		}
+	}
+	return env
 }

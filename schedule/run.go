@@ -202,6 +202,7 @@ func (s *Scheduler) finish(ctx context.Context, res result) {
 		ev.Kind = EventSucceeded
 		js.Successes++
 		js.LastScheduled = r.scheduled
+		js.LastSuccess = res.end
 	case res.cancelled || ctx.Err() != nil:
 		// Stopped by, or failed during, shutdown: no retry, and no new
 		// LastScheduled, so the next start catches the run up.

@@ -25,6 +25,9 @@ type JobState struct {
 	// is empty if it succeeded.
 	LastEnd   time.Time `json:"last_end"`
 	LastError string    `json:"last_error,omitempty"`
+	// LastSuccess is when the last successful run ended (zero: never, or
+	// before state files recorded it).
+	LastSuccess time.Time `json:"last_success,omitzero"`
 	// Successes and Failures count runs (not attempts): a run that succeeds
 	// on a retry is one success.
 	Successes int `json:"successes"`

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -67,6 +68,9 @@ sources:
   - name: broken
     exec: "echo half a dump; exit 3"
     schedule: "* * * * *"
+  - name: envdump
+    exec: "env"
+    schedule: "* * * * *"
 notifications:
   webhook: {url: "http://%s/hook", on: [failure]}
 daemon:
@@ -79,9 +83,10 @@ daemon:
 	c.ok(nil, "config", "check", cfgPath)
 	mustContain(t, "coffer schedule", c.ok(nil, "schedule", "--config", cfgPath), "backup shop", "backup broken")
 
-	dctx, cancel := context.WithTimeout(ctx, 4*time.Minute)
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := c.without("COFFER_IDENTITY_FILE").cmd(dctx, nil, "daemon", "--config", cfgPath)
+	// A variable of the daemon's own environment, which no job may see.
+	cmd := c.without("COFFER_IDENTITY_FILE").with("DAEMON_ONLY_VARIABLE=xyzzy").cmd(dctx, nil, "daemon", "--config", cfgPath)
 	var logs bytes.Buffer
 	cmd.Stderr = &logs
 	if err := cmd.Start(); err != nil {
@@ -89,6 +94,20 @@ daemon:
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+
+	// Before any job ran: every job's last success is there, 0.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fams := scrape(t, "http://"+metrics+"/metrics")
+		if metricPresent(fams, "coffer_job_last_success_timestamp_seconds", "job", "backup shop") {
+			if v := metricValue(fams, "coffer_job_last_success_timestamp_seconds", "backup shop"); v != 0 {
+				t.Fatalf("last success before any run: %v", v)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no coffer_job_last_success_timestamp_seconds before the first run\n%s", logs.String())
+		}
+	}
 
 	select {
 	case n := <-hooks:
@@ -115,6 +134,26 @@ daemon:
 	if metricValue(families, "coffer_job_runs_total", "backup broken") < 1 {
 		t.Error("the failing job's runs are not counted")
 	}
+	// What the repository holds per source: the newest snapshot's age,
+	// +Inf for a source without any.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		families = scrape(t, "http://"+metrics+"/metrics")
+		if sourceValue(families, "coffer_source_snapshots", "shop") >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("coffer_source_snapshots never counted shop's snapshots\n%s", logs.String())
+		}
+	}
+	if age := sourceValue(families, "coffer_source_newest_snapshot_age_seconds", "shop"); age < 0 || age > 300 {
+		t.Errorf("shop's newest snapshot age: %v", age)
+	}
+	if age := sourceValue(families, "coffer_source_newest_snapshot_age_seconds", "broken"); !math.IsInf(age, 1) {
+		t.Errorf("a source without snapshots has age %v, want +Inf", age)
+	}
+	if sourceValue(families, "coffer_source_stored_bytes", "shop") <= 0 {
+		t.Error("no stored bytes for shop")
+	}
 
 	cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -125,7 +164,34 @@ daemon:
 	case <-time.After(time.Minute):
 		t.Fatalf("the daemon did not stop on SIGTERM\n%s", logs.String())
 	}
-	mustContain(t, "daemon log", logs.String(), "job succeeded", "job failed", "daemon stopped")
+	mustContain(t, "daemon log", logs.String(), "job succeeded", "job failed", "daemon stopped", "snapshot saved", "snapshot=", "bytes_stored=", "retention applied", "catch_up=false")
+	// Jobs get an environment built from nothing, never the daemon's.
+	r := c.run(nil, "restore", "latest", "--source", "envdump", "--output", "-")
+	if r.code != 0 || !strings.Contains(r.stdout, "PATH=") {
+		t.Fatalf("restore of the env source: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout, "DAEMON_ONLY_VARIABLE") || strings.Contains(r.stdout, "COFFER_") {
+		t.Fatalf("a job saw the daemon's environment or coffer's settings:\n%s", r.stdout)
+	}
+
+	// After a restart, before any job: the last successes come from the
+	// state file.
+	cmd = c.without("COFFER_IDENTITY_FILE").cmd(dctx, nil, "daemon", "--config", cfgPath)
+	logs.Reset()
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		fams := scrape(t, "http://"+metrics+"/metrics")
+		if v := metricValue(fams, "coffer_job_last_success_timestamp_seconds", "backup shop"); v > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a restart the last success of backup shop is not restored\n%s", logs.String())
+		}
+	}
 	rows := c.snapshots("--source", "shop")
 	if len(rows) == 0 || len(rows) > 3 {
 		t.Fatalf("%d snapshots of shop: the backups or their retention (keep_last 2) did not run", len(rows))
@@ -146,6 +212,36 @@ func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 		t.Fatalf("metrics do not parse: %v\n%s", err, b)
 	}
 	return fams
+}
+
+// metricPresent reports whether metric name has a sample labelled key=value.
+func metricPresent(fams map[string]*dto.MetricFamily, name, key, value string) bool {
+	f := fams[name]
+	if f == nil {
+		return false
+	}
+	for _, m := range f.Metric {
+		for _, l := range m.Label {
+			if l.GetName() == key && l.GetValue() == value {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sourceValue is the gauge name of source (NaN when missing).
+func sourceValue(fams map[string]*dto.MetricFamily, name, source string) float64 {
+	if f := fams[name]; f != nil {
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == "source" && l.GetValue() == source && m.Gauge != nil {
+					return m.Gauge.GetValue()
+				}
+			}
+		}
+	}
+	return math.NaN()
 }
 
 func metricValue(fams map[string]*dto.MetricFamily, name, job string) float64 {
