@@ -42,6 +42,9 @@ type Config struct {
 
 	// File is the path the config was loaded from.
 	File string `yaml:"-"`
+	// pos is where each key path's value is in File, for the errors of
+	// later checks (CheckSecrets).
+	pos map[string]position
 }
 
 // Repository says where the backups are and which keys open them.
@@ -268,7 +271,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	c.File = name
+	c.File, c.pos = name, d.pos
 	c.resolvePaths(filepath.Dir(name))
 	return &c, nil
 }

@@ -449,7 +449,8 @@ func TestCheckSecrets(t *testing.T) {
 	}
 	none := func(string) (string, bool) { return "", false }
 	err = c.CheckSecrets(none)
-	for _, want := range []string{"sources[0].password: open " + filepath.Join(dir, "pg-pass"), "CRM_PW (named by sources[1].password_env)", "repository.writer_key_file: open "} {
+	// Each error has the file, line and column of the key that names the secret.
+	for _, want := range []string{path + ":8:20: sources[0].password: open " + filepath.Join(dir, "pg-pass"), path + ":11:19: sources[1].password: the environment variable CRM_PW (named by sources[1].password_env)", path + ":3:20: repository.writer_key_file: open "} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("CheckSecrets: %v\nwant it to contain %q", err, want)
 		}

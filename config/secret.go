@@ -87,7 +87,11 @@ func (c *Config) CheckSecrets(lookupEnv func(string) (string, bool)) error {
 	var errs []error
 	for _, s := range c.Secrets() {
 		if _, err := s.Read(lookupEnv); err != nil {
-			errs = append(errs, err)
+			key := s.Key + "_env"
+			if s.File != "" {
+				key = s.Key + "_file"
+			}
+			errs = append(errs, c.at(key, s.Key, err))
 		}
 	}
 	files := []struct{ key, path string }{
@@ -103,10 +107,20 @@ func (c *Config) CheckSecrets(lookupEnv func(string) (string, bool)) error {
 		}
 		fh, err := os.Open(f.path)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", f.key, err))
+			errs = append(errs, c.at(f.key, f.key, fmt.Errorf("%s: %w", f.key, err)))
 			continue
 		}
 		fh.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// at places err, about the value of key path (whose messages start with
+// name), at its file, line and column.
+func (c *Config) at(key, name string, err error) error {
+	p, ok := c.pos[key]
+	if !ok {
+		return err
+	}
+	return &Error{File: c.File, Line: p.line, Column: p.col, Key: name, Msg: strings.TrimPrefix(err.Error(), name+": ")}
 }

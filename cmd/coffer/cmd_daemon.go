@@ -89,14 +89,23 @@ func newScheduleCmd() *cobra.Command {
 
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Check coffer.yaml, or print a commented example"}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "check FILE",
+	var offline bool
+	check := &cobra.Command{
+		Use:   "check FILE [--offline]",
 		Short: "Validate a config file: every error with its file, line and a hint",
-		Args:  cobra.ExactArgs(1),
+		Long: `check validates a config file: its syntax, keys and values, and then that every
+secret and file it names can be read (as the daemon's user, with its environment).
+--offline checks only syntax, keys and values, e.g. on a workstation before the file
+goes to the backup host.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := config.Load(args[0])
 			if err != nil {
 				return err
+			}
+			if offline {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is valid (syntax, keys and values; secrets and files not read: --offline)\n", args[0])
+				return nil
 			}
 			if err := c.CheckSecrets(os.LookupEnv); err != nil {
 				return err
@@ -104,7 +113,9 @@ func newConfigCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "%s is valid\n", args[0])
 			return nil
 		},
-	}, &cobra.Command{
+	}
+	check.Flags().BoolVar(&offline, "offline", false, "check syntax, keys and values only: read no secret and no file the config names")
+	cmd.AddCommand(check, &cobra.Command{
 		Use:   "example",
 		Short: "Print a commented example config that documents every key",
 		Args:  cobra.NoArgs,

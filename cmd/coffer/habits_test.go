@@ -3,6 +3,7 @@ package main_test
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -121,4 +122,20 @@ func TestCLIRestoreNamesLatest(t *testing.T) {
 	mustContain(t, "restore latest", r.stderr, "latest is snapshot", "of source crm")
 	mustContain(t, "restore ID --source other", c.fail(nil, "restore", shop.Snapshot[:8], "--source", "crm", "--output", "-"),
 		`is of source "shop", not "crm"`)
+}
+
+// TestCLIConfigCheckOffline: --offline checks a config on a workstation
+// without its secrets; without it, a missing secret is named with its line.
+func TestCLIConfigCheckOffline(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "coffer.yaml")
+	yml := "repository:\n  url: s3://bucket/coffer\n  writer_key_file: /nonexistent/writer.key\n  access_key_id_env: NO_SUCH_VAR_COFFER\n  secret_access_key_file: /nonexistent/s3-secret\n" +
+		"sources:\n  - name: shop\n    postgres: 'host=db1 dbname=shop user=backup'\n    schedule: \"@daily\"\n"
+	if err := os.WriteFile(path, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, filepath.Join(dir, "repo"))
+	mustContain(t, "config check --offline", c.ok(nil, "config", "check", "--offline", path), "is valid", "--offline")
+	mustContain(t, "config check", c.fail(nil, "config", "check", path),
+		path+":3:20: repository.writer_key_file", path+":4:22: repository.access_key_id", "NO_SUCH_VAR_COFFER", path+":5:27: repository.secret_access_key")
 }
