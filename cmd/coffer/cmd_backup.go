@@ -100,6 +100,11 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	if o.allDBs && o.pg == "" && o.mysql == "" {
 		return errors.New("backup: --all-databases goes with --postgres or --mysql")
 	}
+	// A terminal is no dump: what was typed would be a snapshot, and a
+	// blocked read of it would not even stop on Ctrl-C.
+	if o.stdin && isTerminal(os.Stdin) {
+		return errors.New("backup --stdin: standard input is a terminal: pipe the stream in (pg_dump -Fc shop | coffer backup --source shop --stdin), or back the database up directly (--postgres, --mysql, --sqlite)")
+	}
 	if o.host == "" {
 		o.host, _ = os.Hostname()
 	}

@@ -2,12 +2,16 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCLIHabits: the verbs and flags of restic and pgBackRest point to
@@ -138,4 +142,40 @@ func TestCLIConfigCheckOffline(t *testing.T) {
 	mustContain(t, "config check --offline", c.ok(nil, "config", "check", "--offline", path), "is valid", "--offline")
 	mustContain(t, "config check", c.fail(nil, "config", "check", path),
 		path+":3:20: repository.writer_key_file", path+":4:22: repository.access_key_id", "NO_SUCH_VAR_COFFER", path+":5:27: repository.secret_access_key")
+}
+
+// TestCLIInterrupted: Ctrl-C (SIGINT) during a backup says that no
+// snapshot was written, not "context canceled", and exits 130; a backup
+// of a terminal is refused before it reads anything.
+func TestCLIInterrupted(t *testing.T) {
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := c.cmd(ctx, nil, "backup", "--source", "slow", "--exec", "head -c 3000000 /dev/urandom; sleep 30")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("interrupted backup: %v\n%s", err, stderr.String())
+	}
+	mustContain(t, "interrupted backup", stderr.String(), "interrupted: no snapshot was written")
+	if strings.Contains(stderr.String(), "context canceled") {
+		t.Fatalf("the message says %q", stderr.String())
+	}
+	if n := len(c.snapshots()); n != 0 {
+		t.Fatalf("%d snapshots after an interrupted backup", n)
+	}
+
+	r := c.runScript("typed by hand\n", "backup", "--source", "tty", "--stdin")
+	if r.code == 0 {
+		t.Fatalf("a backup of a terminal succeeded:\n%s", r.stdout)
+	}
+	mustContain(t, "backup --stdin on a terminal", r.stdout, "standard input is a terminal", "pg_dump -Fc shop | coffer backup")
 }

@@ -22,9 +22,16 @@ var version = "0.1.0"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
-	err := newRootCmd().ExecuteContext(ctx)
+	cmd, err := newRootCmd().ExecuteContextC(ctx)
 	stopProfile()
+	interrupted := ctx.Err() != nil
 	stop()
+	if err != nil && interrupted {
+		// Ctrl-C or SIGTERM: say what it left, not "context canceled" or
+		// the failure of a child that the signal stopped.
+		fmt.Fprintln(os.Stderr, "coffer: interrupted:", interruptedResult(cmd.Name()))
+		os.Exit(130)
+	}
 	if err != nil {
 		// Error messages carry names from snapshots and servers (tables,
 		// databases, sources): they are escaped, on a terminal or not
@@ -41,6 +48,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(strings.ReplaceAll(err.Error(), "\n\t", "\n  ")))
 		os.Exit(1)
 	}
+}
+
+// interruptedResult says what an interrupted command left behind.
+func interruptedResult(command string) string {
+	switch command {
+	case "backup":
+		return "no snapshot was written (what was stored is removed by the next prune)"
+	case "restore", "dump":
+		return "the restore did not finish: no output file and no database was replaced (standard output holds a partial stream)"
+	case "drill":
+		return "the drill did not finish and recorded no verdict; its scratch copies are dropped (else by the next drill or coffer drill --cleanup)"
+	case "prune", "forget":
+		return "stopped between steps: the repository is consistent; run it again"
+	}
+	return "stopped before the end"
 }
 
 // exitError ends the command with a given status.
