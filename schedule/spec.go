@@ -106,3 +106,17 @@ func wallUTC(t time.Time) time.Time {
 	h, mi, sec := t.Clock()
 	return time.Date(y, mo, d, h, mi, sec, t.Nanosecond(), time.UTC)
 }
+
+// Previous returns the latest time at or before t at which expr, read in
+// loc, schedules a run, looking back at most 32 days (zero if none).
+func Previous(expr string, loc *time.Location, t time.Time) (time.Time, error) {
+	s, err := parseSpec(expr, loc)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var last time.Time
+	for n := s.next(t.Add(-32 * 24 * time.Hour)); !n.IsZero() && !n.After(t); n = s.next(n) {
+		last = n
+	}
+	return last, nil
+}

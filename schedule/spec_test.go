@@ -148,3 +148,20 @@ func TestNextNever(t *testing.T) {
 		t.Errorf("February 30th: got %v, want zero", n)
 	}
 }
+
+func TestPrevious(t *testing.T) {
+	utc := time.UTC
+	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
+	for _, tc := range []struct{ expr, now, want string }{
+		{"30 2 * * *", "2026-12-02T05:00:00Z", "2026-12-02T02:30:00Z"},
+		{"30 2 * * *", "2026-12-02T02:30:00Z", "2026-12-02T02:30:00Z"},
+		{"30 2 * * *", "2026-12-02T02:29:00Z", "2026-12-01T02:30:00Z"},
+		{"0 3 * * 1-5", "2026-12-06T12:00:00Z", "2026-12-04T03:00:00Z"}, // Sunday: Friday's
+		{"@monthly", "2026-12-20T00:00:00Z", "2026-12-01T00:00:00Z"},
+	} {
+		got, err := Previous(tc.expr, utc, at(tc.now))
+		if err != nil || !got.Equal(at(tc.want)) {
+			t.Errorf("Previous(%q, %s) = %s, %v; want %s", tc.expr, tc.now, got, err, tc.want)
+		}
+	}
+}

@@ -79,7 +79,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 
 // addHabits wires the hints into root's commands.
 func addHabits(root *cobra.Command, g *globals) {
-	root.AddCommand(newVersionCmd(g))
+	root.AddCommand(newVersionCmd(g), newStatusCmd(g))
 	root.SetFlagErrorFunc(hintFlagError)
 	root.SuggestionsMinimumDistance = 2
 	for _, c := range root.Commands() {
