@@ -58,7 +58,7 @@ Databases are dumped consistently and their per-table digests recorded:
 Passwords come from the environment or files, never from the URL: PGPASSWORD or
 PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runBackup(cmd, g, o) },
+		RunE: func(cmd *cobra.Command, _ []string) error { streamingGC(); return runBackup(cmd, g, o) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.source, "source", "", "name of what is backed up, e.g. customers-db (required)")
