@@ -47,6 +47,16 @@ as root, that server runs as a system user made for the drill and removed after
 it (as an ordinary user, it runs as you). SQLite snapshots are restored into a
 temporary file. The snapshot is loaded as data: see docs/threat-model.md.
 
+--assertions FILE is a YAML list; each entry is a query on the restored data
+that returns one value, and the value it must return:
+
+  - name: customers has more than 1000 rows
+    sql: SELECT count(*) > 1000 FROM customers
+    expect: true
+  - name: every order has its customer
+    sql: SELECT count(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL
+    expect: 0
+
 --pitr drills point-in-time recovery of PostgreSQL: it restores the newest
 physical base backup of the source (the newest taken before --target-time, if
 given) and the archived WAL into an ephemeral server, recovers to the target
