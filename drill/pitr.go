@@ -124,17 +124,14 @@ func (p *pitrRun) steps(ctx context.Context) {
 		if !p.fetchBase(ctx) || !p.checkStart(ctx) || !p.fetchWAL(ctx) {
 			return errors.New("failed")
 		}
-		err := pitr.Configure(p.srv.DataDir(), target, 0)
+		err := pitr.Configure(p.srv.DataDir(), target, pitr.Server{})
 		p.must(checkRecovery, err)
 		return err
 	})
 	if err != nil {
 		return
 	}
-	superuser := p.opts.Superuser
-	if superuser == "" {
-		superuser = "postgres"
-	}
+	superuser := Superuser(p.snap.Physical, p.opts.Superuser)
 	err = p.phase("recovery", func() error { return p.srv.Recover(ctx, superuser) })
 	if err != nil {
 		p.check(checkRecovery, err, "")
@@ -213,6 +210,19 @@ func (p *pitrRun) checkStart(ctx context.Context) bool {
 		return p.must(checkWALChain, fmt.Errorf("%w; the base backup ends in segment %s: without it, no recovery from this backup can become consistent", p.missing(p.gapFirst), stopSeg))
 	}
 	return true
+}
+
+// Superuser is the role a restore of the base backup logs in as: the
+// override when given, else the one the backup recorded (checked by
+// PhysicalInfo.Check), else postgres, initdb's usual.
+func Superuser(info *repository.PhysicalInfo, override string) string {
+	switch {
+	case override != "":
+		return override
+	case info.Superuser != "":
+		return info.Superuser
+	}
+	return "postgres"
 }
 
 func (p *pitrRun) missing(segment string) error {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,10 @@ type Target struct {
 	Name   string
 	XID    string
 	Action string // promote (default), pause or shutdown
+	// Timeline is the timeline recovery follows: latest (the default: the
+	// newest in the archive's history files), current (the base backup's)
+	// or a timeline's number.
+	Timeline string
 }
 
 var (
@@ -48,11 +53,28 @@ func (t Target) Check() error {
 	case strings.ContainsFunc(t.Name, func(r rune) bool { return r < 0x20 || r == 0x7f }) || len(t.Name) > 63:
 		return errors.New("--target-name: a restore point name has at most 63 characters and no control characters")
 	}
+	if tl := t.Timeline; tl != "" && tl != "latest" && tl != "current" {
+		if n, err := strconv.ParseUint(tl, 10, 32); err != nil || n == 0 || strconv.FormatUint(n, 10) != tl {
+			return fmt.Errorf("--target-timeline %q: give latest, current or a timeline's number", tl)
+		}
+	}
 	switch t.Action {
-	case "", "promote", "pause", "shutdown":
+	case "pause", "shutdown":
+		if !t.HasPoint() {
+			return fmt.Errorf("--target-action %s needs a target (--target-time, --target-lsn, --target-name or --target-xid): without one, recovery replays all the archived WAL and then promotes", t.Action)
+		}
+		return nil
+	case "", "promote":
 		return nil
 	}
 	return fmt.Errorf("--target-action %q: give promote, pause or shutdown", t.Action)
+}
+
+func (t Target) timeline() string {
+	if t.Timeline == "" {
+		return "latest"
+	}
+	return t.Timeline
 }
 
 // quote makes s a postgresql.conf string value.
@@ -63,24 +85,53 @@ func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'
 // it, so the server needs neither the repository nor an identity.
 const WALDir = "coffer_wal"
 
+// Server is how the restored server is reached: its port (above zero:
+// the server's port), the operating-system user that runs it and the
+// cluster's superuser, whom that user may log in as. Empty names map
+// nobody to anyone else.
+type Server struct {
+	Port      int
+	OSUser    string
+	Superuser string
+}
+
+// maxSocketDir is the longest directory a server's Unix socket can be in:
+// sun_path holds 108 bytes, and the socket's name is /.s.PGSQL.NNNNN.
+const maxSocketDir = 107 - len("/.s.PGSQL.65535")
+
 // Configure writes the restored server's configuration: postgresql.conf
 // (the backup's own is set aside, see Extract), an empty
 // postgresql.auto.conf, a pg_hba.conf that lets only local users in as
-// themselves, the recovery settings and recovery.signal.
-// A port above zero is the server's port.
-func Configure(dir string, t Target, port int) error {
+// themselves (and srv.OSUser as srv.Superuser), the recovery settings and
+// recovery.signal. The server listens on no TCP address, and its only
+// socket is in dir itself, mode 0700: only dir's owner (and root) can
+// reach it.
+func Configure(dir string, t Target, srv Server) error {
 	if err := t.Check(); err != nil {
 		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	if len(abs) > maxSocketDir {
+		return fmt.Errorf("restore --pgdata %s: the restored server's socket is in its data directory, and this path is %d bytes long, more than a Unix socket's path allows (%d): give a shorter path", dir, len(abs), maxSocketDir)
+	}
+	for _, name := range []string{srv.OSUser, srv.Superuser} {
+		if name != "" && !repository.ValidRoleName(name) {
+			return fmt.Errorf("restore --pgdata: %q is not a user name coffer writes into pg_ident.conf (letters, digits, _ . $ -, at most 63)", name)
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by coffer restore --pgdata. The backup's own configuration is in\n")
 	fmt.Fprintf(&b, "# postgresql.conf%s (not used: it came from the backup host).\n", setAsideSuffix)
-	fmt.Fprintf(&b, "listen_addresses = ''\narchive_mode = off\n")
-	if port > 0 {
-		fmt.Fprintf(&b, "port = %d\n", port)
+	fmt.Fprintf(&b, "listen_addresses = ''\nunix_socket_directories = %s\nunix_socket_permissions = 0700\n", quote(abs))
+	fmt.Fprintf(&b, "archive_mode = off\nhot_standby = on\nlc_messages = 'C'\n")
+	if srv.Port > 0 {
+		fmt.Fprintf(&b, "port = %d\n", srv.Port)
 	}
 	fmt.Fprintf(&b, "restore_command = %s\n", quote(`cp "`+WALDir+`/%f" "%p"`))
-	fmt.Fprintf(&b, "recovery_target_timeline = 'latest'\n")
+	fmt.Fprintf(&b, "recovery_target_timeline = %s\n", quote(t.timeline()))
 	switch {
 	case !t.Time.IsZero():
 		fmt.Fprintf(&b, "recovery_target_time = %s\n", quote(t.Time.UTC().Format("2006-01-02 15:04:05.999999")+"+00"))
@@ -91,16 +142,16 @@ func Configure(dir string, t Target, port int) error {
 	case t.XID != "":
 		fmt.Fprintf(&b, "recovery_target_xid = %s\n", quote(t.XID))
 	}
-	action := t.Action
-	if action == "" {
-		action = "promote"
+	fmt.Fprintf(&b, "recovery_target_action = %s\n", quote(t.action()))
+	ident := "# Written by coffer restore --pgdata: each local user as the role of its name\ncoffer /^(.*)$ \\1\n"
+	if srv.OSUser != "" && srv.Superuser != "" {
+		ident += fmt.Sprintf("# and the server's user as the cluster's superuser\ncoffer \"%s\" \"%s\"\n", srv.OSUser, srv.Superuser)
 	}
-	fmt.Fprintf(&b, "recovery_target_action = %s\n", quote(action))
 	for name, content := range map[string]string{
 		"postgresql.conf":      b.String(),
 		"postgresql.auto.conf": "# Written by coffer restore --pgdata.\n",
-		"pg_hba.conf":          "# Written by coffer restore --pgdata: local connections, as the operating-system user only.\nlocal all all peer\n",
-		"pg_ident.conf":        "",
+		"pg_hba.conf":          "# Written by coffer restore --pgdata: local connections, as the operating-system user only.\nlocal all all peer map=coffer\n",
+		"pg_ident.conf":        ident,
 		"recovery.signal":      "",
 	} {
 		err := atomicfile.Write(filepath.Join(dir, name), atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
@@ -112,6 +163,19 @@ func Configure(dir string, t Target, port int) error {
 		}
 	}
 	return nil
+}
+
+func (t Target) action() string {
+	if t.Action == "" {
+		return "promote"
+	}
+	return t.Action
+}
+
+// HasPoint reports whether the target names a point (a time, LSN, name or
+// transaction) rather than the end of the archive.
+func (t Target) HasPoint() bool {
+	return !t.Time.IsZero() || t.LSN != "" || t.Name != "" || t.XID != ""
 }
 
 // FetchWAL fetches from the archive every WAL file recovery from the base

@@ -20,6 +20,7 @@ type pgdataOptions struct {
 	targetTime string
 	target     pitr.Target
 	port       int
+	start      startOptions
 }
 
 func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
@@ -31,6 +32,8 @@ func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
 	f.StringVar(&o.target.XID, "target-xid", "", "with --pgdata: recover to this transaction")
 	f.StringVar(&o.target.Action, "target-action", "promote", "with --pgdata: at the target, promote, pause or shutdown")
 	f.IntVar(&o.port, "port", 0, "with --pgdata: the restored server's port")
+	f.StringVar(&o.target.Timeline, "target-timeline", "latest", "with --pgdata: the timeline recovery follows: latest (the newest in the archive), current (the base backup's) or a number")
+	addStartFlags(cmd, &o.start)
 }
 
 func (o *pgdataOptions) parse() error {
@@ -41,7 +44,10 @@ func (o *pgdataOptions) parse() error {
 		}
 		o.target.Time = t
 	}
-	return o.target.Check()
+	if err := o.target.Check(); err != nil {
+		return err
+	}
+	return o.start.parse(o.port)
 }
 
 // pickBase chooses the base backup for a target time given "latest": the
@@ -97,12 +103,15 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		err = rerr
 	}
 	if err == nil {
-		err = pitr.Configure(o.dir, o.target, o.port)
+		err = pitr.Configure(o.dir, o.target, o.start.server(o.port, snap.Physical))
 	}
 	var segs int
 	var walBytes int64
 	if err == nil {
 		segs, walBytes, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir)
+	}
+	if err == nil {
+		err = o.start.own(o.dir)
 	}
 	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": "pgdata " + o.dir}}
 	audit(ctx, repo, "restore", err, rec)
@@ -112,7 +121,10 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, segs, bytesStr(walBytes),
 		termsafe.String(o.dir), time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; start the server as its owner: pg_ctl -D %s start\n",
-		snap.Physical.StartLSN, snap.Physical.Timeline, snap.Physical.StopLSN, termsafe.String(o.dir))
-	return nil
+	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s\n", snap.Physical.StartLSN, snap.Physical.Timeline, snap.Physical.StopLSN)
+	if !o.start.start {
+		fmt.Fprintf(out, "start the server as its owner: pg_ctl -D %s -l %s/%s start (or restore with --start)\n", termsafe.String(o.dir), termsafe.String(o.dir), pitr.LogName)
+		return nil
+	}
+	return startPGData(cmd, o, snap.Physical)
 }

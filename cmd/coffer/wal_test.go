@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -293,6 +294,8 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 	const marker = "coffer-plaintext-marker-4f1c9a"
 	w.sql("CREATE TABLE customers (email text); INSERT INTO customers VALUES ('" + marker + "-base')")
 	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	// The base backup records the cluster's superuser and version.
+	mustContain(t, "snapshots --json", c.ok(nil, "--json", "snapshots"), `"superuser": "postgres"`, `"server_version_num": 1`)
 	var marks []string
 	var lsn2 string
 	for batch := 1; batch <= 3; batch++ {
@@ -317,19 +320,36 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 	t2, _ := time.Parse(time.RFC3339Nano, marks[1])
 	mid := t2.Add(500 * time.Millisecond).Format(time.RFC3339Nano)
 	for i, tc := range []struct {
-		args []string
-		want string
+		args  []string
+		want  string
+		state string // with --start: what the output says of the server
 	}{
-		{[]string{"--target-time", mid}, "1|500\n2|500"},
-		{[]string{"--target-lsn", lsn2}, "1|500\n2|500"},
-		{[]string{"--target-name", "after-batch-2"}, "1|500\n2|500"},
-		{nil, "1|500\n2|500\n3|500"},
+		{[]string{"--target-time", mid}, "1|500\n2|500", "the server promoted"},
+		{[]string{"--target-lsn", lsn2, "--target-action", "pause"}, "1|500\n2|500", "the server paused"},
+		{[]string{"--target-name", "after-batch-2", "--target-action", "shutdown"}, "", "the server shut down"},
+		{nil, "1|500\n2|500\n3|500", ""}, // started by hand
 	} {
 		dir := filepath.Join(w.dir, fmt.Sprintf("restored%d", i))
 		port := w.port + 1 + i
-		out := c.ok(nil, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)...)
-		mustContain(t, "restore --pgdata", out, "WAL files")
-		sql := w.startRestored(dir, port)
+		args := append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)
+		var sql func(string) string
+		if tc.state == "" {
+			out := c.ok(nil, args...)
+			mustContain(t, "restore --pgdata", out, "WAL files", "pg_ctl -D")
+			sql = w.startRestored(dir, port)
+		} else {
+			out := w.restoreStarted(c, dir, port, args...)
+			mustContain(t, "restore --start", out, "WAL files", "recovery reached the target", tc.state)
+			if tc.want == "" { // shut down at the restore point
+				mustContain(t, "restore --start shutdown", out, `recovery stopping at restore point "after-batch-2"`)
+				if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); !os.IsNotExist(err) {
+					t.Fatalf("the server did not shut down at the target: %v", err)
+				}
+				continue
+			}
+			mustContain(t, "restore --start", out, "replayed to:", "last commit:", "psql -h "+dir, "no TCP address")
+			sql = (&walCluster{t: t, dir: dir, bin: w.bin, port: port, as: w.as, owner: w.owner}).sql
+		}
 		if got := sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
 			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
 		}
@@ -337,6 +357,48 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 			t.Fatalf("the restored server ran the base backup's restore_command: %v", err)
 		}
 	}
+	// A target after the end of the archive: PostgreSQL's reason, non-zero.
+	dir := filepath.Join(w.dir, "restored-beyond")
+	late := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	w.stopAtCleanup(dir)
+	r := c.run(nil, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(w.port + 9), "--start", "--target-time", late}, w.runAs()...)...)
+	if r.code == 0 {
+		t.Fatalf("restore --start to a target after the archive's end succeeded:\n%s", r.stdout)
+	}
+	t.Logf("restore --start beyond the archive:\n%s", r.stderr)
+	mustContain(t, "restore --start beyond the archive", r.stderr, "recovery ended before configured recovery target was reached", "the end of the server's log")
+}
+
+// runAs is restore's --run-as for the cluster's user, when root.
+func (w *walCluster) runAs() []string {
+	if w.owner == nil {
+		return nil
+	}
+	return []string{"--run-as", w.owner.Username}
+}
+
+// stopAtCleanup stops a server of a restored data directory at the end.
+func (w *walCluster) stopAtCleanup(dir string) {
+	w.t.Cleanup(func() { w.runQuiet("pg_ctl", "-D", dir, "-m", "immediate", "-w", "stop") })
+}
+
+// restoreStarted runs restore --start, which must succeed, and stops the
+// server at the end of the test.
+func (w *walCluster) restoreStarted(c *cli, dir string, port int, args ...string) string {
+	w.t.Helper()
+	w.stopAtCleanup(dir)
+	out := c.ok(nil, append(append(args, "--start", "--start-timeout", "3m"), w.runAs()...)...)
+	w.t.Logf("coffer %s:\n%s", strings.Join(args, " "), out)
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		w.t.Fatalf("the restored data directory: %v %v", fi.Mode(), err)
+	}
+	if w.owner != nil {
+		if uid := fmt.Sprint(fi.Sys().(*syscall.Stat_t).Uid); uid != w.owner.Uid {
+			w.t.Fatalf("the restored data directory belongs to uid %s, not %s", uid, w.owner.Uid)
+		}
+	}
+	return out
 }
 
 // switchAndArchive commits a batch, switches to a new segment and waits
