@@ -144,7 +144,7 @@ func TestTargetCheck(t *testing.T) {
 // name is refused before anything is fetched or sliced.
 func TestFetchWALRefusesHostileInfo(t *testing.T) {
 	info := &repository.PhysicalInfo{StartWAL: "0", WALSegmentSize: 16 << 20}
-	if _, _, err := FetchWAL(context.Background(), nil, "snapshots/x", info, t.TempDir()); err == nil || !strings.Contains(err.Error(), "snapshots/x") {
+	if _, err := FetchWAL(context.Background(), nil, "snapshots/x", info, t.TempDir(), "latest"); err == nil || !strings.Contains(err.Error(), "snapshots/x") {
 		t.Fatalf("a hostile start segment: %v", err)
 	}
 }

@@ -178,55 +178,71 @@ func (t Target) HasPoint() bool {
 	return !t.Time.IsZero() || t.LSN != "" || t.Name != "" || t.XID != ""
 }
 
+// Fetched is what FetchWAL fetched.
+type Fetched struct {
+	Files int
+	Bytes int64
+	Path  repository.Path // the timelines recovery follows
+}
+
 // FetchWAL fetches from the archive every WAL file recovery from the base
-// backup may replay into dir/coffer_wal: the segments from the backup's
-// first one on, on its timeline and later ones, and the timeline history
-// files. It returns how many it fetched and their bytes.
-func FetchWAL(ctx context.Context, repo *repository.Repo, snapshot string, info *repository.PhysicalInfo, dir string) (int, int64, error) {
+// backup may replay into dir/coffer_wal: the timeline history files, each
+// checked and parsed, and the segments from the backup's first one on
+// along the timelines recovery follows to the timeline t.Timeline names
+// (latest by default). A timeline it cannot follow is an error that says
+// why, before anything is replayed.
+func FetchWAL(ctx context.Context, repo *repository.Repo, snapshot string, info *repository.PhysicalInfo, dir string, timeline string) (Fetched, error) {
+	var got Fetched
 	seg, err := info.Check(snapshot)
 	if err != nil {
-		return 0, 0, err
+		return got, err
 	}
-	startTL, start, _ := seg.Parse(info.StartWAL)
-	wd := filepath.Join(dir, WALDir)
-	if err := os.Mkdir(wd, 0o700); err != nil {
-		return 0, 0, fmt.Errorf("restore --pgdata: %w", err)
-	}
+	_, start, _ := seg.Parse(info.StartWAL)
 	files, _, err := repo.WALFiles(ctx)
 	if err != nil {
-		return 0, 0, err
+		return got, err
 	}
-	n, size := 0, int64(0)
+	tls, err := repo.LoadTimelines(ctx, files)
+	if err != nil {
+		return got, err
+	}
+	if got.Path, err = repository.RecoveryPath(seg, info, tls, timeline); err != nil {
+		return got, err
+	}
+	wd := filepath.Join(dir, WALDir)
+	if err := os.Mkdir(wd, 0o700); err != nil {
+		return got, fmt.Errorf("restore --pgdata: %w", err)
+	}
 	seen := map[string]bool{}
 	for _, f := range files {
-		if seen[f.File] || !needed(seg, f.File, startTL, start) {
+		if seen[f.File] || !needed(seg, got.Path, f.File, start) {
 			continue
 		}
 		seen[f.File] = true
 		content, err := repo.FetchWAL(ctx, f.File)
 		if err != nil {
-			return n, size, fmt.Errorf("fetch WAL file %s: %w", f.File, err)
+			return got, fmt.Errorf("fetch WAL file %s: %w", f.File, err)
 		}
 		err = atomicfile.Write(filepath.Join(wd, f.File), atomicfile.Options{NoReplace: true}, func(w io.Writer) error {
 			_, err := w.Write(content)
 			return err
 		})
 		if err != nil {
-			return n, size, err
+			return got, err
 		}
-		n++
-		size += int64(len(content))
+		got.Files++
+		got.Bytes += int64(len(content))
 	}
-	return n, size, nil
+	return got, nil
 }
 
 // needed reports whether recovery from a backup starting at segment start
-// of timeline startTL may read the WAL file named file: a history file, or
-// a segment from the start on, on that timeline or a later one.
-func needed(seg repository.WALSegments, file string, startTL uint32, start uint64) bool {
+// along path may read the WAL file named file: a history file, or a
+// segment from the start on, of the timeline path reads it from.
+func needed(seg repository.WALSegments, path repository.Path, file string, start uint64) bool {
 	if strings.HasSuffix(file, ".history") {
 		return true
 	}
 	tl, n, ok := seg.Parse(file) // .partial and .backup files are not replayed
-	return ok && tl >= startTL && n >= start
+	return ok && n >= start && tl == path.TimelineOf(n)
 }

@@ -54,11 +54,14 @@ func (s WALSegments) Next(name string) (string, bool) {
 
 // OfLSN is the segment holding the byte before lsn (the end of the last
 // record replayed) on timeline tl.
-func (s WALSegments) OfLSN(tl uint32, lsn uint64) string {
+func (s WALSegments) OfLSN(tl uint32, lsn uint64) string { return s.Name(tl, s.SegmentOf(lsn)) }
+
+// SegmentOf is the number of the segment holding the byte before lsn.
+func (s WALSegments) SegmentOf(lsn uint64) uint64 {
 	if lsn > 0 {
 		lsn--
 	}
-	return s.Name(tl, lsn/s.size)
+	return lsn / s.size
 }
 
 // ParseLSN parses a WAL location such as 0/3000060.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,6 +76,20 @@ func sourceNote(source string) string {
 	return " of source " + termsafe.String(source)
 }
 
+// switches describes the timeline switches of a recovery path.
+func switches(p repository.Path) string {
+	if len(p) < 2 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" (timelines")
+	for _, s := range p {
+		fmt.Fprintf(&b, " %d", s.Timeline)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
 // restorePGData writes a physical base backup into a new data directory,
 // fetches the WAL it needs and writes the recovery settings.
 func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.Snapshot, o *pgdataOptions) error {
@@ -105,10 +120,9 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	if err == nil {
 		err = pitr.Configure(o.dir, o.target, o.start.server(o.port, snap.Physical))
 	}
-	var segs int
-	var walBytes int64
+	var wal pitr.Fetched
 	if err == nil {
-		segs, walBytes, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir)
+		wal, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir, o.target.Timeline)
 	}
 	if err == nil {
 		err = o.start.own(o.dir)
@@ -119,9 +133,10 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		return fmt.Errorf("%w\n%s is incomplete: remove it", err, o.dir)
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, segs, bytesStr(walBytes),
+	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, wal.Files, bytesStr(wal.Bytes),
 		termsafe.String(o.dir), time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s\n", snap.Physical.StartLSN, snap.Physical.Timeline, snap.Physical.StopLSN)
+	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; it follows timeline %d%s\n", snap.Physical.StartLSN, snap.Physical.Timeline,
+		snap.Physical.StopLSN, wal.Path.Target(), switches(wal.Path))
 	if !o.start.start {
 		fmt.Fprintf(out, "start the server as its owner: pg_ctl -D %s -l %s/%s start (or restore with --start)\n", termsafe.String(o.dir), termsafe.String(o.dir), pitr.LogName)
 		return nil

@@ -243,7 +243,7 @@ func (w *walCluster) socketURL() string {
 
 // startRestored starts a restored data directory on its own port and waits
 // until recovery ended (the server promoted), then returns a psql runner.
-func (w *walCluster) startRestored(dir string, port int) func(string) string {
+func (w *walCluster) startRestored(dir string, port int) *walCluster {
 	w.t.Helper()
 	w.chown(dir)
 	logf := filepath.Join(w.dir, filepath.Base(dir)+".log")
@@ -261,7 +261,7 @@ func (w *walCluster) startRestored(dir string, port int) func(string) string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return r.sql
+	return r
 }
 
 // TestPITRRestoreToTargets is done-when 1 of the point-in-time recovery
@@ -336,7 +336,7 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 		if tc.state == "" {
 			out := c.ok(nil, args...)
 			mustContain(t, "restore --pgdata", out, "WAL files", "pg_ctl -D")
-			sql = w.startRestored(dir, port)
+			sql = w.startRestored(dir, port).sql
 		} else {
 			out := w.restoreStarted(c, dir, port, args...)
 			mustContain(t, "restore --start", out, "WAL files", "recovery reached the target", tc.state)
@@ -401,6 +401,77 @@ func (w *walCluster) restoreStarted(c *cli, dir string, port int, args ...string
 	return out
 }
 
+// TestPITRTimelines: a restored server promoted onto timeline 2 archives
+// into the same repository; restore latest follows the switch (timeline
+// 1 to the switch point, then 2) and shows the rows written on timeline
+// 2, --target-timeline current stays on timeline 1, and check names the
+// history file of timeline 2 once it is deleted.
+func TestPITRTimelines(t *testing.T) {
+	w := newWALCluster(t)
+	c, repo := w.backedUp()
+	w.switchAndArchive(1)
+	// The primary is lost; its restore becomes the new primary, archiving
+	// into the same repository on timeline 2.
+	w.runQuiet("pg_ctl", "-D", w.data, "-m", "immediate", "-w", "stop")
+	dir := filepath.Join(w.dir, "promoted")
+	c.ok(nil, "restore", "latest", "--source", "pg", "--pgdata", dir)
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "archive_mode = on\narchive_command = '%s/wal-push.sh %%p'\n", w.dir)
+	f.Close()
+	p := w.startRestored(dir, w.port+1)
+	if tl := p.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"); tl != "00000002" {
+		t.Fatalf("the promoted server writes timeline %s, not 2", tl)
+	}
+	p.switchAndArchive(2)
+	p.waitArchived("00000002.history")
+	c.ok(nil, "check")
+	for _, tc := range []struct {
+		args []string
+		want string
+		says string
+	}{
+		{nil, "1|500\n2|500", "follows timeline 2 (timelines 1 2)"},
+		{[]string{"--target-timeline", "current"}, "1|500", "follows timeline 1"},
+	} {
+		dir := filepath.Join(w.dir, "restored-"+strconv.Itoa(len(tc.args)))
+		port := w.port + 2 + len(tc.args)
+		out := w.restoreStarted(c, dir, port, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)...)
+		mustContain(t, "restore across a timeline switch", out, tc.says)
+		r := &walCluster{t: t, dir: dir, bin: w.bin, port: port, as: w.as, owner: w.owner}
+		if got := r.sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
+			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
+		}
+	}
+	// A timeline that does not exist is refused before anything is replayed.
+	mustContain(t, "restore --target-timeline 7", c.fail(nil, "restore", "latest", "--pgdata", filepath.Join(w.dir, "r7"), "--target-timeline", "7"), "00000007.history", "not in the archive")
+	hist, _ := filepath.Glob(filepath.Join(repo, "wal", "00000002.history.g*"))
+	if len(hist) != 1 {
+		t.Fatalf("history objects of timeline 2: %v", hist)
+	}
+	os.Remove(hist[0])
+	r := c.run(nil, "check")
+	if r.code == 0 {
+		t.Fatal("check passed with the history file of timeline 2 deleted")
+	}
+	mustContain(t, "check without the history file", r.stdout+r.stderr, "wal/00000002.history", "timeline 2")
+}
+
+// backedUp starts the cluster archiving into a local repository in its
+// directory, makes the orders table and takes a physical base backup.
+func (w *walCluster) backedUp() (*cli, string) {
+	w.t.Helper()
+	repo := filepath.Join(w.dir, "repo")
+	c := newCLI(w.t, repo)
+	c.init()
+	w.start(c)
+	w.sql("CREATE TABLE orders (batch int, n int)")
+	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	return c, repo
+}
+
 // switchAndArchive commits a batch, switches to a new segment and waits
 // until the server archived the old one, which it returns.
 func (w *walCluster) switchAndArchive(batch int) string {
@@ -420,12 +491,7 @@ func (w *walCluster) switchAndArchive(batch int) string {
 func TestPITRFaults(t *testing.T) {
 	w := newWALCluster(t)
 	w.killFirst = true
-	repo := filepath.Join(w.dir, "repo")
-	c := newCLI(t, repo)
-	c.init()
-	w.start(c)
-	w.sql("CREATE TABLE orders (batch int, n int)")
-	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	c, repo := w.backedUp()
 	if _, err := os.Stat(filepath.Join(w.dir, "killed")); err != nil {
 		t.Fatalf("no wal-push was killed: %v", err)
 	}
