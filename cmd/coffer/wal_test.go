@@ -28,6 +28,7 @@ type walCluster struct {
 	as             []string // the command prefix that runs as the cluster's user
 	owner          *user.User
 	killFirst      bool   // kill -9 the first wal-push while it runs
+	superuser      string // initdb's superuser; postgres when empty
 	pushArgs       string // extra wal-push arguments
 }
 
@@ -63,7 +64,7 @@ func (w *walCluster) start(c *cli) {
 	copyFile(t, cofferBin, filepath.Join(w.dir, "coffer"), 0o755)
 	copyFile(t, filepath.Join(c.dir, "writer.key"), filepath.Join(w.dir, "writer.key"), 0o600)
 	w.chown(w.dir)
-	w.run("initdb", "-D", w.data, "-U", "postgres", "--auth=trust", "--no-sync")
+	w.run("initdb", "-D", w.data, "-U", w.su(), "--auth=trust", "--no-sync")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func (w *walCluster) sql(stmts string) string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	argv := append(append([]string{}, w.as...), psql, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", w.dir, "-p", strconv.Itoa(w.port), "-U", "postgres", "-d", "postgres", "-c", stmts)
+	argv := append(append([]string{}, w.as...), psql, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", w.dir, "-p", strconv.Itoa(w.port), "-U", w.su(), "-d", "postgres", "-c", stmts)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = w.dir
 	out, err := cmd.CombinedOutput()
@@ -238,7 +239,20 @@ func TestWALArchiveCommand(t *testing.T) {
 
 // socketURL is a libpq address of the cluster through its socket.
 func (w *walCluster) socketURL() string {
-	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d", w.dir, w.port)
+	return fmt.Sprintf("postgres://%s@/postgres?host=%s&port=%d", w.su(), w.dir, w.port)
+}
+
+// su is the cluster's superuser.
+func (w *walCluster) su() string {
+	if w.superuser == "" {
+		return "postgres"
+	}
+	return w.superuser
+}
+
+// at is a psql runner for a restored server of w's with its socket in dir.
+func (w *walCluster) at(dir string, port int) *walCluster {
+	return &walCluster{t: w.t, dir: dir, bin: w.bin, port: port, as: w.as, owner: w.owner, superuser: w.superuser}
 }
 
 // startRestored starts a restored data directory on its own port and waits
@@ -252,7 +266,7 @@ func (w *walCluster) startRestored(dir string, port int) *walCluster {
 		w.t.Fatalf("start the restored server: %v\n%s\n%s", err, out, log)
 	}
 	w.t.Cleanup(func() { w.runQuiet("pg_ctl", "-D", dir, "-m", "immediate", "-w", "stop") })
-	r := &walCluster{t: w.t, dir: w.dir, bin: w.bin, port: port, as: w.as, owner: w.owner}
+	r := w.at(w.dir, port)
 	deadline := time.Now().Add(2 * time.Minute)
 	for r.sql("SELECT pg_is_in_recovery()") != "f" {
 		if time.Now().After(deadline) {
@@ -348,7 +362,7 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 				continue
 			}
 			mustContain(t, "restore --start", out, "replayed to:", "last commit:", "psql -h "+dir, "no TCP address")
-			sql = (&walCluster{t: t, dir: dir, bin: w.bin, port: port, as: w.as, owner: w.owner}).sql
+			sql = w.at(dir, port).sql
 		}
 		if got := sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
 			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
@@ -408,13 +422,14 @@ func (w *walCluster) restoreStarted(c *cli, dir string, port int, args ...string
 // history file of timeline 2 once it is deleted.
 func TestPITRTimelines(t *testing.T) {
 	w := newWALCluster(t)
+	w.superuser = "tl_admin" // restore --start logs in as the recorded superuser
 	c, repo := w.backedUp()
 	w.switchAndArchive(1)
 	// The primary is lost; its restore becomes the new primary, archiving
 	// into the same repository on timeline 2.
 	w.runQuiet("pg_ctl", "-D", w.data, "-m", "immediate", "-w", "stop")
 	dir := filepath.Join(w.dir, "promoted")
-	c.ok(nil, "restore", "latest", "--source", "pg", "--pgdata", dir)
+	c.ok(nil, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir}, w.runAs()...)...)
 	f, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -440,7 +455,7 @@ func TestPITRTimelines(t *testing.T) {
 		port := w.port + 2 + len(tc.args)
 		out := w.restoreStarted(c, dir, port, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)...)
 		mustContain(t, "restore across a timeline switch", out, tc.says)
-		r := &walCluster{t: t, dir: dir, bin: w.bin, port: port, as: w.as, owner: w.owner}
+		r := w.at(dir, port)
 		if got := r.sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
 			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
 		}
