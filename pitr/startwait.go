@@ -22,6 +22,7 @@ type waiter struct {
 	db       string
 	oldPause bool   // before PostgreSQL 14: pg_is_wal_replay_paused()
 	last     string // the last state read, for the timeout's message
+	lastErr  string // the last failed connection's, likewise
 }
 
 const pollEvery = 200 * time.Millisecond
@@ -45,6 +46,9 @@ func (w *waiter) wait(ctx context.Context) (*Reached, error) {
 			return w.afterExit()
 		case <-ctx.Done():
 			what := "the server did not admit a connection yet (it replays WAL until the cluster is consistent)"
+			if w.lastErr != "" {
+				what += "; the last attempt: " + w.lastErr
+			}
 			if w.last != "" {
 				what = "it is still in recovery, replayed to " + w.last
 			}
@@ -55,9 +59,9 @@ func (w *waiter) wait(ctx context.Context) (*Reached, error) {
 	}
 }
 
-// waitable are the server's answers while it starts and replays.
-var waitable = []string{"the database system is starting up", "not yet accepting connections", "No such file or directory",
-	"Connection refused", "the database system is shutting down", "consistent recovery state has not been yet reached"}
+// refused are the answers that waiting does not change: the login is
+// not one the restored cluster admits.
+var refused = []string{"authentication failed", "role \"", "no pg_hba.conf entry", "permission denied"}
 
 // poll reads recovery's state once; nil, nil means not yet.
 func (w *waiter) poll(ctx context.Context) (*Reached, error) {
@@ -70,7 +74,14 @@ func (w *waiter) poll(ctx context.Context) (*Reached, error) {
 		coalesce(pg_catalog.to_char(pg_catalog.pg_last_xact_replay_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '')`
 	out, err := w.psql(ctx, q)
 	if err != nil {
+		// While the server starts, replays or shuts down at the target,
+		// connections fail in many ways; only a refused login is final.
 		msg := string(out)
+		select {
+		case <-w.exited:
+			return w.afterExit()
+		case <-time.After(pollEvery):
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil, nil // the caller reports the timeout
@@ -81,13 +92,14 @@ func (w *waiter) poll(ctx context.Context) (*Reached, error) {
 			w.db = "template1"
 			return nil, nil
 		}
-		for _, s := range waitable {
+		for _, s := range refused {
 			if strings.Contains(msg, s) {
-				return nil, nil
+				return nil, &StartError{Reason: fmt.Sprintf("restore --start: log in to the restored server as role %q to read recovery's state: %s (is that the cluster's superuser? --superuser names it)",
+					w.o.Superuser, strings.TrimSpace(msg)), Log: logTail(w.log)}
 			}
 		}
-		return nil, &StartError{Reason: fmt.Sprintf("restore --start: log in to the restored server as role %q to read recovery's state: %s (is that the cluster's superuser? --superuser names it)",
-			w.o.Superuser, strings.TrimSpace(msg)), Log: logTail(w.log)}
+		w.lastErr = strings.TrimSpace(msg)
+		return nil, nil
 	}
 	f := strings.Split(strings.TrimSpace(string(out)), "|")
 	if len(f) != 4 {

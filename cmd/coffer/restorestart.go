@@ -102,7 +102,7 @@ func startPGData(cmd *cobra.Command, o *pgdataOptions, info *repository.Physical
 		return fmt.Errorf("%s\nthe end of the server's log (%s):\n%s", se.Reason, termsafe.String(filepath.Join(dir, pitr.LogName)), termsafe.Lines(se.Log))
 	}
 	if err != nil {
-		return err
+		return errors.New(termsafe.Lines(err.Error())) // it may quote the server's words
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "recovery reached the target in %s: the server %s\n", time.Since(started).Round(time.Millisecond), r.State)
