@@ -37,7 +37,7 @@ type Options struct {
 	// TargetTime or to the end of the archive (see pitr.go).
 	PITR       bool
 	TargetTime time.Time
-	Superuser  string // PITR: the backed-up cluster's superuser (initdb's); default postgres
+	Superuser  string // PITR: overrides the cluster's superuser the base backup recorded (default: that one, else postgres)
 	Database   string // PITR: the database the assertions run in; default postgres
 
 	// StateDir is where markers of running drills live (see Cleanup): a

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -80,6 +79,7 @@ type pitrRun struct {
 	seg  repository.WALSegments
 
 	archive  map[string]bool // segment files in the archive
+	path     repository.Path // the timelines recovery follows
 	newest   *repository.WALObject
 	gapFirst string // the first segment missing after the backup's start, if any
 }
@@ -124,17 +124,14 @@ func (p *pitrRun) steps(ctx context.Context) {
 		if !p.fetchBase(ctx) || !p.checkStart(ctx) || !p.fetchWAL(ctx) {
 			return errors.New("failed")
 		}
-		err := pitr.Configure(p.srv.DataDir(), target, 0)
+		err := pitr.Configure(p.srv.DataDir(), target, pitr.Server{})
 		p.must(checkRecovery, err)
 		return err
 	})
 	if err != nil {
 		return
 	}
-	superuser := p.opts.Superuser
-	if superuser == "" {
-		superuser = "postgres"
-	}
+	superuser := Superuser(p.snap.Physical, p.opts.Superuser)
 	err = p.phase("recovery", func() error { return p.srv.Recover(ctx, superuser) })
 	if err != nil {
 		p.check(checkRecovery, err, "")
@@ -215,6 +212,19 @@ func (p *pitrRun) checkStart(ctx context.Context) bool {
 	return true
 }
 
+// Superuser is the role a restore of the base backup logs in as: the
+// override when given, else the one the backup recorded (checked by
+// PhysicalInfo.Check), else postgres, initdb's usual.
+func Superuser(info *repository.PhysicalInfo, override string) string {
+	switch {
+	case override != "":
+		return override
+	case info.Superuser != "":
+		return info.Superuser
+	}
+	return "postgres"
+}
+
 func (p *pitrRun) missing(segment string) error {
 	return fmt.Errorf("WAL segment %s is missing from the archive (no object wal/%s.g…): recovery cannot replay past it", segment, segment)
 }
@@ -223,8 +233,11 @@ func (p *pitrRun) missing(segment string) error {
 // where the server's restore_command copies it from; each file is
 // decrypted and checked against its MAC, and one that fails is named.
 func (p *pitrRun) fetchWAL(ctx context.Context) bool {
-	n, size, err := pitr.FetchWAL(ctx, p.repo, "snapshots/"+p.snap.ID().String(), p.snap.Physical, p.srv.DataDir())
-	return p.check(checkWALFiles, err, fmt.Sprintf("%d WAL files (%d bytes) from segment %s on were fetched, decrypted and matched their MACs", n, size, p.snap.Physical.StartWAL))
+	got, err := pitr.FetchWAL(ctx, p.repo, "snapshots/"+p.snap.ID().String(), p.snap.Physical, p.srv.DataDir(), "latest")
+	if err == nil {
+		p.path = got.Path
+	}
+	return p.check(checkWALFiles, err, fmt.Sprintf("%d WAL files (%d bytes) from segment %s on were fetched, decrypted and matched their MACs; recovery follows timeline %d", got.Files, got.Bytes, p.snap.Physical.StartWAL, got.Path.Target()))
 }
 
 // checkTarget reads where recovery stopped: the end of the last record
@@ -278,41 +291,43 @@ func (p *pitrRun) checkTarget(ctx context.Context) (uint64, bool) {
 
 // checkChain checks the archive for every segment from the backup's start
 // to the target's (where recovery stopped) or, without a target, to the
-// newest archived segment of the backup's timeline.
+// newest archived segment recovery reads, along the timelines it follows.
 func (p *pitrRun) checkChain(replayed uint64) {
 	info := p.snap.Physical
-	tl, _, _ := p.seg.Parse(info.StartWAL)
-	end, why := p.seg.OfLSN(tl, replayed), "the segment where recovery reached the target"
+	path := p.path
+	if len(path) == 0 {
+		path = repository.Path{{Timeline: uint32(info.Timeline)}}
+	}
+	_, start, _ := p.seg.Parse(info.StartWAL)
+	end, why := p.seg.SegmentOf(replayed), "the segment where recovery reached the target"
 	if p.opts.TargetTime.IsZero() {
-		end, why = p.newestOn(tl), "the newest archived segment of timeline "+fmt.Sprint(tl)
+		end, _ = p.seg.NewestOn(p.archive, path)
+		why = fmt.Sprintf("the newest archived segment recovery reads, on timeline %d", path.TimelineOf(end))
 	}
-	if end < info.StartWAL {
-		end = info.StartWAL
-	}
-	n, missing := p.seg.Chain(p.archive, info.StartWAL, end)
+	end = max(end, start)
+	n, missing := p.seg.ChainPath(p.archive, path, start, end)
 	if missing != "" {
 		p.check(checkWALChain, p.missing(missing), "")
 		return
 	}
-	detail := fmt.Sprintf("the archive holds all %d segments from %s (the base backup's start) to %s (%s)", n, info.StartWAL, end, why)
-	if p.gapFirst != "" && p.gapFirst > end {
-		detail += fmt.Sprintf("; after it, segment %s is missing: no later target can be reached", p.gapFirst)
+	detail := fmt.Sprintf("the archive holds all %d segments from %s (the base backup's start) to %s (%s)", n, info.StartWAL, p.seg.Name(path.TimelineOf(end), end), why)
+	if len(path) > 1 {
+		detail += fmt.Sprintf(", following timelines %s", pathString(path))
+	}
+	if p.gapFirst != "" {
+		if _, g, _ := p.seg.Parse(p.gapFirst); g > end {
+			detail += fmt.Sprintf("; after it, segment %s is missing: no later target can be reached", p.gapFirst)
+		}
 	}
 	p.check(checkWALChain, nil, detail)
 }
 
-func (p *pitrRun) newestOn(tl uint32) string {
-	var names []string
-	for name := range p.archive {
-		if t, _, _ := p.seg.Parse(name); t == tl {
-			names = append(names, name)
-		}
+func pathString(path repository.Path) string {
+	var s []string
+	for _, sp := range path {
+		s = append(s, fmt.Sprint(sp.Timeline))
 	}
-	sort.Strings(names)
-	if len(names) == 0 {
-		return ""
-	}
-	return names[len(names)-1]
+	return strings.Join(s, " → ")
 }
 
 // checkAge reports the RPO: the age of the newest archived segment, by

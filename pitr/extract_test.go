@@ -64,7 +64,7 @@ func TestExtractDataDirectory(t *testing.T) {
 			t.Fatalf("%s was not set aside: %v", name, err)
 		}
 	}
-	if err := Configure(dir, Target{}, 5499); err != nil {
+	if err := Configure(dir, Target{}, Server{Port: 5499}); err != nil {
 		t.Fatal(err)
 	}
 	conf, _ := os.ReadFile(filepath.Join(dir, "postgresql.conf"))
@@ -131,7 +131,7 @@ func TestTargetCheck(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	if err := Configure(dir, Target{Name: "it's"}, 0); err != nil {
+	if err := Configure(dir, Target{Name: "it's"}, Server{}); err != nil {
 		t.Fatal(err)
 	}
 	conf, _ := os.ReadFile(filepath.Join(dir, "postgresql.conf"))
@@ -144,7 +144,7 @@ func TestTargetCheck(t *testing.T) {
 // name is refused before anything is fetched or sliced.
 func TestFetchWALRefusesHostileInfo(t *testing.T) {
 	info := &repository.PhysicalInfo{StartWAL: "0", WALSegmentSize: 16 << 20}
-	if _, _, err := FetchWAL(context.Background(), nil, "snapshots/x", info, t.TempDir()); err == nil || !strings.Contains(err.Error(), "snapshots/x") {
+	if _, err := FetchWAL(context.Background(), nil, "snapshots/x", info, t.TempDir(), "latest"); err == nil || !strings.Contains(err.Error(), "snapshots/x") {
 		t.Fatalf("a hostile start segment: %v", err)
 	}
 }

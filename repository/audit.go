@@ -166,7 +166,7 @@ func (r *Repo) loadAudit(ctx context.Context, name string) (*AuditRecord, error)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := r.openMeta("audit", name, id, ct)
+	plain, err := r.openMeta(ctx, "audit", name, id, ct)
 	if err != nil {
 		return nil, err
 	}

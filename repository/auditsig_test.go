@@ -61,7 +61,7 @@ func TestHostileAuditSignature(t *testing.T) {
 	// The attack: edit the signed record's target, keep its signature,
 	// re-seal with the writer key under a correct name.
 	ct, _ := storage.ReadAll(ctx, be, signed.Name())
-	plain, err := r.openMeta("audit", signed.Name(), signed.ID(), ct)
+	plain, err := r.openMeta(context.Background(), "audit", signed.Name(), signed.ID(), ct)
 	if err != nil {
 		t.Fatal(err)
 	}

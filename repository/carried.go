@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"filippo.io/age"
 
@@ -57,17 +58,32 @@ func (c *carriedList) accepts(object string, plain []byte) bool {
 	return slices.ContainsFunc(c.objects[object], func(s string) bool { return hmac.Equal([]byte(s), []byte(h)) })
 }
 
-// loadCarried reads the carried list config names, if any.
-func (r *Repo) loadCarried(ctx context.Context) error {
-	if r.cfg.Carried == nil {
-		return nil
+// carriedMu serializes the first reads of carried lists.
+var carriedMu sync.Mutex
+
+// carriedList returns the carried list config names (nil if none). It is
+// read when first needed: an object whose name is not its MAC under the
+// current keys, or a WAL object of an earlier generation. So opening a
+// repository, and every wal-push, reads no list.
+func (r *Repo) carriedList(ctx context.Context) (*carriedList, error) {
+	carriedMu.Lock()
+	defer carriedMu.Unlock()
+	if r.carriedRead || r.cfg == nil || r.cfg.Carried == nil {
+		return r.carried, nil
 	}
 	c, err := r.readCarried(ctx, r.cfg.Carried)
 	if err != nil {
-		return fmt.Errorf("the list of objects the key rotations carried over: %w", err)
+		return nil, fmt.Errorf("the list of objects the key rotations carried over: %w", err)
 	}
-	r.carried = c
-	return nil
+	r.carried, r.carriedRead = c, true
+	return c, nil
+}
+
+// setCarriedList is carriedList's value from now on.
+func (r *Repo) setCarriedList(objects map[string][]string) {
+	carriedMu.Lock()
+	defer carriedMu.Unlock()
+	r.carried, r.carriedRead = &carriedList{objects: objects}, true
 }
 
 // readCarried reads and checks the carried list ref names.
@@ -129,14 +145,18 @@ func (r *Repo) saveCarried(ctx context.Context, objects map[string][]string) (*C
 // openMeta decrypts and authenticates a metadata object stored as object:
 // its id must be the MAC of its plaintext, or the carried list must name
 // it with its plaintext's hash.
-func (r *Repo) openMeta(kind, object string, id ID, ciphertext []byte) ([]byte, error) {
+func (r *Repo) openMeta(ctx context.Context, kind, object string, id ID, ciphertext []byte) ([]byte, error) {
 	compressed, err := decrypt(object, ciphertext, r.metaIdentities()...)
 	if err != nil {
 		var nm *age.NoIdentityMatchError
 		if !errors.As(err, &nm) {
 			return nil, err
 		}
-		if r.carried != nil && r.carried.objects[object] != nil {
+		carried, lerr := r.carriedList(ctx)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if carried != nil && carried.objects[object] != nil {
 			if r.cfg.Carried.Pending {
 				return nil, &CorruptError{Object: object, Reason: "sealed to an earlier generation of the repository's keys: a key rotation has not finished sealing it again; run `coffer key rotate` with an operator's identity to finish it", Err: err}
 			}
@@ -148,7 +168,14 @@ func (r *Repo) openMeta(kind, object string, id ID, ciphertext []byte) ([]byte, 
 	if err != nil {
 		return nil, &CorruptError{Object: object, Reason: "decompression refused", Err: err}
 	}
-	if got := macID(r.wk.MACKey[:], kind, plaintext); hmac.Equal(got[:], id[:]) || r.carried.accepts(object, plaintext) {
+	if got := macID(r.wk.MACKey[:], kind, plaintext); hmac.Equal(got[:], id[:]) {
+		return plaintext, nil
+	}
+	carried, err := r.carriedList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if carried.accepts(object, plaintext) {
 		return plaintext, nil
 	}
 	return nil, &CorruptError{Object: object, Reason: fmt.Sprintf("%s is not authenticated by the writer key (forged, altered or renamed)", kind)}

@@ -293,6 +293,14 @@ func (r *Repo) checkWAL(ctx context.Context, rep *CheckReport) error {
 			rep.add("snapshots/"+g.Snapshot.String(), "%v", g.Invalid)
 			continue
 		}
+		if g.Problem != nil {
+			if g.Snapshot != (ID{}) {
+				rep.add(g.Object, "base backup %s: %v", g.Snapshot.Short(), g.Problem)
+			} else {
+				rep.add(g.Object, "%v", g.Problem)
+			}
+			continue
+		}
 		rep.add("wal/"+g.Missing, "WAL segment %s is missing from the archive: base backup %s cannot be recovered past it (the archive holds up to %s); point-in-time recovery from it stops before this segment", g.Missing, g.Snapshot.Short(), g.Newest)
 	}
 	return nil

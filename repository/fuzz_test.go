@@ -72,7 +72,7 @@ func FuzzOpenMeta(f *testing.F) {
 			b = bytes.Clone(b)
 			b[pos%len(b)] ^= flip
 		}
-		got, err := (&Repo{wk: wk}).openMeta("snapshot", "snapshots/x", id, b)
+		got, err := (&Repo{wk: wk}).openMeta(context.Background(), "snapshot", "snapshots/x", id, b)
 		if err == nil && !bytes.Equal(got, plain) {
 			t.Fatalf("accepted altered metadata: %q", got)
 		}

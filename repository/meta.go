@@ -47,7 +47,7 @@ func (r *Repo) readMeta(ctx context.Context, kind, dir string, id ID) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
-	return r.openMeta(kind, name, id, ct)
+	return r.openMeta(ctx, kind, name, id, ct)
 }
 
 // metaMax returns the most a stored metadata object of kind may weigh. A

@@ -42,7 +42,7 @@ func (r *Repo) putSealed(ctx context.Context, kind, name string, id ID, ct []byt
 	}
 	stored, rerr := readBounded(ctx, r.be, name, metaMax(kind))
 	if rerr == nil {
-		_, rerr = r.openMeta(kind, name, id, stored)
+		_, rerr = r.openMeta(ctx, kind, name, id, stored)
 	}
 	if rerr == nil {
 		return nil

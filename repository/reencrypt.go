@@ -175,8 +175,12 @@ const privateBatch = 64 << 20
 // round: the carried list first accepts both plaintexts (config pending),
 // the objects are sealed again, then the list accepts only the new one.
 func (r *Repo) reencryptPrivate(ctx context.Context) (int, error) {
+	carried, err := r.carriedList(ctx)
+	if err != nil || carried == nil {
+		return 0, err
+	}
 	var names []string
-	for n := range r.carried.objects {
+	for n := range carried.objects {
 		if d := kindOf(n); d == "snapshot" || d == "drill" {
 			names = append(names, n)
 		}
@@ -279,7 +283,7 @@ func (r *Repo) setCarried(ctx context.Context, objects map[string][]string, pend
 	if err := r.putConfig(ctx, &cfg); err != nil {
 		return err
 	}
-	r.carried = &carriedList{objects: objects}
+	r.setCarriedList(objects)
 	if old != nil && old.Object != ref.Object {
 		r.be.Delete(ctx, old.Object) // unreferenced now; a failure leaves garbage only
 	}

@@ -31,10 +31,12 @@ type Repo struct {
 	data age.Identity // the repository identity; nil for writers
 	old  []generation // earlier generations' keys, for operators
 	// carried is the list of metadata objects that key rotations carried
-	// over from earlier generations; nil when there was none.
-	carried *carriedList
-	now     func() time.Time
-	warn    func(error) // told of damaged objects skipped
+	// over from earlier generations; nil when there was none. It is read
+	// on first need (carriedList), once carriedRead.
+	carried     *carriedList
+	carriedRead bool
+	now         func() time.Time
+	warn        func(error) // told of damaged objects skipped
 	// cacheRoot is where LoadIndex keeps its cache; "" for none.
 	cacheRoot string
 }
@@ -163,11 +165,7 @@ func OpenWriter(ctx context.Context, be storage.Backend, wk *WriterKey) (*Repo, 
 	if err := setupLock(ctx, be, cfg.Lock); err != nil {
 		return nil, err
 	}
-	r := &Repo{be: be, cfg: cfg, wk: wk}
-	if err := r.loadCarried(ctx); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return &Repo{be: be, cfg: cfg, wk: wk}, nil
 }
 
 // WrongIdentityError reports that none of the given identities can decrypt
@@ -217,9 +215,6 @@ func OpenRestorer(ctx context.Context, be storage.Backend, ids []age.Identity, o
 	}
 	r.wk, r.data = cur.wk, cur.data
 	if r.old, err = o.previous(); err != nil {
-		return nil, err
-	}
-	if err := r.loadCarried(ctx); err != nil {
 		return nil, err
 	}
 	if err := setupLock(ctx, be, cfg.Lock); err != nil {

@@ -229,7 +229,7 @@ func (r *Repo) readCarriable(ctx context.Context, c carriable) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return r.openMeta(c.kind, c.name, id, ct)
+	return r.openMeta(ctx, c.kind, c.name, id, ct)
 }
 
 func sum256(b []byte) string {
@@ -298,7 +298,8 @@ func (r *Repo) switchTo(ctx context.Context, next *generation, objects map[strin
 		return fmt.Errorf("key rotate: %w", err)
 	}
 	r.old = append(r.old, generation{gen: r.cfg.Gen(), data: r.data.(*age.X25519Identity), wk: r.wk})
-	r.cfg, r.wk, r.data, r.carried = &cfg, next.wk, next.data, &carriedList{objects: objects}
+	r.cfg, r.wk, r.data = &cfg, next.wk, next.data
+	r.setCarriedList(objects)
 	return nil
 }
 
@@ -321,8 +322,12 @@ func (r *Repo) putConfig(ctx context.Context, cfg *Config) error {
 // unchanged), then marks the rotation finished in config. It returns the
 // number of objects sealed.
 func (r *Repo) finishSealing(ctx context.Context) (int, error) {
+	carried, err := r.carriedList(ctx)
+	if err != nil || carried == nil {
+		return 0, err
+	}
 	var names []string
-	for n := range r.carried.objects {
+	for n := range carried.objects {
 		if !strings.HasPrefix(n, "wal/") { // WAL is data, sealed to the repository key
 			names = append(names, n)
 		}

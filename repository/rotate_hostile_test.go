@@ -152,3 +152,53 @@ func newLocalRepo(t *testing.T) (storage.Backend, *age.X25519Identity, *Repo) {
 	}
 	return be, op, r
 }
+
+// TestKeyRotationCarriedLazy: the carried list is read only when an
+// object needs it. With the list made unreadable after a rotation, a
+// writer still opens and archives WAL, an object written under the
+// current keys still loads, and only a carried object fails, naming the
+// list.
+func TestKeyRotationCarriedLazy(t *testing.T) {
+	ctx := context.Background()
+	be, op, r := newLocalRepo(t)
+	carriedID, err := r.SaveSnapshot(ctx, &Snapshot{Source: "shop", Host: "db1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rotate(ctx, RotateOptions{Operators: []age.Recipient{op.Recipient()}}); err != nil {
+		t.Fatal(err)
+	}
+	list := r.cfg.Carried.Object
+	ct, err := readBounded(ctx, be, list, MaxLargeMeta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct[len(ct)/2] ^= 1
+	if err := be.Delete(ctx, list); err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Put(ctx, list, ct, storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := OpenWriter(ctx, be, r.wk)
+	if err != nil {
+		t.Fatalf("a writer's open read the carried list: %v", err)
+	}
+	if _, err := w.PushWAL(ctx, "000000010000000000000003", []byte("after the rotation")); err != nil {
+		t.Fatalf("wal-push read the carried list: %v", err)
+	}
+	fresh, err := w.SaveSnapshot(ctx, &Snapshot{Source: "shop", Host: "db1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr, err := OpenRestorer(ctx, be, []age.Identity{op}, OpenOptions{})
+	if err != nil {
+		t.Fatalf("an operator's open read the carried list: %v", err)
+	}
+	if _, err := rr.LoadSnapshot(ctx, fresh); err != nil {
+		t.Fatalf("a snapshot of the current keys needed the carried list: %v", err)
+	}
+	if _, err := rr.LoadSnapshot(ctx, carriedID); err == nil || !strings.Contains(err.Error(), "carried over") {
+		t.Fatalf("a carried snapshot with the list unreadable: %v", err)
+	}
+}

@@ -257,4 +257,9 @@ type PhysicalInfo struct {
 	StartWAL         string `json:"start_wal"` // the first WAL file recovery needs
 	StopLSN          string `json:"stop_lsn"`  // recovery replays at least to here
 	WALSegmentSize   int64  `json:"wal_segment_size"`
+	// Superuser is the cluster's bootstrap superuser (the role of oid 10,
+	// initdb's), and ServerVersionNum the server's server_version_num;
+	// both empty in snapshots taken before coffer recorded them.
+	Superuser        string `json:"superuser,omitempty"`
+	ServerVersionNum int    `json:"server_version_num,omitempty"`
 }

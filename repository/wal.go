@@ -237,8 +237,14 @@ func (r *Repo) readWAL(ctx context.Context, w WALObject) ([]byte, error) {
 	}
 	// An earlier generation's MAC key may be held by someone since removed:
 	// only the objects the rotation listed count (see inventoryWAL).
-	if w.Generation != r.cfg.Gen() && (r.carried == nil || r.carried.objects[name] == nil) {
-		return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("stored with keys of generation %d after the rotation that replaced them: forged by someone who kept the old keys", w.Generation)}
+	if w.Generation != r.cfg.Gen() {
+		carried, err := r.carriedList(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if carried == nil || carried.objects[name] == nil {
+			return nil, &CorruptError{Object: name, Reason: fmt.Sprintf("stored with keys of generation %d after the rotation that replaced them: forged by someone who kept the old keys", w.Generation)}
+		}
 	}
 	ct, err := readBounded(ctx, r.be, name, MaxWALFile+MaxWALFile/64+1<<20)
 	if err != nil {

@@ -189,6 +189,10 @@ func TestHostilePhysicalInfo(t *testing.T) {
 	good := repository.PhysicalInfo{SystemIdentifier: "7310000000000000001", Timeline: 1, StartWAL: "000000010000000000000002",
 		StartLSN: "0/2000028", StopLSN: "0/2000138", WALSegmentSize: 16 << 20}
 	if _, err := good.Check("snapshots/x"); err != nil {
+		t.Fatal(err) // an old snapshot: no superuser, no version
+	}
+	good.Superuser, good.ServerVersionNum = "postgres", 150004
+	if _, err := good.Check("snapshots/x"); err != nil {
 		t.Fatal(err)
 	}
 	for name, edit := range map[string]func(p *repository.PhysicalInfo){
@@ -199,6 +203,13 @@ func TestHostilePhysicalInfo(t *testing.T) {
 		"segment size":      func(p *repository.PhysicalInfo) { p.WALSegmentSize = 3 },
 		"system identifier": func(p *repository.PhysicalInfo) { p.SystemIdentifier = "; DROP" },
 		"start location":    func(p *repository.PhysicalInfo) { p.StartLSN = "" },
+		"superuser option":  func(p *repository.PhysicalInfo) { p.Superuser = "-c" },
+		"superuser quote":   func(p *repository.PhysicalInfo) { p.Superuser = `x" peer\nlocal all all trust` },
+		"superuser space":   func(p *repository.PhysicalInfo) { p.Superuser = "a b" },
+		"superuser control": func(p *repository.PhysicalInfo) { p.Superuser = "a\x1b[2J" },
+		"superuser long":    func(p *repository.PhysicalInfo) { p.Superuser = strings.Repeat("a", 64) },
+		"version":           func(p *repository.PhysicalInfo) { p.ServerVersionNum = -1 },
+		"version huge":      func(p *repository.PhysicalInfo) { p.ServerVersionNum = 1 << 40 },
 	} {
 		p := good
 		edit(&p)

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -53,11 +54,14 @@ func (s WALSegments) Next(name string) (string, bool) {
 
 // OfLSN is the segment holding the byte before lsn (the end of the last
 // record replayed) on timeline tl.
-func (s WALSegments) OfLSN(tl uint32, lsn uint64) string {
+func (s WALSegments) OfLSN(tl uint32, lsn uint64) string { return s.Name(tl, s.SegmentOf(lsn)) }
+
+// SegmentOf is the number of the segment holding the byte before lsn.
+func (s WALSegments) SegmentOf(lsn uint64) uint64 {
 	if lsn > 0 {
 		lsn--
 	}
-	return s.Name(tl, lsn/s.size)
+	return lsn / s.size
 }
 
 // ParseLSN parses a WAL location such as 0/3000060.
@@ -114,8 +118,22 @@ func (p *PhysicalInfo) Check(snapshot string) (WALSegments, error) {
 	if _, err := strconv.ParseUint(p.SystemIdentifier, 10, 64); err != nil {
 		return bad("a system identifier that is not a number")
 	}
+	if p.Superuser != "" && !ValidRoleName(p.Superuser) {
+		return bad("a superuser name that is not a plain role name (letters, digits, _ . $ -, at most 63 bytes)")
+	}
+	if v := p.ServerVersionNum; v != 0 && (v < 90600 || v >= 1000000) {
+		return bad(fmt.Sprintf("a server_version_num of %d, not a PostgreSQL version", v))
+	}
 	return seg, nil
 }
+
+var roleName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.$-]{0,62}$`)
+
+// ValidRoleName reports whether name is a role (or system user) name that
+// coffer writes into a server's configuration or a command line: plain
+// characters only, never one that starts like an option. A name is data,
+// and always quoted where it is used; this bounds what quoting must hold.
+func ValidRoleName(name string) bool { return roleName.MatchString(name) }
 
 // NewestPhysical returns the newest physical base backup of source (any
 // source when empty) taken before before (any time when zero), or nil.

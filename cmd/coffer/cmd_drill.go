@@ -89,7 +89,7 @@ and coffer-drill-…/pgephemeral-… directories in the temporary directory.`,
 	fl.BoolVar(&f.cleanup, "cleanup", false, "only remove what killed drills left behind")
 	fl.BoolVar(&f.opts.PITR, "pitr", false, "PostgreSQL: drill point-in-time recovery from a physical base backup and the WAL archive")
 	fl.StringVar(&f.targetTime, "target-time", "", "with --pitr: recover to this time (RFC 3339, e.g. 2026-12-01T14:05:00Z)")
-	fl.StringVar(&f.opts.Superuser, "pitr-superuser", "postgres", "with --pitr: the backed-up cluster's superuser (the one initdb made), which the drill logs in as")
+	fl.StringVar(&f.opts.Superuser, "pitr-superuser", "", "with --pitr: the backed-up cluster's superuser (the one initdb made), which the drill logs in as (default: the one the base backup recorded, else postgres)")
 	fl.StringVar(&f.opts.Database, "pitr-database", "postgres", "with --pitr: the database the assertions run in")
 	return cmd
 }

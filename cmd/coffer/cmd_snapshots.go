@@ -128,6 +128,8 @@ type snapshotJSON struct {
 	ChunksTotal int       `json:"chunks_total"`
 	ChunksNew   int       `json:"chunks_new"`
 	Tool        string    `json:"tool"`
+	// Physical is what a base backup records for recovery, once checked.
+	Physical *repository.PhysicalInfo `json:"physical,omitempty"`
 }
 
 func toSnapshotJSON(s *repository.Snapshot) snapshotJSON {
@@ -137,7 +139,17 @@ func toSnapshotJSON(s *repository.Snapshot) snapshotJSON {
 	}
 	return snapshotJSON{ID: s.ID().String(), Time: s.Time, Source: s.Source, Host: s.Host, Tags: tags,
 		Engine: s.Engine, Format: s.Format, Server: s.ServerVersion, Databases: s.Databases, Size: s.Size, Stored: s.Stored,
-		ChunksTotal: s.ChunksTotal, ChunksNew: s.ChunksNew, Tool: s.Tool}
+		ChunksTotal: s.ChunksTotal, ChunksNew: s.ChunksNew, Tool: s.Tool, Physical: checkedPhysical(s)}
+}
+
+func checkedPhysical(s *repository.Snapshot) *repository.PhysicalInfo {
+	if s.Physical == nil {
+		return nil
+	}
+	if _, err := s.Physical.Check("snapshots/" + s.ID().String()); err != nil {
+		return nil
+	}
+	return s.Physical
 }
 
 func orDash(s string) string {

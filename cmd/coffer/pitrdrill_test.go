@@ -125,6 +125,7 @@ func walObjectOf(t *testing.T, repo, segment string) string {
 // repository.
 func TestPITRDrill(t *testing.T) {
 	w := newWALCluster(t)
+	w.superuser = "drill_admin" // recorded by the base backup: the drill needs no --pitr-superuser
 	repo := filepath.Join(w.dir, "repo")
 	c := newCLI(t, repo)
 	c.init()

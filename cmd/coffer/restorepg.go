@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ type pgdataOptions struct {
 	targetTime string
 	target     pitr.Target
 	port       int
+	start      startOptions
 }
 
 func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
@@ -31,6 +33,8 @@ func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
 	f.StringVar(&o.target.XID, "target-xid", "", "with --pgdata: recover to this transaction")
 	f.StringVar(&o.target.Action, "target-action", "promote", "with --pgdata: at the target, promote, pause or shutdown")
 	f.IntVar(&o.port, "port", 0, "with --pgdata: the restored server's port")
+	f.StringVar(&o.target.Timeline, "target-timeline", "latest", "with --pgdata: the timeline recovery follows: latest (the newest in the archive), current (the base backup's) or a number")
+	addStartFlags(cmd, &o.start)
 }
 
 func (o *pgdataOptions) parse() error {
@@ -41,7 +45,10 @@ func (o *pgdataOptions) parse() error {
 		}
 		o.target.Time = t
 	}
-	return o.target.Check()
+	if err := o.target.Check(); err != nil {
+		return err
+	}
+	return o.start.parse(o.port)
 }
 
 // pickBase chooses the base backup for a target time given "latest": the
@@ -67,6 +74,20 @@ func sourceNote(source string) string {
 		return ""
 	}
 	return " of source " + termsafe.String(source)
+}
+
+// switches describes the timeline switches of a recovery path.
+func switches(p repository.Path) string {
+	if len(p) < 2 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString(" (timelines")
+	for _, s := range p {
+		fmt.Fprintf(&b, " %d", s.Timeline)
+	}
+	b.WriteString(")")
+	return b.String()
 }
 
 // restorePGData writes a physical base backup into a new data directory,
@@ -97,12 +118,14 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		err = rerr
 	}
 	if err == nil {
-		err = pitr.Configure(o.dir, o.target, o.port)
+		err = pitr.Configure(o.dir, o.target, o.start.server(o.port, snap.Physical))
 	}
-	var segs int
-	var walBytes int64
+	var wal pitr.Fetched
 	if err == nil {
-		segs, walBytes, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir)
+		wal, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir, o.target.Timeline)
+	}
+	if err == nil {
+		err = o.start.own(o.dir)
 	}
 	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": "pgdata " + o.dir}}
 	audit(ctx, repo, "restore", err, rec)
@@ -110,9 +133,13 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		return fmt.Errorf("%w\n%s is incomplete: remove it", err, o.dir)
 	}
 	out := cmd.OutOrStdout()
-	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, segs, bytesStr(walBytes),
+	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, wal.Files, bytesStr(wal.Bytes),
 		termsafe.String(o.dir), time.Since(start).Round(time.Millisecond))
-	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; start the server as its owner: pg_ctl -D %s start\n",
-		snap.Physical.StartLSN, snap.Physical.Timeline, snap.Physical.StopLSN, termsafe.String(o.dir))
-	return nil
+	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; it follows timeline %d%s\n", snap.Physical.StartLSN, snap.Physical.Timeline,
+		snap.Physical.StopLSN, wal.Path.Target(), switches(wal.Path))
+	if !o.start.start {
+		fmt.Fprintf(out, "start the server as its owner: pg_ctl -D %s -l %s/%s start (or restore with --start)\n", termsafe.String(o.dir), termsafe.String(o.dir), pitr.LogName)
+		return nil
+	}
+	return startPGData(cmd, o, snap.Physical)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type walCluster struct {
 	as             []string // the command prefix that runs as the cluster's user
 	owner          *user.User
 	killFirst      bool   // kill -9 the first wal-push while it runs
+	superuser      string // initdb's superuser; postgres when empty
 	pushArgs       string // extra wal-push arguments
 }
 
@@ -62,7 +64,7 @@ func (w *walCluster) start(c *cli) {
 	copyFile(t, cofferBin, filepath.Join(w.dir, "coffer"), 0o755)
 	copyFile(t, filepath.Join(c.dir, "writer.key"), filepath.Join(w.dir, "writer.key"), 0o600)
 	w.chown(w.dir)
-	w.run("initdb", "-D", w.data, "-U", "postgres", "--auth=trust", "--no-sync")
+	w.run("initdb", "-D", w.data, "-U", w.su(), "--auth=trust", "--no-sync")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +177,7 @@ func (w *walCluster) sql(stmts string) string {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	argv := append(append([]string{}, w.as...), psql, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", w.dir, "-p", strconv.Itoa(w.port), "-U", "postgres", "-d", "postgres", "-c", stmts)
+	argv := append(append([]string{}, w.as...), psql, "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-h", w.dir, "-p", strconv.Itoa(w.port), "-U", w.su(), "-d", "postgres", "-c", stmts)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = w.dir
 	out, err := cmd.CombinedOutput()
@@ -237,12 +239,25 @@ func TestWALArchiveCommand(t *testing.T) {
 
 // socketURL is a libpq address of the cluster through its socket.
 func (w *walCluster) socketURL() string {
-	return fmt.Sprintf("postgres://postgres@/postgres?host=%s&port=%d", w.dir, w.port)
+	return fmt.Sprintf("postgres://%s@/postgres?host=%s&port=%d", w.su(), w.dir, w.port)
+}
+
+// su is the cluster's superuser.
+func (w *walCluster) su() string {
+	if w.superuser == "" {
+		return "postgres"
+	}
+	return w.superuser
+}
+
+// at is a psql runner for a restored server of w's with its socket in dir.
+func (w *walCluster) at(dir string, port int) *walCluster {
+	return &walCluster{t: w.t, dir: dir, bin: w.bin, port: port, as: w.as, owner: w.owner, superuser: w.superuser}
 }
 
 // startRestored starts a restored data directory on its own port and waits
 // until recovery ended (the server promoted), then returns a psql runner.
-func (w *walCluster) startRestored(dir string, port int) func(string) string {
+func (w *walCluster) startRestored(dir string, port int) *walCluster {
 	w.t.Helper()
 	w.chown(dir)
 	logf := filepath.Join(w.dir, filepath.Base(dir)+".log")
@@ -251,7 +266,7 @@ func (w *walCluster) startRestored(dir string, port int) func(string) string {
 		w.t.Fatalf("start the restored server: %v\n%s\n%s", err, out, log)
 	}
 	w.t.Cleanup(func() { w.runQuiet("pg_ctl", "-D", dir, "-m", "immediate", "-w", "stop") })
-	r := &walCluster{t: w.t, dir: w.dir, bin: w.bin, port: port, as: w.as, owner: w.owner}
+	r := w.at(w.dir, port)
 	deadline := time.Now().Add(2 * time.Minute)
 	for r.sql("SELECT pg_is_in_recovery()") != "f" {
 		if time.Now().After(deadline) {
@@ -260,7 +275,7 @@ func (w *walCluster) startRestored(dir string, port int) func(string) string {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return r.sql
+	return r
 }
 
 // TestPITRRestoreToTargets is done-when 1 of the point-in-time recovery
@@ -293,6 +308,8 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 	const marker = "coffer-plaintext-marker-4f1c9a"
 	w.sql("CREATE TABLE customers (email text); INSERT INTO customers VALUES ('" + marker + "-base')")
 	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	// The base backup records the cluster's superuser and version.
+	mustContain(t, "snapshots --json", c.ok(nil, "--json", "snapshots"), `"superuser": "postgres"`, `"server_version_num": 1`)
 	var marks []string
 	var lsn2 string
 	for batch := 1; batch <= 3; batch++ {
@@ -317,19 +334,36 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 	t2, _ := time.Parse(time.RFC3339Nano, marks[1])
 	mid := t2.Add(500 * time.Millisecond).Format(time.RFC3339Nano)
 	for i, tc := range []struct {
-		args []string
-		want string
+		args  []string
+		want  string
+		state string // with --start: what the output says of the server
 	}{
-		{[]string{"--target-time", mid}, "1|500\n2|500"},
-		{[]string{"--target-lsn", lsn2}, "1|500\n2|500"},
-		{[]string{"--target-name", "after-batch-2"}, "1|500\n2|500"},
-		{nil, "1|500\n2|500\n3|500"},
+		{[]string{"--target-time", mid}, "1|500\n2|500", "the server promoted"},
+		{[]string{"--target-lsn", lsn2, "--target-action", "pause"}, "1|500\n2|500", "the server paused"},
+		{[]string{"--target-name", "after-batch-2", "--target-action", "shutdown"}, "", "the server shut down"},
+		{nil, "1|500\n2|500\n3|500", ""}, // started by hand
 	} {
 		dir := filepath.Join(w.dir, fmt.Sprintf("restored%d", i))
 		port := w.port + 1 + i
-		out := c.ok(nil, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)...)
-		mustContain(t, "restore --pgdata", out, "WAL files")
-		sql := w.startRestored(dir, port)
+		args := append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)
+		var sql func(string) string
+		if tc.state == "" {
+			out := c.ok(nil, args...)
+			mustContain(t, "restore --pgdata", out, "WAL files", "pg_ctl -D")
+			sql = w.startRestored(dir, port).sql
+		} else {
+			out := w.restoreStarted(c, dir, port, args...)
+			mustContain(t, "restore --start", out, "WAL files", "recovery reached the target", tc.state)
+			if tc.want == "" { // shut down at the restore point
+				mustContain(t, "restore --start shutdown", out, `recovery stopping at restore point "after-batch-2"`)
+				if _, err := os.Stat(filepath.Join(dir, "postmaster.pid")); !os.IsNotExist(err) {
+					t.Fatalf("the server did not shut down at the target: %v", err)
+				}
+				continue
+			}
+			mustContain(t, "restore --start", out, "replayed to:", "last commit:", "psql -h "+dir, "no TCP address")
+			sql = w.at(dir, port).sql
+		}
 		if got := sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
 			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
 		}
@@ -337,6 +371,120 @@ func testPITRTargets(t *testing.T, w *walCluster, c *cli) {
 			t.Fatalf("the restored server ran the base backup's restore_command: %v", err)
 		}
 	}
+	// A target after the end of the archive: PostgreSQL's reason, non-zero.
+	dir := filepath.Join(w.dir, "restored-beyond")
+	late := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	w.stopAtCleanup(dir)
+	r := c.run(nil, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(w.port + 9), "--start", "--target-time", late}, w.runAs()...)...)
+	if r.code == 0 {
+		t.Fatalf("restore --start to a target after the archive's end succeeded:\n%s", r.stdout)
+	}
+	t.Logf("restore --start beyond the archive:\n%s", r.stderr)
+	mustContain(t, "restore --start beyond the archive", r.stderr, "recovery ended before configured recovery target was reached", "the end of the server's log")
+}
+
+// runAs is restore's --run-as for the cluster's user, when root.
+func (w *walCluster) runAs() []string {
+	if w.owner == nil {
+		return nil
+	}
+	return []string{"--run-as", w.owner.Username}
+}
+
+// stopAtCleanup stops a server of a restored data directory at the end.
+func (w *walCluster) stopAtCleanup(dir string) {
+	w.t.Cleanup(func() { w.runQuiet("pg_ctl", "-D", dir, "-m", "immediate", "-w", "stop") })
+}
+
+// restoreStarted runs restore --start, which must succeed, and stops the
+// server at the end of the test.
+func (w *walCluster) restoreStarted(c *cli, dir string, port int, args ...string) string {
+	w.t.Helper()
+	w.stopAtCleanup(dir)
+	out := c.ok(nil, append(append(args, "--start", "--start-timeout", "3m"), w.runAs()...)...)
+	w.t.Logf("coffer %s:\n%s", strings.Join(args, " "), out)
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		w.t.Fatalf("the restored data directory: %v %v", fi.Mode(), err)
+	}
+	if w.owner != nil {
+		if uid := fmt.Sprint(fi.Sys().(*syscall.Stat_t).Uid); uid != w.owner.Uid {
+			w.t.Fatalf("the restored data directory belongs to uid %s, not %s", uid, w.owner.Uid)
+		}
+	}
+	return out
+}
+
+// TestPITRTimelines: a restored server promoted onto timeline 2 archives
+// into the same repository; restore latest follows the switch (timeline
+// 1 to the switch point, then 2) and shows the rows written on timeline
+// 2, --target-timeline current stays on timeline 1, and check names the
+// history file of timeline 2 once it is deleted.
+func TestPITRTimelines(t *testing.T) {
+	w := newWALCluster(t)
+	w.superuser = "tl_admin" // restore --start logs in as the recorded superuser
+	c, repo := w.backedUp()
+	w.switchAndArchive(1)
+	// The primary is lost; its restore becomes the new primary, archiving
+	// into the same repository on timeline 2.
+	w.runQuiet("pg_ctl", "-D", w.data, "-m", "immediate", "-w", "stop")
+	dir := filepath.Join(w.dir, "promoted")
+	c.ok(nil, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir}, w.runAs()...)...)
+	f, err := os.OpenFile(filepath.Join(dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "archive_mode = on\narchive_command = '%s/wal-push.sh %%p'\n", w.dir)
+	f.Close()
+	p := w.startRestored(dir, w.port+1)
+	if tl := p.sql("SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"); tl != "00000002" {
+		t.Fatalf("the promoted server writes timeline %s, not 2", tl)
+	}
+	p.switchAndArchive(2)
+	p.waitArchived("00000002.history")
+	c.ok(nil, "check")
+	for _, tc := range []struct {
+		args []string
+		want string
+		says string
+	}{
+		{nil, "1|500\n2|500", "follows timeline 2 (timelines 1 2)"},
+		{[]string{"--target-timeline", "current"}, "1|500", "follows timeline 1"},
+	} {
+		dir := filepath.Join(w.dir, "restored-"+strconv.Itoa(len(tc.args)))
+		port := w.port + 2 + len(tc.args)
+		out := w.restoreStarted(c, dir, port, append([]string{"restore", "latest", "--source", "pg", "--pgdata", dir, "--port", strconv.Itoa(port)}, tc.args...)...)
+		mustContain(t, "restore across a timeline switch", out, tc.says)
+		r := w.at(dir, port)
+		if got := r.sql("SELECT batch, count(*) FROM orders GROUP BY batch ORDER BY batch"); got != tc.want {
+			t.Fatalf("restore %v: rows by batch\n%s\nwant\n%s", tc.args, got, tc.want)
+		}
+	}
+	// A timeline that does not exist is refused before anything is replayed.
+	mustContain(t, "restore --target-timeline 7", c.fail(nil, "restore", "latest", "--pgdata", filepath.Join(w.dir, "r7"), "--target-timeline", "7"), "00000007.history", "not in the archive")
+	hist, _ := filepath.Glob(filepath.Join(repo, "wal", "00000002.history.g*"))
+	if len(hist) != 1 {
+		t.Fatalf("history objects of timeline 2: %v", hist)
+	}
+	os.Remove(hist[0])
+	r := c.run(nil, "check")
+	if r.code == 0 {
+		t.Fatal("check passed with the history file of timeline 2 deleted")
+	}
+	mustContain(t, "check without the history file", r.stdout+r.stderr, "wal/00000002.history", "timeline 2")
+}
+
+// backedUp starts the cluster archiving into a local repository in its
+// directory, makes the orders table and takes a physical base backup.
+func (w *walCluster) backedUp() (*cli, string) {
+	w.t.Helper()
+	repo := filepath.Join(w.dir, "repo")
+	c := newCLI(w.t, repo)
+	c.init()
+	w.start(c)
+	w.sql("CREATE TABLE orders (batch int, n int)")
+	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	return c, repo
 }
 
 // switchAndArchive commits a batch, switches to a new segment and waits
@@ -358,12 +506,7 @@ func (w *walCluster) switchAndArchive(batch int) string {
 func TestPITRFaults(t *testing.T) {
 	w := newWALCluster(t)
 	w.killFirst = true
-	repo := filepath.Join(w.dir, "repo")
-	c := newCLI(t, repo)
-	c.init()
-	w.start(c)
-	w.sql("CREATE TABLE orders (batch int, n int)")
-	c.without("COFFER_IDENTITY_FILE").ok(nil, "backup", "--source", "pg", "--physical", "--postgres", w.socketURL())
+	c, repo := w.backedUp()
 	if _, err := os.Stat(filepath.Join(w.dir, "killed")); err != nil {
 		t.Fatalf("no wal-push was killed: %v", err)
 	}

@@ -62,6 +62,17 @@ func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
 	if walLevel == "minimal" {
 		return nil, fmt.Errorf("the server at %s has wal_level = minimal: a physical backup needs replica or logical (and archive_mode = on with archive_command = 'coffer wal-push %%p')", c.addr())
 	}
+	// The bootstrap superuser (oid 10), which a restore logs in as.
+	var superuser string
+	var versionNum int
+	err = pc.QueryRow(ctx, `SELECT coalesce((SELECT rolname::text FROM pg_catalog.pg_roles WHERE oid = 10), ''),
+		current_setting('server_version_num')::int`).Scan(&superuser, &versionNum)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL server at %s: read its superuser and version: %w", c.addr(), err)
+	}
+	if !repository.ValidRoleName(superuser) {
+		superuser = "" // not recorded: a restore is told the name (--pitr-superuser)
+	}
 	if err := checkArchiving(ctx, pc, c.addr()); err != nil {
 		return nil, err
 	}
@@ -80,6 +91,7 @@ func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
 	pr, pw := io.Pipe()
 	p := &Physical{st: st, pw: pw, done: make(chan struct{}), Version: srv.version}
 	p.info.SystemIdentifier, p.info.WALSegmentSize = sysID, segSize
+	p.info.Superuser, p.info.ServerVersionNum = superuser, versionNum
 	p.tee = io.TeeReader(st, pw)
 	go p.scan(pr)
 	return p, nil
