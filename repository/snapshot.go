@@ -252,4 +252,7 @@ type PhysicalInfo struct {
 	StartWAL         string `json:"start_wal"` // the first WAL file recovery needs
 	StopLSN          string `json:"stop_lsn"`  // recovery replays at least to here
 	WALSegmentSize   int64  `json:"wal_segment_size"`
+	// Tablespaces are the server's user tablespaces, in the order of
+	// their parts in the stream (none for a server without any).
+	Tablespaces []Tablespace `json:"tablespaces,omitempty"`
 }

@@ -114,6 +114,9 @@ func (p *PhysicalInfo) Check(snapshot string) (WALSegments, error) {
 	if _, err := strconv.ParseUint(p.SystemIdentifier, 10, 64); err != nil {
 		return bad("a system identifier that is not a number")
 	}
+	if err := p.checkTablespaces(func(what string) error { _, err := bad(what); return err }); err != nil {
+		return WALSegments{}, err
+	}
 	return seg, nil
 }
 
