@@ -84,7 +84,7 @@ func (o *restoreOptions) check(cmd *cobra.Command) error {
 		}
 		return o.pg.parse()
 	}
-	for _, n := range []string{"target-time", "target-lsn", "target-name", "target-xid", "target-action", "port"} {
+	for _, n := range []string{"target-time", "target-lsn", "target-name", "target-xid", "target-action", "port", "tablespace-map"} {
 		if cmd.Flags().Changed(n) {
 			return fmt.Errorf("restore: --%s goes with --pgdata DIR", n)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ type pgdataOptions struct {
 	targetTime string
 	target     pitr.Target
 	port       int
+	tsMap      []string
 }
 
 func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
@@ -31,6 +33,7 @@ func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
 	f.StringVar(&o.target.XID, "target-xid", "", "with --pgdata: recover to this transaction")
 	f.StringVar(&o.target.Action, "target-action", "promote", "with --pgdata: at the target, promote, pause or shutdown")
 	f.IntVar(&o.port, "port", 0, "with --pgdata: the restored server's port")
+	f.StringArrayVar(&o.tsMap, "tablespace-map", nil, "with --pgdata: restore tablespace OID or NAME into DIR (OID=DIR or NAME=DIR, repeatable; default DIR.tablespaces/OID beside the data directory, never the backup host's path)")
 }
 
 func (o *pgdataOptions) parse() error {
@@ -80,7 +83,8 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	if _, err := snap.Physical.Check("snapshots/" + snap.ID().String()); err != nil {
 		return err
 	}
-	if err := pitr.Prepare(o.dir); err != nil {
+	layout, parts, err := pitr.Plan(repo, snap, o.dir, pitr.TablespacesBeside(o.dir), o.tsMap)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -91,7 +95,7 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	files, err := pitr.Extract(pr, o.dir)
+	files, err := pitr.ExtractBackup(pr, parts, snap.Physical, layout)
 	pr.CloseWithError(errors.New("extraction stopped"))
 	if rerr := <-done; err == nil {
 		err = rerr
@@ -107,12 +111,30 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": "pgdata " + o.dir}}
 	audit(ctx, repo, "restore", err, rec)
 	if err != nil {
-		return fmt.Errorf("%w\n%s is incomplete: remove it", err, o.dir)
+		return fmt.Errorf("restore snapshot %s: %w\n%s incomplete: remove it", snap.ID().Short(), err, incomplete(layout))
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, segs, bytesStr(walBytes),
 		termsafe.String(o.dir), time.Since(start).Round(time.Millisecond))
+	printTablespaces(out, snap.Physical, layout)
 	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; start the server as its owner: pg_ctl -D %s start\n",
 		snap.Physical.StartLSN, snap.Physical.Timeline, snap.Physical.StopLSN, termsafe.String(o.dir))
 	return nil
+}
+
+// incomplete names the directories a failed restore leaves.
+func incomplete(l *pitr.Layout) string {
+	dirs := termsafe.Strings(l.Dirs())
+	if len(dirs) == 1 {
+		return dirs[0] + " is"
+	}
+	return strings.Join(dirs, ", ") + " are"
+}
+
+// printTablespaces says where each tablespace was restored.
+func printTablespaces(w io.Writer, info *repository.PhysicalInfo, l *pitr.Layout) {
+	for _, ts := range info.Tablespaces {
+		fmt.Fprintf(w, "tablespace %d %s (at %s on the backup host) restored into %s, linked from pg_tblspc/%d\n",
+			ts.OID, termsafe.String(ts.Name), termsafe.String(ts.Location), termsafe.String(l.Tablespaces[ts.OID]), ts.OID)
+	}
 }
