@@ -134,7 +134,7 @@ func incomplete(l *pitr.Layout) string {
 // printTablespaces says where each tablespace was restored.
 func printTablespaces(w io.Writer, info *repository.PhysicalInfo, l *pitr.Layout) {
 	for _, ts := range info.Tablespaces {
-		fmt.Fprintf(w, "tablespace %d %s (at %s on the backup host) restored into %s, linked from pg_tblspc/%d\n",
-			ts.OID, termsafe.String(ts.Name), termsafe.String(ts.Location), termsafe.String(l.Tablespaces[ts.OID]), ts.OID)
+		fmt.Fprintf(w, "tablespace %d %q (at %s on the backup host) restored into %s, linked from pg_tblspc/%d\n",
+			ts.OID, ts.Name, termsafe.String(ts.Location), termsafe.String(l.Tablespaces[ts.OID]), ts.OID)
 	}
 }

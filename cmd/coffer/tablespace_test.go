@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/internal/testminio"
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/storage/location"
 )
 
 // TestPITRTablespaces: a cluster with two user tablespaces (one with a
@@ -27,6 +30,7 @@ func TestPITRTablespaces(t *testing.T) {
 		mid := tablespaceHistory(t, w, c)
 		testTablespaceRestore(t, w, c, mid)
 		testTablespaceDrill(t, w, c, mid)
+		testHostileTablespaceSnapshots(t, w, c, repo)
 	})
 	t.Run("minio", func(t *testing.T) {
 		m := testminio.Server(t)
@@ -147,3 +151,90 @@ func testTablespaceDrill(t *testing.T, w *walCluster, c *cli, mid string) {
 		t.Errorf("pg_amcheck: %s", detail)
 	}
 }
+
+// testHostileTablespaceSnapshots: a holder of the writer key rewrites the
+// tablespace list of the real base backup's snapshot. A tablespace whose
+// stream is missing, a duplicate oid, a location with "..", a relative
+// one: each is refused naming the snapshot, before anything is made. A
+// location naming a directory of the restore host is never written to.
+func testHostileTablespaceSnapshots(t *testing.T, w *walCluster, c *cli, repo string) {
+	ctx := context.Background()
+	be, err := location.Open(ctx, repo, location.S3Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(filepath.Join(c.dir, "writer.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk, err := repository.ParseWriterKey(key, "writer key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrepo, err := repository.OpenWriter(ctx, be, wk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := wrepo.Snapshots(ctx)
+	if err != nil || len(snaps) != 1 || snaps[0].Physical == nil || len(snaps[0].Physical.Tablespaces) != 2 {
+		t.Fatalf("want the one physical snapshot with 2 tablespaces: %v", err)
+	}
+	victim := filepath.Join(w.dir, "victim")
+	os.Mkdir(victim, 0o700)
+	os.WriteFile(filepath.Join(victim, "keep"), []byte("mine"), 0o600)
+	forge := func(edit func([]repository.Tablespace) []repository.Tablespace) string {
+		s := *snaps[0]
+		p := *s.Physical
+		p.Tablespaces = edit(append([]repository.Tablespace(nil), p.Tablespaces...))
+		s.Physical = &p
+		id, err := wrepo.SaveSnapshot(ctx, &s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id.String()
+	}
+	for i, tc := range []struct {
+		name string
+		edit func([]repository.Tablespace) []repository.Tablespace
+		want string
+	}{
+		{"stream missing", func(ts []repository.Tablespace) []repository.Tablespace {
+			return append(ts, repository.Tablespace{OID: 99999, Name: "ghost", Location: victim})
+		}, "no part 99999.tar"},
+		{"duplicate oid", func(ts []repository.Tablespace) []repository.Tablespace {
+			return append(ts, repository.Tablespace{OID: ts[0].OID, Name: "twin", Location: victim})
+		}, "which an earlier one has"},
+		{"dot-dot", func(ts []repository.Tablespace) []repository.Tablespace {
+			ts[0].Location = victim + "/../../etc"
+			return ts
+		}, "not a clean absolute path"},
+		{"relative", func(ts []repository.Tablespace) []repository.Tablespace {
+			ts[0].Location = "../victim"
+			return ts
+		}, "not a clean absolute path"},
+	} {
+		id := forge(tc.edit)
+		dir := filepath.Join(w.dir, fmt.Sprintf("hostile%d", i))
+		out := c.fail(nil, "restore", id, "--pgdata", dir)
+		mustContain(t, "restore of a snapshot with "+tc.name, out, tc.want, id[:8])
+		for _, d := range []string{dir, pitrBeside(dir)} {
+			if _, err := os.Lstat(d); !os.IsNotExist(err) {
+				t.Errorf("%s: %s was made before the refusal: %v", tc.name, d, err)
+			}
+		}
+	}
+	// The backup host says a tablespace was at the victim directory: the
+	// restore writes beside its data directory, never there.
+	id := forge(func(ts []repository.Tablespace) []repository.Tablespace {
+		ts[0].Location = victim
+		return ts
+	})
+	dir := filepath.Join(w.dir, "hostile-victim")
+	out := c.ok(nil, "restore", id, "--pgdata", dir)
+	mustContain(t, "restore naming a victim location", out, "(at "+victim+" on the backup host) restored into "+pitrBeside(dir))
+	if ents, _ := os.ReadDir(victim); len(ents) != 1 {
+		t.Fatalf("the restore wrote into the location the snapshot named: %v", ents)
+	}
+}
+
+func pitrBeside(dir string) string { return dir + ".tablespaces" }
