@@ -163,15 +163,7 @@ func testHostileTablespaceSnapshots(t *testing.T, w *walCluster, c *cli, repo st
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := os.ReadFile(filepath.Join(c.dir, "writer.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wk, err := repository.ParseWriterKey(key, "writer key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrepo, err := repository.OpenWriter(ctx, be, wk)
+	wrepo, err := repository.OpenWriter(ctx, be, cliWriterKey(t, c))
 	if err != nil {
 		t.Fatal(err)
 	}
