@@ -17,6 +17,7 @@ work=$(mktemp -d /tmp/coffer-physsrc.XXXXXX)
 cleanup() { cluster_stop; rm -rf "$work"; }
 trap cleanup EXIT
 go build -o "$work/coffer" ./cmd/coffer
+go build -o "$work/physread" ./bench/physread
 repo=$work/repoA
 cluster_init
 COFFER_REPO=$work/repoB COFFER_WRITER_KEY_FILE=$work/writerB.key COFFER_IDENTITY_FILE=$work/operator.txt \
@@ -28,11 +29,27 @@ echo "loading pgbench scale $scale…" >&2
 pgbench -q -i -s "$scale" postgres >/dev/null 2>&1
 psql -c "ALTER TABLE pgbench_accounts SET TABLESPACE ts1" -c "ALTER INDEX pgbench_accounts_pkey SET TABLESPACE ts2" -c "CHECKPOINT" >/dev/null
 size=$(psql -c "SELECT (sum(pg_tablespace_size(oid)) / 1048576)::int FROM pg_tablespace")
+# Both ways wait at their end until the WAL they end in is archived: let the
+# archiver catch up with the load's WAL first, so neither waits for it.
+caught_up() {
+  last=$(psql -c "SELECT pg_walfile_name(pg_current_wal_lsn())"); psql -c "SELECT pg_switch_wal()" >/dev/null
+  until [ "$(psql -c "SELECT coalesce(last_archived_wal, '') >= '$last' FROM pg_stat_archiver")" = t ]; do sleep 0.5; done
+}
+caught_up
 rss() { awk '/Maximum resident/ {printf "%.0f MiB", $6 / 1024}' "$1"; }
+# The reader alone, and pg_basebackup alone, each into nothing.
+r=$(COFFER_CPUPROFILE=${PHYSREAD_PROFILE:-} "$work/physread" "$(pgurl)")
+caught_up
 s=$(date +%s.%N)
-COFFER_REPO=$work/repoA COFFER_WRITER_KEY_FILE=$work/writer.key /usr/bin/time -v -o "$work/a.time" \
+"${as[@]}" "$bin/pg_basebackup" -h "$work" -p "$port" -U postgres -D "$work/tars/r" -Ft -X none --checkpoint=fast --no-sync
+r2=$(echo "$(date +%s.%N) - $s" | bc -l)
+rm -rf "$work/tars/r"
+caught_up
+s=$(date +%s.%N)
+COFFER_CPUPROFILE=${COFFER_CPUPROFILE:-} COFFER_REPO=$work/repoA COFFER_WRITER_KEY_FILE=$work/writer.key /usr/bin/time -v -o "$work/a.time" \
   "$work/coffer" backup --source pg --physical --postgres "$(pgurl)" >/dev/null
 a=$(echo "$(date +%s.%N) - $s" | bc -l)
+caught_up
 s=$(date +%s.%N)
 "${as[@]}" "$bin/pg_basebackup" -h "$work" -p "$port" -U postgres -D "$work/tars/b" -Ft -X none --checkpoint=fast --no-sync
 b1=$(echo "$(date +%s.%N) - $s" | bc -l)
@@ -42,6 +59,7 @@ cat "$work"/tars/b/*.tar "$work/tars/b/backup_manifest" | COFFER_REPO=$work/repo
   /usr/bin/time -v -o "$work/b.time" "$work/coffer" backup --source pg --stdin >/dev/null
 b2=$(echo "$(date +%s.%N) - $s" | bc -l)
 printf 'cluster %d MiB in pg_default and two tablespaces\n' "$size"
+printf 'reading only: coffer BASE_BACKUP reader %s; pg_basebackup -D DIR -Ft %.1f s\n' "$r" "$r2"
 printf 'A  coffer backup --physical (BASE_BACKUP streamed)   %6.1f s, peak RSS %s, no disk\n' "$a" "$(rss "$work/a.time")"
 printf 'B  pg_basebackup -D DIR -Ft, then coffer backup       %6.1f s (%.1f + %.1f), peak RSS %s, %d MiB on disk\n' \
   "$(echo "$b1 + $b2" | bc -l)" "$b1" "$b2" "$(rss "$work/b.time")" "$disk"
