@@ -174,8 +174,9 @@ func (p *pitrRun) fetchBase(ctx context.Context) bool {
 		done <- err
 	}()
 	files, err := pitr.ExtractBackup(pr, parts, p.snap.Physical, layout)
-	pr.CloseWithError(errors.New("extraction stopped"))
-	if rerr := <-done; rerr != nil {
+	stopped := errors.New("extraction stopped")
+	pr.CloseWithError(stopped)
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, stopped) {
 		err = rerr // the damaged chunk, rather than the broken pipe it caused
 	}
 	return p.check("chunks and stream digest", err, fmt.Sprintf("%d chunks of the base backup decrypted and matched their ids; the %d-byte stream matched its digest; %d files extracted%s", p.snap.ChunksTotal, p.snap.Size, files, tablespacesNote(layout)))

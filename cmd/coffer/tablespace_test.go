@@ -214,6 +214,13 @@ func testHostileTablespaceSnapshots(t *testing.T, w *walCluster, c *cli, repo st
 				t.Errorf("%s: %s was made before the refusal: %v", tc.name, d, err)
 			}
 		}
+		if i == 0 {
+			// The drill names the missing stream too.
+			code, out, rep := pitrDrill(t, c, drillTempDir(t), "--snapshot", id)
+			if ok, detail := rep.check(t, "chunks and stream digest"); code == 0 || ok || !strings.Contains(detail, tc.want) {
+				t.Errorf("drill --pitr of a snapshot whose tablespace stream is missing: exit %d, check %v %q\n%s", code, ok, detail, out)
+			}
+		}
 	}
 	// The backup host says a tablespace was at the victim directory: the
 	// restore writes beside its data directory, never there.
