@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -158,6 +159,10 @@ func (p *pitrRun) steps(ctx context.Context) {
 // fetchBase restores the base backup into the data directory: every
 // chunk is checked against its id and the stream against its digest.
 func (p *pitrRun) fetchBase(ctx context.Context) bool {
+	layout, parts, err := pitr.Plan(p.repo, p.snap, p.srv.DataDir(), p.srv.TablespaceDir(), nil)
+	if !p.must("chunks and stream digest", err) {
+		return false
+	}
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
@@ -165,12 +170,13 @@ func (p *pitrRun) fetchBase(ctx context.Context) bool {
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	files, err := pitr.Extract(pr, p.srv.DataDir())
-	pr.CloseWithError(errors.New("extraction stopped"))
-	if rerr := <-done; rerr != nil {
+	files, err := pitr.ExtractBackup(pr, parts, p.snap.Physical, layout)
+	stopped := errors.New("extraction stopped")
+	pr.CloseWithError(stopped)
+	if rerr := <-done; rerr != nil && !errors.Is(rerr, stopped) {
 		err = rerr // the damaged chunk, rather than the broken pipe it caused
 	}
-	return p.check("chunks and stream digest", err, fmt.Sprintf("%d chunks of the base backup decrypted and matched their ids; the %d-byte stream matched its digest; %d files extracted", len(p.snap.Chunks), p.snap.Size, files))
+	return p.check("chunks and stream digest", err, fmt.Sprintf("%d chunks of the base backup decrypted and matched their ids; the %d-byte stream matched its digest; %d files extracted%s", p.snap.ChunksTotal, p.snap.Size, files, tablespacesNote(layout)))
 }
 
 // checkStart lists the archive and fails unless it holds every segment
@@ -363,4 +369,12 @@ func tail(b []byte) string {
 		lines = append([]string{"…"}, lines[len(lines)-20:]...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// tablespacesNote says where the tablespaces went, if there are any.
+func tablespacesNote(l *pitr.Layout) string {
+	if len(l.Tablespaces) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d tablespaces into the ephemeral server's directory %s", len(l.Tablespaces), filepath.Dir(l.Dirs()[1]))
 }

@@ -39,9 +39,14 @@ func tarOf(t *testing.T, entries ...entry) []byte {
 	return buf.Bytes()
 }
 
+// extract restores a base backup of one tablespace, the stream base.tar.
+func extract(r *bytes.Reader, dir string) (int, error) {
+	return ExtractBackup(r, nil, &repository.PhysicalInfo{}, &Layout{DataDir: dir})
+}
+
 func TestExtractDataDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	n, err := Extract(bytes.NewReader(tarOf(t,
+	n, err := extract(bytes.NewReader(tarOf(t,
 		entry{name: "base/", typ: tar.TypeDir, mode: 0o755},
 		entry{name: "base/1/1259", typ: tar.TypeReg, mode: 0o4755, body: "heap"},
 		entry{name: "PG_VERSION", typ: tar.TypeReg, mode: 0o644, body: "15\n"},
@@ -95,7 +100,7 @@ func TestHostileBaseBackup(t *testing.T) {
 	for name, entries := range cases {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
-			_, err := Extract(bytes.NewReader(tarOf(t, entries...)), dir)
+			_, err := extract(bytes.NewReader(tarOf(t, entries...)), dir)
 			if err == nil {
 				t.Fatal("the hostile entry was accepted")
 			}
@@ -113,7 +118,7 @@ func TestHostileBaseBackup(t *testing.T) {
 	// Into a directory that is not empty: refused before anything is written.
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "keep"), []byte("mine"), 0o600)
-	if _, err := Extract(bytes.NewReader(tarOf(t, entry{name: "keep", typ: tar.TypeReg, body: "theirs"})), dir); err == nil {
+	if _, err := extract(bytes.NewReader(tarOf(t, entry{name: "keep", typ: tar.TypeReg, body: "theirs"})), dir); err == nil {
 		t.Fatal("extracted into a directory that was not empty")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "keep")); string(b) != "mine" {

@@ -262,4 +262,7 @@ type PhysicalInfo struct {
 	// both empty in snapshots taken before coffer recorded them.
 	Superuser        string `json:"superuser,omitempty"`
 	ServerVersionNum int    `json:"server_version_num,omitempty"`
+	// Tablespaces are the server's user tablespaces, in the order of
+	// their parts in the stream (none for a server without any).
+	Tablespaces []Tablespace `json:"tablespaces,omitempty"`
 }

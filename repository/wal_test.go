@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -217,5 +218,58 @@ func TestHostilePhysicalInfo(t *testing.T) {
 		if _, err := p.Check("snapshots/x"); !errors.As(err, &ce) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestHostileTablespaceList: the tablespaces a physical snapshot lists
+// are the backup host's word: oids that are not user oids or repeat,
+// names too long or repeated, locations that are relative, hold "..",
+// control characters or are too long, and too many entries are refused,
+// naming the snapshot; a JSON oid that is not a number does not load.
+func TestHostileTablespaceList(t *testing.T) {
+	ts := func(oid uint32, name, loc string) repository.Tablespace {
+		return repository.Tablespace{OID: oid, Name: name, Location: loc}
+	}
+	good := repository.PhysicalInfo{SystemIdentifier: "7310000000000000001", Timeline: 1, StartWAL: "000000010000000000000002",
+		StartLSN: "0/2000028", StopLSN: "0/2000138", WALSegmentSize: 16 << 20,
+		Tablespaces: []repository.Tablespace{ts(16390, "fast", "/srv/fast"), ts(16391, "", "/srv/b c")}}
+	if _, err := good.Check("snapshots/x"); err != nil {
+		t.Fatal(err)
+	}
+	many := make([]repository.Tablespace, 1001)
+	for i := range many {
+		many[i] = ts(uint32(16384+i), "", "/t")
+	}
+	for name, list := range map[string][]repository.Tablespace{
+		"system oid":      {ts(1663, "pg_default", "/srv/a")},
+		"zero oid":        {ts(0, "a", "/srv/a")},
+		"duplicate oid":   {ts(16390, "a", "/srv/a"), ts(16390, "b", "/srv/b")},
+		"duplicate name":  {ts(16390, "a", "/srv/a"), ts(16391, "a", "/srv/b")},
+		"long name":       {ts(16390, strings.Repeat("n", 64), "/srv/a")},
+		"nul name":        {ts(16390, "a\x00b", "/srv/a")},
+		"relative":        {ts(16390, "a", "srv/a")},
+		"dot-dot":         {ts(16390, "a", "/srv/../etc")},
+		"dot-dot only":    {ts(16390, "a", "../../etc")},
+		"root":            {ts(16390, "a", "/")},
+		"empty":           {ts(16390, "a", "")},
+		"control":         {ts(16390, "a", "/srv/\x1b]0;owned\x07")},
+		"newline":         {ts(16390, "a", "/srv/a\n16391 /etc")},
+		"long location":   {ts(16390, "a", "/"+strings.Repeat("l", 1024))},
+		"too many":        many,
+		"trailing slash":  {ts(16390, "a", "/srv/a/")},
+		"double slash":    {ts(16390, "a", "/srv//a")},
+		"dot":             {ts(16390, "a", "/srv/./a")},
+		"second is wrong": {ts(16390, "a", "/srv/a"), ts(16391, "b", "b")},
+	} {
+		p := good
+		p.Tablespaces = list
+		var ce *repository.CorruptError
+		if _, err := p.Check("snapshots/x"); !errors.As(err, &ce) || ce.Object != "snapshots/x" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	var p repository.PhysicalInfo
+	if err := json.Unmarshal([]byte(`{"tablespaces": [{"oid": "../../etc", "name": "a", "location": "/a"}]}`), &p); err == nil {
+		t.Error("an oid that is not a number was decoded")
 	}
 }

@@ -124,6 +124,9 @@ func (p *PhysicalInfo) Check(snapshot string) (WALSegments, error) {
 	if v := p.ServerVersionNum; v != 0 && (v < 90600 || v >= 1000000) {
 		return bad(fmt.Sprintf("a server_version_num of %d, not a PostgreSQL version", v))
 	}
+	if err := p.checkTablespaces(func(what string) error { _, err := bad(what); return err }); err != nil {
+		return WALSegments{}, err
+	}
 	return seg, nil
 }
 

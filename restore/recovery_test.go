@@ -12,6 +12,7 @@ import (
 
 	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/internal/synth"
+	"github.com/coffer-backup/coffer/repository"
 )
 
 // recoveryBlocks returns the shell blocks of docs/format.md's section
@@ -92,25 +93,65 @@ func TestRecoverPartByHand(t *testing.T) {
 }
 
 // TestRecoverBaseBackupByHand follows docs/format.md's first and third
-// blocks with age, zstd, jq, dd and tar: a physical base backup's tar
-// stream into a data directory, and its WAL files beside it.
+// blocks with age, zstd, jq, dd and tar: a physical base backup's stream
+// into a data directory, and its WAL files beside it. Both formats: one
+// tar (pg_basebackup-tar), and parts with a tablespace.
 func TestRecoverBaseBackupByHand(t *testing.T) {
-	for _, tool := range []string{"age", "zstd", "jq", "bash", "tar"} {
+	for _, tool := range []string{"age", "zstd", "jq", "bash", "tar", "base64"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s is not installed: this test needs it (run .ci/run)", tool)
 		}
 	}
-	blocks := recoveryBlocks(t)
-	files := map[string]string{"PG_VERSION": "15\n", "base/1/1259": string(synth.Bytes(3, 300_000)), "global/pg_control": "control"}
-	var tarball bytes.Buffer
-	tw := tar.NewWriter(&tarball)
-	for _, name := range []string{"PG_VERSION", "base/1/1259", "global/pg_control"} {
-		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(files[name])), Typeflag: tar.TypeReg})
-		tw.Write([]byte(files[name]))
+	base := map[string]string{"PG_VERSION": "15\n", "base/1/1259": string(synth.Bytes(3, 300_000)), "global/pg_control": "control"}
+	t.Run("one tar", func(t *testing.T) {
+		f := newFixture(t)
+		snap := f.snapshot(t, tarOf(base), "stdin")
+		recoverByHand(t, f, snap, map[string]map[string]string{"pgdata": base})
+	})
+	t.Run("parts", func(t *testing.T) {
+		f := newFixture(t)
+		space := map[string]string{"PG_15_202209061/5/16400": string(synth.Bytes(5, 200_000))}
+		withMap := map[string]string{"tablespace_map": "16390 /srv/elsewhere\n"}
+		for k, v := range base {
+			withMap[k] = v
+		}
+		var in []byte
+		var parts []engine.Part
+		for _, p := range []struct {
+			name string
+			b    []byte
+		}{{"16390.tar", tarOf(space)}, {"base.tar", tarOf(withMap)}, {"backup_manifest", []byte(`{"PostgreSQL-Backup-Manifest-Version": 1}`)}} {
+			parts = append(parts, engine.Part{Name: p.name, Offset: int64(len(in)), Size: int64(len(p.b))})
+			in = append(in, p.b...)
+		}
+		snap := f.snapshot(t, in, "postgres-physical", parts...)
+		data := map[string]string{"backup_manifest": `{"PostgreSQL-Backup-Manifest-Version": 1}`}
+		for k, v := range base {
+			data[k] = v
+		}
+		recoverByHand(t, f, snap, map[string]map[string]string{"pgdata": data, "tablespaces/16390": space, "pgdata/pg_tblspc/16390": space})
+		if _, err := os.Stat(filepath.Join(f.root, "pgdata", "tablespace_map")); !os.IsNotExist(err) {
+			t.Errorf("the procedure left the backup's tablespace_map: %v", err)
+		}
+	})
+}
+
+func tarOf(files map[string]string) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for name, body := range files {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
 	}
 	tw.Close()
-	f := newFixture(t)
-	snap := f.snapshot(t, tarball.Bytes(), "stdin")
+	return b.Bytes()
+}
+
+// recoverByHand runs the procedure on snap, then checks that each
+// directory (relative to the repository root) holds the files given.
+func recoverByHand(t *testing.T, f *fixture, snap *repository.Snapshot, want map[string]map[string]string) {
+	t.Helper()
+	blocks := recoveryBlocks(t)
 	wal := map[string][]byte{"000000010000000000000002": synth.Bytes(4, 1<<20), "00000002.history": []byte("1\t0/3000000\tbefore\n")}
 	for name, content := range wal {
 		if _, err := f.Writer.PushWAL(context.Background(), name, content); err != nil {
@@ -128,13 +169,15 @@ func TestRecoverBaseBackupByHand(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the recovery procedure failed: %v\n%s", err, out)
 	}
-	for name, want := range files {
-		if got, err := os.ReadFile(filepath.Join(f.root, "pgdata", name)); err != nil || string(got) != want {
-			t.Fatalf("pgdata/%s: %v (equal %v)", name, err, string(got) == want)
+	for dir, files := range want {
+		for name, body := range files {
+			if got, err := os.ReadFile(filepath.Join(f.root, dir, name)); err != nil || string(got) != body {
+				t.Fatalf("%s/%s: %v (equal %v)", dir, name, err, string(got) == body)
+			}
 		}
 	}
-	for name, want := range wal {
-		if got, err := os.ReadFile(filepath.Join(f.root, "pgdata", "coffer_wal", name)); err != nil || !bytes.Equal(got, want) {
+	for name, content := range wal {
+		if got, err := os.ReadFile(filepath.Join(f.root, "pgdata", "coffer_wal", name)); err != nil || !bytes.Equal(got, content) {
 			t.Fatalf("coffer_wal/%s: %v", name, err)
 		}
 	}

@@ -409,6 +409,10 @@ func OutputPart(repo *repository.Repo, snap *repository.Snapshot, name string) (
 		}
 		return nil, fmt.Errorf("snapshot %s has no part %q: give --part with one of %s, or --part %s for the whole stream", snap.ID().Short(), name, listParts(parts), WholeStream)
 	}
+	if snap.Physical != nil {
+		return nil, fmt.Errorf("snapshot %s is a physical base backup: restore it with --pgdata DIR, or choose one of its archives with --part NAME (parts: %s), or --part %s for the whole stream",
+			snap.ID().Short(), listParts(parts), WholeStream)
+	}
 	var dbs []engine.Part
 	for _, p := range parts {
 		if !(snap.Engine == "postgres" && p.Name == postgres.GlobalsPart) {

@@ -52,9 +52,10 @@ Databases are dumped consistently and their per-table digests recorded:
                                             PGDATABASE for the rest (no host: the Unix socket)
   --mysql mysql://USER@HOST:3306/DB         mariadb-dump / mysqldump --single-transaction
   --sqlite PATH                             an online copy of the database file
-  --postgres URL --physical                 a physical base backup (pg_basebackup) of the
-                                            whole server, for point-in-time recovery with
-                                            archive_command = 'coffer wal-push %p'
+  --postgres URL --physical                 a physical base backup of the whole server,
+                                            every tablespace (BASE_BACKUP on a replication
+                                            connection, PostgreSQL 15+), for point-in-time
+                                            recovery with archive_command = 'coffer wal-push %p'
 Passwords come from the environment or files, never from the URL: PGPASSWORD or
 PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 		Args: cobra.NoArgs,
@@ -68,7 +69,7 @@ PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 	f.StringVar(&o.pg, "postgres", "", "back up this PostgreSQL database (postgres://USER@HOST:PORT/DB, conninfo, or a database name with PG* variables)")
 	f.StringVar(&o.mysql, "mysql", "", "back up this MariaDB/MySQL database (mysql://USER@HOST:PORT/DB)")
 	f.BoolVar(&o.allDBs, "all-databases", false, "with --postgres or --mysql: every database of the server")
-	f.BoolVar(&o.physical, "physical", false, "with --postgres: a physical base backup of the whole server (pg_basebackup), for point-in-time recovery with the WAL archive")
+	f.BoolVar(&o.physical, "physical", false, "with --postgres: a physical base backup of the whole server and its tablespaces (the replication protocol's BASE_BACKUP), for point-in-time recovery with the WAL archive")
 	f.StringArrayVar(&o.tags, "tag", nil, "tag the snapshot (repeatable)")
 	f.StringVar(&o.host, "host", "", "host name to record (default: this host's name)")
 	return cmd
@@ -145,6 +146,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 		defer p.Close()
 		src, opts.Engine, opts.Format, opts.ServerVersion = p, "postgres-physical", postgres.PhysicalFormat, p.Version
 		opts.Physical = p.Info
+		opts.Private = func() any { return engine.Report{Parts: p.Parts()} }
 	case o.pg != "":
 		s, err := postgres.Open(ctx, o.pg, postgres.Options{AllDatabases: o.allDBs})
 		if err != nil {

@@ -85,7 +85,7 @@ func (o *restoreOptions) check(cmd *cobra.Command) error {
 		}
 		return o.pg.parse()
 	}
-	for _, n := range []string{"target-time", "target-lsn", "target-name", "target-xid", "target-action", "target-timeline", "port", "start", "run-as", "superuser", "start-timeout"} {
+	for _, n := range []string{"target-time", "target-lsn", "target-name", "target-xid", "target-action", "target-timeline", "port", "start", "run-as", "superuser", "start-timeout", "tablespace-map"} {
 		if cmd.Flags().Changed(n) {
 			return fmt.Errorf("restore: --%s goes with --pgdata DIR", n)
 		}

@@ -97,14 +97,7 @@ func TestHostileWriterReadsDrillReports(t *testing.T) {
 
 	// Every stored object, as bytes, and every metadata object as the
 	// writer key decrypts it.
-	wkText, err := os.ReadFile(filepath.Join(c.dir, "writer.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wk, err := repository.ParseWriterKey(wkText, "writer.key")
-	if err != nil {
-		t.Fatal(err)
-	}
+	wk := cliWriterKey(t, c)
 	opened := map[string]int{}
 	filepath.WalkDir(repoDir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {

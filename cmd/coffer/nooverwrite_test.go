@@ -146,15 +146,7 @@ func TestHostileWriterOverwrite(t *testing.T) {
 	// A retried put of objects already stored succeeds and changes nothing:
 	// a pack (the writer cannot read it: the name proves the content) and
 	// a snapshot (read back and authenticated).
-	key, err := os.ReadFile(filepath.Join(admin.dir, "writer.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wk, err := repository.ParseWriterKey(key, "writer key")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wrepo, err := repository.OpenWriter(ctx, wbe, wk)
+	wrepo, err := repository.OpenWriter(ctx, wbe, cliWriterKey(t, admin))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ type pgdataOptions struct {
 	target     pitr.Target
 	port       int
 	start      startOptions
+	tsMap      []string
 }
 
 func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
@@ -34,6 +36,7 @@ func addPGDataFlags(cmd *cobra.Command, o *pgdataOptions) {
 	f.StringVar(&o.target.Action, "target-action", "promote", "with --pgdata: at the target, promote, pause or shutdown")
 	f.IntVar(&o.port, "port", 0, "with --pgdata: the restored server's port")
 	f.StringVar(&o.target.Timeline, "target-timeline", "latest", "with --pgdata: the timeline recovery follows: latest (the newest in the archive), current (the base backup's) or a number")
+	f.StringArrayVar(&o.tsMap, "tablespace-map", nil, "with --pgdata: restore tablespace OID or NAME into DIR (OID=DIR or NAME=DIR, repeatable; default DIR.tablespaces/OID beside the data directory, never the backup host's path)")
 	addStartFlags(cmd, &o.start)
 }
 
@@ -101,7 +104,8 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 	if _, err := snap.Physical.Check("snapshots/" + snap.ID().String()); err != nil {
 		return err
 	}
-	if err := pitr.Prepare(o.dir); err != nil {
+	layout, parts, err := pitr.Plan(repo, snap, o.dir, pitr.TablespacesBeside(o.dir), o.tsMap)
+	if err != nil {
 		return err
 	}
 	start := time.Now()
@@ -112,7 +116,7 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		pw.CloseWithError(err)
 		done <- err
 	}()
-	files, err := pitr.Extract(pr, o.dir)
+	files, err := pitr.ExtractBackup(pr, parts, snap.Physical, layout)
 	pr.CloseWithError(errors.New("extraction stopped"))
 	if rerr := <-done; err == nil {
 		err = rerr
@@ -125,16 +129,17 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		wal, err = pitr.FetchWAL(ctx, repo, "snapshots/"+snap.ID().String(), snap.Physical, o.dir, o.target.Timeline)
 	}
 	if err == nil {
-		err = o.start.own(o.dir)
+		err = o.start.own(ownedDirs(o.dir, layout)...)
 	}
 	rec := repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: map[string]string{"to": "pgdata " + o.dir}}
 	audit(ctx, repo, "restore", err, rec)
 	if err != nil {
-		return fmt.Errorf("%w\n%s is incomplete: remove it", err, o.dir)
+		return fmt.Errorf("restore snapshot %s: %w\n%s incomplete: remove it", snap.ID().Short(), err, incomplete(layout))
 	}
 	out := cmd.OutOrStdout()
 	fmt.Fprintf(out, "restored base backup %s (%d files) and %d WAL files (%s) into %s in %s\n", snap.ID().Short(), files, wal.Files, bytesStr(wal.Bytes),
 		termsafe.String(o.dir), time.Since(start).Round(time.Millisecond))
+	printTablespaces(out, snap.Physical, layout)
 	fmt.Fprintf(out, "recovery starts at %s on timeline %d and replays at least to %s; it follows timeline %d%s\n", snap.Physical.StartLSN, snap.Physical.Timeline,
 		snap.Physical.StopLSN, wal.Path.Target(), switches(wal.Path))
 	if !o.start.start {
@@ -142,4 +147,35 @@ func restorePGData(cmd *cobra.Command, repo *repository.Repo, snap *repository.S
 		return nil
 	}
 	return startPGData(cmd, o, snap.Physical)
+}
+
+// incomplete names the directories a failed restore leaves.
+func incomplete(l *pitr.Layout) string {
+	dirs := termsafe.Strings(l.Dirs())
+	if len(dirs) == 1 {
+		return dirs[0] + " is"
+	}
+	return strings.Join(dirs, ", ") + " are"
+}
+
+// printTablespaces says where each tablespace was restored.
+func printTablespaces(w io.Writer, info *repository.PhysicalInfo, l *pitr.Layout) {
+	for _, ts := range info.Tablespaces {
+		fmt.Fprintf(w, "tablespace %d %q (at %s on the backup host) restored into %s, linked from pg_tblspc/%d\n",
+			ts.OID, ts.Name, termsafe.String(ts.Location), termsafe.String(l.Tablespaces[ts.OID]), ts.OID)
+	}
+}
+
+// ownedDirs are the directories --run-as gets: the data directory, each
+// tablespace's, and the one beside the data directory that coffer made
+// for unmapped tablespaces (the server must pass through it).
+func ownedDirs(dataDir string, l *pitr.Layout) []string {
+	dirs := l.Dirs()
+	beside := pitr.TablespacesBeside(dataDir)
+	for _, d := range dirs[1:] {
+		if filepath.Dir(d) == beside {
+			return append(dirs, beside)
+		}
+	}
+	return dirs
 }

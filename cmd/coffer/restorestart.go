@@ -72,12 +72,14 @@ func (o *startOptions) server(port int, info *repository.PhysicalInfo) pitr.Serv
 }
 
 // own gives the data directory to --run-as, when coffer runs as root.
-func (o *startOptions) own(dir string) error {
+func (o *startOptions) own(dirs ...string) error {
 	if o.user == nil || os.Geteuid() != 0 {
 		return nil
 	}
-	if err := pitr.Own(dir, o.user); err != nil {
-		return fmt.Errorf("restore --pgdata: give %s to %s: %w", dir, o.user.Name, err)
+	for _, dir := range dirs {
+		if err := pitr.Own(dir, o.user); err != nil {
+			return fmt.Errorf("restore --pgdata: give %s to %s: %w", dir, o.user.Name, err)
+		}
 	}
 	return nil
 }

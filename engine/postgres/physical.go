@@ -1,45 +1,47 @@
 package postgres
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strconv"
+	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/coffer-backup/coffer/engine/command"
+	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/repository"
 )
 
 // PhysicalFormat is the snapshot format of a physical base backup: the
-// tar stream of `pg_basebackup -D - -Ft -X none` (one tablespace, no WAL;
-// the WAL archive holds what it needs).
-const PhysicalFormat = "pg_basebackup-tar"
+// archives of BASE_BACKUP one after the other, as the parts OID.tar (each
+// user tablespace), base.tar and backup_manifest (docs/format.md). No WAL:
+// the WAL archive holds what recovery needs.
+const PhysicalFormat = "pg_basebackup-parts"
+
+// PhysicalFormatTar is the format of physical base backups written before
+// tablespaces were supported: the stream is base.tar alone, with the
+// manifest inside, as `pg_basebackup -D - -Ft -X none` writes it.
+const PhysicalFormatTar = "pg_basebackup-tar"
 
 // Physical is a running physical base backup: its stream, and what it
 // learns of the backup as the stream passes.
 type Physical struct {
-	st      *command.Stream
-	pw      *io.PipeWriter
-	tee     io.Reader
-	done    chan struct{}
-	mu      sync.Mutex
+	ctx     context.Context
+	pc      *pgconn.PgConn
+	bb      *baseBackup
+	concat  *engine.Concat
 	info    repository.PhysicalInfo
-	err     error // from reading the tar stream for backup_label and the manifest
+	ended   bool
 	Version string
 }
 
 // OpenPhysical checks the server at dsn (a replication-capable user: a
-// superuser, or a role with REPLICATION) and starts pg_basebackup.
+// superuser, or a role with REPLICATION) and starts a base backup on a
+// replication connection.
 func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
 	c, db, pc, err := connectServer(ctx, dsn)
 	if err != nil {
@@ -50,12 +52,13 @@ func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
 	if err != nil {
 		return nil, err
 	}
+	if srv.major < 15 {
+		return nil, fmt.Errorf("the server at %s is %s: physical backups need PostgreSQL 15 or later (BASE_BACKUP's archive stream); use a logical backup (--postgres without --physical)", c.addr(), srv.version)
+	}
 	var walLevel, sysID string
-	var spaces int
 	var segSize int64
 	err = pc.QueryRow(ctx, `SELECT current_setting('wal_level'), (SELECT system_identifier::text FROM pg_control_system()),
-		(SELECT count(*) FROM pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global')),
-		(SELECT setting::bigint * CASE unit WHEN 'B' THEN 1 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size')`).Scan(&walLevel, &sysID, &spaces, &segSize)
+		(SELECT setting::bigint * CASE unit WHEN 'B' THEN 1 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size')`).Scan(&walLevel, &sysID, &segSize)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL server at %s: read its WAL settings: %w", c.addr(), err)
 	}
@@ -76,151 +79,132 @@ func OpenPhysical(ctx context.Context, dsn string) (*Physical, error) {
 	if err := checkArchiving(ctx, pc, c.addr()); err != nil {
 		return nil, err
 	}
-	if spaces > 0 {
-		return nil, fmt.Errorf("the server at %s has %d tablespaces besides pg_default and pg_global: physical backups of several tablespaces are not supported yet; use a logical backup (--postgres without --physical)", c.addr(), spaces)
-	}
-	t, err := findTools(ctx, srv.major, "pg_basebackup")
-	if err != nil {
-		return nil, err
-	}
-	st, err := command.StartArgs(ctx, "pg_basebackup", c.env(db), t.path["pg_basebackup"],
-		"--pgdata=-", "--format=tar", "--wal-method=none", "--checkpoint=fast", "--no-password", "--label=coffer", "--no-sync")
-	if err != nil {
-		return nil, err
-	}
-	pr, pw := io.Pipe()
-	p := &Physical{st: st, pw: pw, done: make(chan struct{}), Version: srv.version}
+	p := &Physical{ctx: ctx, Version: srv.version}
 	p.info.SystemIdentifier, p.info.WALSegmentSize = sysID, segSize
 	p.info.Superuser, p.info.ServerVersionNum = superuser, versionNum
-	p.tee = io.TeeReader(st, pw)
-	go p.scan(pr)
+	if p.pc, err = c.replication(ctx, db); err != nil {
+		return nil, err
+	}
+	if p.bb, err = startBaseBackup(ctx, p.pc); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("PostgreSQL server at %s: %w", c.addr(), err)
+	}
+	if err := p.started(ctx, pc); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("PostgreSQL server at %s: %w", c.addr(), err)
+	}
 	return p, nil
 }
 
-// Read reads the tar stream.
-func (p *Physical) Read(b []byte) (int, error) {
-	n, err := p.tee.Read(b)
-	if err == io.EOF {
-		p.pw.Close()
-		<-p.done
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.err != nil {
-			return n, p.err
-		}
-		if p.info.StartLSN == "" || p.info.StopLSN == "" {
-			return n, errors.New("pg_basebackup's stream holds no backup_label or no backup_manifest: it is not a base backup coffer can restore")
-		}
+// replication opens a physical replication connection, as pg_basebackup's.
+func (c *conn) replication(ctx context.Context, db string) (*pgconn.PgConn, error) {
+	cfg, err := c.config(db)
+	if err != nil {
+		return nil, err
 	}
-	return n, err
+	rc := cfg.Config.Copy()
+	rc.RuntimeParams["replication"] = "true"
+	delete(rc.RuntimeParams, "search_path")
+	cctx, cancel := context.WithTimeout(ctx, ConnectTimeout)
+	defer cancel()
+	pc, err := pgconn.ConnectConfig(cctx, rc)
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL server at %s: open a replication connection as %s (the user needs REPLICATION, and pg_hba.conf a \"replication\" line for it): %w", c.addr(), c.user, err)
+	}
+	return pc, nil
 }
 
-// Close stops pg_basebackup.
+// started records what the backup's start says: its position, and the
+// tablespaces with their names (read from pg_tablespace on pc), whose
+// parts come first in the stream, then base.tar and the manifest.
+func (p *Physical) started(ctx context.Context, pc *pgx.Conn) error {
+	seg, err := repository.NewWALSegments(p.info.WALSegmentSize)
+	if err != nil {
+		return err
+	}
+	st := p.bb.start
+	p.info.StartLSN, p.info.Timeline = st.LSN.String(), int(st.TimelineID)
+	p.info.StartWAL = seg.Name(uint32(st.TimelineID), uint64(st.LSN)/uint64(p.info.WALSegmentSize))
+	names := map[uint32]string{}
+	rows, err := pc.Query(ctx, "SELECT oid::int8, spcname::text FROM pg_catalog.pg_tablespace")
+	if err != nil {
+		return fmt.Errorf("read pg_tablespace: %w", err)
+	}
+	for rows.Next() {
+		var oid int64
+		var name string
+		if err := rows.Scan(&oid, &name); err != nil {
+			return err
+		}
+		names[uint32(oid)] = name
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read pg_tablespace: %w", err)
+	}
+	var sources []engine.PartSource
+	for _, ts := range st.Tablespaces {
+		oid := uint32(ts.OID)
+		t := repository.Tablespace{OID: oid, Name: names[oid], Location: ts.Location}
+		p.info.Tablespaces = append(p.info.Tablespaces, t)
+		sources = append(sources, p.part(repository.TablespacePart(oid), ts.Location))
+	}
+	p.concat = engine.NewConcat(ctx, append(sources, p.part(repository.BasePart, ""), p.part(repository.ManifestPart, ""))...)
+	return nil
+}
+
+func (p *Physical) part(name, location string) engine.PartSource {
+	return engine.PartSource{Name: name, Open: func(ctx context.Context) (io.ReadCloser, error) {
+		r, err := p.bb.open(ctx, name, location)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(r), nil
+	}}
+}
+
+// Read reads the stream: the parts one after the other. At its end the
+// backup's end position is read and what the snapshot records checked.
+func (p *Physical) Read(b []byte) (int, error) {
+	n, err := p.concat.Read(b)
+	if err != io.EOF || p.ended {
+		return n, err
+	}
+	p.ended = true
+	end, ferr := p.bb.finish(p.ctx)
+	if ferr != nil {
+		return n, ferr
+	}
+	p.info.StopLSN = end.LSN.String()
+	// Restore refuses what Check refuses: write nothing it would refuse.
+	if _, cerr := p.info.Check("the base backup"); cerr != nil {
+		var ce *repository.CorruptError
+		if errors.As(cerr, &ce) {
+			cerr = fmt.Errorf("the server's base backup cannot be recorded: it %s", strings.TrimPrefix(ce.Reason, "its base backup "))
+		}
+		return n, cerr
+	}
+	return n, io.EOF
+}
+
+// Close ends the replication connection (and so the backup, if it runs).
 func (p *Physical) Close() error {
-	p.pw.CloseWithError(errors.New("closed"))
-	return p.st.Close()
+	if p.pc == nil {
+		return nil
+	}
+	return p.pc.Close(context.Background())
 }
 
-// Info returns what the stream said, complete once Read returned io.EOF.
+// Info returns what the backup recorded, complete once Read returned
+// io.EOF.
 func (p *Physical) Info() *repository.PhysicalInfo {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	info := p.info
+	info.Tablespaces = slices.Clone(p.info.Tablespaces)
 	return &info
 }
 
-var (
-	labelStart    = regexp.MustCompile(`(?m)^START WAL LOCATION: ([0-9A-F]+/[0-9A-F]+) \(file ([0-9A-F]{24})\)$`)
-	labelTimeline = regexp.MustCompile(`(?m)^START TIMELINE: ([0-9]+)$`)
-)
-
-// scan reads the tar stream beside the backup, for backup_label and the
-// end of backup_manifest (its WAL range).
-func (p *Physical) scan(r *io.PipeReader) {
-	defer close(p.done)
-	err := func() error {
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("pg_basebackup's stream is not a tar archive: %w", err)
-			}
-			switch h.Name {
-			case "backup_label":
-				b, err := io.ReadAll(io.LimitReader(tr, 64<<10))
-				if err != nil {
-					return err
-				}
-				p.parseLabel(b)
-			case "backup_manifest":
-				if err := p.parseManifest(tr); err != nil {
-					return err
-				}
-			}
-		}
-	}()
-	io.Copy(io.Discard, r)
-	p.mu.Lock()
-	p.err = err
-	p.mu.Unlock()
-}
-
-func (p *Physical) parseLabel(b []byte) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if m := labelStart.FindSubmatch(b); m != nil {
-		p.info.StartLSN, p.info.StartWAL = string(m[1]), string(m[2])
-	}
-	if m := labelTimeline.FindSubmatch(b); m != nil {
-		p.info.Timeline, _ = strconv.Atoi(string(m[1]))
-	}
-}
-
-// parseManifest reads the manifest's WAL range. It keeps only the last
-// part of the manifest in memory: the range comes after the file list.
-func (p *Physical) parseManifest(r io.Reader) error {
-	const keep = 1 << 20
-	var tail []byte
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := r.Read(buf)
-		tail = append(tail, buf[:n]...)
-		if len(tail) > 2*keep {
-			tail = append(tail[:0], tail[len(tail)-keep:]...)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-	}
-	i := bytes.LastIndex(tail, []byte(`"WAL-Ranges"`))
-	if i < 0 {
-		return errors.New("pg_basebackup's manifest has no WAL-Ranges")
-	}
-	j := bytes.IndexByte(tail[i:], '[')
-	k := bytes.IndexByte(tail[i:], ']')
-	if j < 0 || k < j {
-		return errors.New("pg_basebackup's manifest WAL-Ranges is malformed")
-	}
-	var ranges []struct {
-		Timeline int    `json:"Timeline"`
-		Start    string `json:"Start-LSN"`
-		End      string `json:"End-LSN"`
-	}
-	if err := json.Unmarshal(tail[i+j:i+k+1], &ranges); err != nil || len(ranges) == 0 {
-		return fmt.Errorf("pg_basebackup's manifest WAL-Ranges is malformed: %v", err)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	last := ranges[len(ranges)-1]
-	p.info.StopLSN = strings.ToUpper(last.End)
-	return nil
-}
+// Parts returns the stream's parts read so far, for the snapshot's
+// private part.
+func (p *Physical) Parts() []engine.Part { return p.concat.Parts() }
 
 // checkArchiving refuses a server that does not archive its WAL, or whose
 // archiving is failing: a base backup waits until the WAL it ends in is

@@ -57,6 +57,11 @@ func Prepare(ctx context.Context, opts Options) (*Server, error) {
 // DataDir is the server's data directory.
 func (s *Server) DataDir() string { return s.dataDir() }
 
+// TablespaceDir is the directory, inside the server's private directory,
+// where the caller restores the user tablespaces of the data directory at
+// DataDir (one directory per tablespace); pg_tblspc may link only there.
+func (s *Server) TablespaceDir() string { return filepath.Join(s.Dir, "tablespaces") }
+
 // BinDir is the directory of the server's PostgreSQL programs, whose
 // clients (pg_amcheck) fit it.
 func (s *Server) BinDir() string { return s.binDir }
@@ -123,11 +128,38 @@ func (s *Server) checkRestored(data string) error {
 	if fi, err := os.Lstat(filepath.Join(data, "tablespace_map")); err == nil && (!fi.Mode().IsRegular() || fi.Size() > 0) {
 		return s.fail("check the data directory", errors.New("it holds a tablespace_map naming tablespaces: the restored server would write to the directories it names, outside its own; refused"))
 	}
+	if err := s.checkTablespaceLinks(data); err != nil {
+		return s.fail("check the data directory", err)
+	}
 	// standby.signal would make the server wait for a primary forever;
 	// a postmaster.pid would make it refuse to start.
 	for _, name := range []string{"standby.signal", "postmaster.pid", "postmaster.opts"} {
 		if err := os.Remove(filepath.Join(data, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return s.fail("prepare the data directory", err)
+		}
+	}
+	return nil
+}
+
+// checkTablespaceLinks refuses a pg_tblspc entry that is not a symbolic
+// link to a directory in TablespaceDir: the server would write through it.
+func (s *Server) checkTablespaceLinks(data string) error {
+	ents, err := os.ReadDir(filepath.Join(data, "pg_tblspc"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := filepath.Join(data, "pg_tblspc", e.Name())
+		target, err := os.Readlink(name)
+		if err != nil {
+			return fmt.Errorf("pg_tblspc/%q is not a symbolic link to a tablespace: refused", e.Name())
+		}
+		rel, err := filepath.Rel(s.TablespaceDir(), target)
+		if err != nil || !filepath.IsAbs(target) || rel == "." || strings.HasPrefix(rel, "..") || strings.Contains(rel, string(filepath.Separator)) {
+			return fmt.Errorf("pg_tblspc/%q links to %q, outside the server's tablespace directory %s: refused", e.Name(), target, s.TablespaceDir())
 		}
 	}
 	return nil
@@ -210,17 +242,24 @@ func writeReplace(path, content string) error {
 	return os.Rename(tmp, path)
 }
 
-// chownData gives the data directory to the throwaway user.
+// chownData gives the data directory and the tablespaces' directories to
+// the throwaway user (WalkDir follows no link).
 func (s *Server) chownData() error {
 	if s.acct == nil {
 		return nil
 	}
-	return filepath.WalkDir(s.dataDir(), func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
+	for _, dir := range []string{s.dataDir(), s.TablespaceDir()} {
+		err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, int(s.acct.uid), int(s.acct.gid))
+		})
+		if err != nil && !(dir == s.TablespaceDir() && errors.Is(err, fs.ErrNotExist)) {
 			return err
 		}
-		return os.Lchown(p, int(s.acct.uid), int(s.acct.gid))
-	})
+	}
+	return nil
 }
 
 // peerConfig is a connection as the superuser without a password (peer

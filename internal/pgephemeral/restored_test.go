@@ -103,3 +103,53 @@ func TestRecoverHostileDataDirectory(t *testing.T) {
 		t.Fatalf("a client through Client: %v\n%s", err, out)
 	}
 }
+
+// TestRecoverRefusesTablespaceLinksOut: pg_tblspc of a restored data
+// directory may hold only links into the server's tablespace directory;
+// a link elsewhere, a relative one, a nested one or a directory is
+// refused, and Recover starts nothing.
+func TestRecoverRefusesTablespaceLinksOut(t *testing.T) {
+	ctx := context.Background()
+	outside := t.TempDir()
+	for name, plant := range map[string]func(s *Server, at string) error{
+		"link outside":   func(_ *Server, at string) error { return os.Symlink(outside, at) },
+		"relative link":  func(_ *Server, at string) error { return os.Symlink("../../tablespaces/16390", at) },
+		"dot-dot link":   func(s *Server, at string) error { return os.Symlink(s.TablespaceDir()+"/../..", at) },
+		"nested link":    func(s *Server, at string) error { return os.Symlink(s.TablespaceDir()+"/16390/x", at) },
+		"the dir itself": func(s *Server, at string) error { return os.Symlink(s.TablespaceDir(), at) },
+		"directory":      func(_ *Server, at string) error { return os.Mkdir(at, 0o700) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := Prepare(ctx, Options{Dir: parent(t), BinDir: binDir(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Stop(context.Background()) })
+			tblspc := filepath.Join(s.DataDir(), "pg_tblspc")
+			if err := os.MkdirAll(tblspc, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(s.DataDir(), "recovery.signal"), nil, 0o600)
+			if err := plant(s, filepath.Join(tblspc, "16390")); err != nil {
+				t.Fatal(err)
+			}
+			err = s.Recover(ctx, "postgres")
+			if err == nil || !strings.Contains(err.Error(), "pg_tblspc") {
+				t.Fatalf("Recover: %v, want a refusal naming pg_tblspc", err)
+			}
+			if s.cmd != nil {
+				t.Fatal("a server was started")
+			}
+		})
+	}
+	s, err := Prepare(ctx, Options{Dir: parent(t), BinDir: binDir(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Stop(context.Background()) })
+	os.MkdirAll(filepath.Join(s.DataDir(), "pg_tblspc"), 0o700)
+	os.Symlink(filepath.Join(s.TablespaceDir(), "16390"), filepath.Join(s.DataDir(), "pg_tblspc", "16390"))
+	if err := s.checkTablespaceLinks(s.DataDir()); err != nil {
+		t.Fatalf("a link into the tablespace directory: %v", err)
+	}
+}
