@@ -1,0 +1,313 @@
+package replicate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/storage"
+)
+
+// packsPerIndex is how many packs one index object of the copy lists, as
+// a backup's (docs/format.md, "Index").
+const packsPerIndex = 64
+
+// copyPacks carries the packs the destination lacks, each read whole,
+// checked against its name and indexed size, stored with a conditional put
+// and checked by size on arrival. A pack an interrupted copy stored (it is
+// listed with its size but not yet indexed) is taken as stored: its name
+// is the SHA-256 of its bytes.
+func (c *copier) copyPacks(ctx context.Context, p *plan) error {
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.opts.Parallel)
+	for _, pk := range p.toCopy {
+		name := repository.PackName(pk.ID)
+		if size, ok := p.dstData[name]; ok {
+			if size != pk.Size {
+				return fmt.Errorf("copy: %s at %s is %d bytes, not the %d its name proves: not this pack (tampered?); keep it for inspection and run `coffer check --read-data` on the destination",
+					name, c.dst.Backend().Location(), size, pk.Size)
+			}
+			c.sum.PacksPresent++
+			continue
+		}
+		g.Go(func() error {
+			if err := c.copyPack(gctx, pk); err != nil {
+				return err
+			}
+			mu.Lock()
+			c.sum.Packs++
+			c.sum.Bytes += pk.Size
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (c *copier) copyPack(ctx context.Context, pk repository.PackInfo) error {
+	ct, err := c.src.ReadPack(ctx, pk)
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := c.dst.CopyPack(ctx, pk.ID, ct); err != nil {
+		return fmt.Errorf("copy: store %s: %w", repository.PackName(pk.ID), err)
+	}
+	return c.arrived(ctx, repository.PackName(pk.ID), int64(len(ct)))
+}
+
+// arrived checks that the destination holds size bytes under name.
+func (c *copier) arrived(ctx context.Context, name string, size int64) error {
+	fi, err := c.dst.Backend().Stat(ctx, name)
+	if err != nil {
+		return fmt.Errorf("copy: %s was stored, then not found: %w", name, err)
+	}
+	if fi.Size != size {
+		return fmt.Errorf("copy: %s arrived at %s with %d bytes, %d were sent: keep it for inspection and run `coffer check --read-data` on the destination", name, c.dst.Backend().Location(), fi.Size, size)
+	}
+	return nil
+}
+
+// writeIndex stores index objects listing the packs this copy carried
+// (or found carried but unindexed), with their entries from the source's
+// authenticated index objects. The destination's index is its own: it
+// lists exactly the packs it holds.
+func (c *copier) writeIndex(ctx context.Context, p *plan) error {
+	want := map[repository.ID]bool{}
+	for _, pk := range p.toCopy {
+		want[pk.ID] = true
+	}
+	var batch []repository.PackEntry
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if _, err := c.dst.SaveIndex(ctx, &repository.IndexFile{Packs: batch}); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		batch = nil
+		return nil
+	}
+	for _, f := range p.srcIdx.Files() {
+		if len(want) == 0 {
+			break
+		}
+		file, err := c.src.LoadIndexFile(ctx, f)
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		for _, e := range file.Packs {
+			if !want[e.ID] {
+				continue
+			}
+			delete(want, e.ID)
+			if batch = append(batch, e); len(batch) == packsPerIndex {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(want) > 0 {
+		return fmt.Errorf("copy: %d packs of the source's index were in none of its index objects when read again (a prune ran?): run the copy again", len(want))
+	}
+	return flush()
+}
+
+// copyLists carries the chunk lists the new snapshots name, each
+// authenticated at the source; a list the destination holds is skipped
+// when its size agrees.
+func (c *copier) copyLists(ctx context.Context, p *plan) error {
+	srcListed, err := c.src.ListSealed(ctx, "chunklist")
+	if err != nil {
+		return err
+	}
+	dstListed, err := c.dst.ListSealed(ctx, "chunklist")
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(c.opts.Parallel)
+	for _, l := range p.listOrder {
+		o := repository.SealedName("chunklist", l)
+		if d, ok := dstListed[o.Name]; ok {
+			if s, ok := srcListed[o.Name]; ok && s.Size != d.Size {
+				return fmt.Errorf("copy: %s at %s is %d bytes, the source's %d: not the copy of this list (tampered?); keep it for inspection and run `coffer check` on the destination", o.Name, c.dst.Backend().Location(), d.Size, s.Size)
+			}
+			continue
+		}
+		g.Go(func() error {
+			if err := c.carry(gctx, o); err != nil {
+				return err
+			}
+			mu.Lock()
+			c.sum.Lists++
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// carry reads a metadata object at the source, authenticates it, stores
+// its ciphertext at the destination and checks what arrived.
+func (c *copier) carry(ctx context.Context, o repository.Sealed) error {
+	ct, err := c.src.ReadSealed(ctx, o)
+	if err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	if err := c.dst.PutSealed(ctx, o, ct); err != nil {
+		return fmt.Errorf("copy: %w", err)
+	}
+	return c.arrived(ctx, o.Name, int64(len(ct)))
+}
+
+// copySnapshots carries the snapshots, last, each after the destination's
+// lock is confirmed and within the time a backup's snapshot has
+// (docs/format.md, "Writing a snapshot", step 5).
+func (c *copier) copySnapshots(ctx context.Context, p *plan) error {
+	for _, s := range p.snaps {
+		o := repository.SealedName("snapshot", s.ID())
+		ct, err := c.src.ReadSealed(ctx, o)
+		if errors.Is(err, storage.ErrNotFound) {
+			c.opts.Warn(fmt.Errorf("snapshot %s was forgotten at the source during the copy: not copied", s.ID()))
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		if err := c.lost(); err != nil {
+			return err
+		}
+		budget, err := c.dstLock.Confirm(ctx)
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		sctx, cancel := context.WithTimeout(ctx, budget)
+		err = c.dst.PutSealed(sctx, o, ct)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		c.sum.Snapshots++
+	}
+	return nil
+}
+
+// copyRecords carries the audit log's records or the drill records the
+// destination lacks. A record that does not authenticate at the source is
+// refused by name and left behind.
+func (c *copier) copyRecords(ctx context.Context, p *plan, kind string) error {
+	srcListed, err := c.src.ListSealed(ctx, kind)
+	if err != nil {
+		return err
+	}
+	dstListed, err := c.dst.ListSealed(ctx, kind)
+	if err != nil {
+		return err
+	}
+	for name, o := range srcListed {
+		if d, ok := dstListed[name]; ok {
+			if d.Size != o.Size {
+				c.refuse(fmt.Errorf("%s at %s is %d bytes, the source's %d: not its copy (tampered?); run `coffer check` on the destination", name, c.dst.Backend().Location(), d.Size, o.Size))
+			}
+			continue
+		}
+		ct, err := c.src.ReadSealed(ctx, o)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			c.refuse(fmt.Errorf("not copied: %w", err))
+			continue
+		}
+		if err := c.dst.PutSealed(ctx, o, ct); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		c.sum.Records++
+	}
+	return nil
+}
+
+// copyWAL carries the WAL archive when a physical base backup is copied
+// (or the whole repository is). A writer cannot authenticate WAL objects
+// (their MAC covers the plaintext); wal-fetch and restore check them at
+// the destination as at the source.
+func (c *copier) copyWAL(ctx context.Context, p *plan) error {
+	whole := len(c.opts.Sources) == 0 && len(c.opts.Snapshots) == 0
+	if !p.physical && !whole {
+		return nil
+	}
+	have := map[string]int64{}
+	if err := c.dst.Backend().List(ctx, "wal/", func(fi storage.Info) error {
+		have[fi.Name] = fi.Size
+		return nil
+	}); err != nil {
+		return fmt.Errorf("copy: list the destination's WAL: %w", err)
+	}
+	var names []string
+	if err := c.src.Backend().List(ctx, "wal/", func(fi storage.Info) error {
+		if _, ok := have[fi.Name]; !ok && repository.IsWALObject(fi.Name) {
+			names = append(names, fi.Name)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("copy: list the source's WAL: %w", err)
+	}
+	for _, name := range names {
+		ct, err := storage.ReadRange(ctx, c.src.Backend(), name, 0, 0)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // pruned meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		if err := c.dst.CopyWAL(ctx, name, ct); err != nil {
+			return fmt.Errorf("copy: store %s: %w", name, err)
+		}
+		c.sum.Records++
+	}
+	return nil
+}
+
+// CopyRecord is the content of a `copies/ID` object: one copy's run,
+// written last, so that a repository can say it is a copy and of what.
+type CopyRecord struct {
+	Version   int       `json:"version"`
+	Time      time.Time `json:"time"`
+	Host      string    `json:"host"`
+	Source    string    `json:"source"` // the source's location
+	Snapshots int       `json:"snapshots"`
+}
+
+func (c *copier) recordCopy(ctx context.Context) error {
+	rec := CopyRecord{Version: 1, Time: c.opts.Now().UTC(), Host: c.opts.Host, Source: c.sum.Source, Snapshots: c.sum.Snapshots}
+	if _, err := c.dst.SaveRecord(ctx, "copy", "copies", rec); err != nil {
+		return fmt.Errorf("copy: record the copy: %w", err)
+	}
+	return nil
+}
+
+// LastCopy returns the newest copy record of repo, or nil when it is not a
+// copy. Records that fail authentication are skipped.
+func LastCopy(ctx context.Context, repo *repository.Repo) (*CopyRecord, error) {
+	var last *CopyRecord
+	err := repo.Records(ctx, "copy", "copies", func(_ repository.ID, b []byte) error {
+		var r CopyRecord
+		if err := json.Unmarshal(b, &r); err != nil {
+			return nil
+		}
+		if last == nil || r.Time.After(last.Time) {
+			last = &r
+		}
+		return nil
+	})
+	return last, err
+}
