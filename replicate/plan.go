@@ -93,6 +93,10 @@ func (c *copier) selectSnapshots(ctx context.Context, p *plan) error {
 	}
 	for _, s := range chosen {
 		name := repository.SealedName("snapshot", s.ID()).Name
+		if _, ok := srcListed[name]; !ok {
+			c.opts.Warn(fmt.Errorf("snapshot %s was forgotten at the source during the copy: not copied", s.ID()))
+			continue
+		}
 		if d, ok := dstListed[name]; ok {
 			if d.Size != srcListed[name].Size {
 				return fmt.Errorf("copy: %s at %s is %d bytes, the source's %d: it is not the copy of this snapshot (tampered?); keep it for inspection and run `coffer check` on the destination",

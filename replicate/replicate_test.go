@@ -252,3 +252,76 @@ func TestCopyObjectLock(t *testing.T) {
 	}
 	checkClean(t, openCopy(t, be, src.Identity))
 }
+
+// TestCopyDuringPrune: copies run again and again while the source backs
+// up, forgets and prunes; whatever each copy meets (a snapshot forgotten,
+// a pack swept), no snapshot reaches the destination without everything it
+// needs, and a final copy leaves a destination that check --read-data
+// passes, every snapshot restoring.
+func TestCopyDuringPrune(t *testing.T) {
+	ctx := context.Background()
+	src := repotest.New(t, localBackend(t), repository.InitOptions{})
+	want := map[repository.ID][32]byte{}
+	var mu sync.Mutex
+	add := func(seed uint64) {
+		data := synth.Bytes(seed, 1<<20)
+		s := backupBytes(t, src.Writer, data, "shop")
+		mu.Lock()
+		want[s.ID()] = sha256.Sum256(data)
+		mu.Unlock()
+	}
+	add(100)
+	add(101)
+	dst := localBackend(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(0); i < 6; i++ {
+			add(200 + i)
+			snaps, err := src.Writer.Snapshots(ctx)
+			if err != nil || len(snaps) == 0 {
+				t.Errorf("snapshots: %v", err)
+				return
+			}
+			if err := src.Writer.DeleteSnapshot(ctx, snaps[0].ID()); err != nil {
+				t.Errorf("forget: %v", err)
+				return
+			}
+			rep, err := src.Writer.Prune(ctx, repository.PruneOptions{Host: "pruner"})
+			if err != nil {
+				t.Logf("prune: %v", err)
+			} else {
+				t.Logf("prune: %d packs deleted, %d waiting on locks", rep.Deleted, len(rep.WaitingFor))
+			}
+		}
+	}()
+	copies, failed := 0, 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		if _, err := replicate.Copy(ctx, src.Writer, dst, replicate.Options{Host: "copier"}); err != nil {
+			failed++
+			t.Logf("copy during prune: %v", err)
+		}
+		copies++
+	}
+	copyTo(t, src.Writer, dst, replicate.Options{Host: "copier"})
+	t.Logf("%d copies during the prunes, %d failed", copies, failed)
+	cp := openCopy(t, dst, src.Identity)
+	checkClean(t, cp)
+	snaps, err := cp.Snapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range snaps {
+		if restored(t, cp, s.ID()) != want[s.ID()] {
+			t.Fatalf("snapshot %s restored from the copy differs", s.ID().Short())
+		}
+	}
+	if len(snaps) < 3 {
+		t.Fatalf("the copy holds only %d snapshots", len(snaps))
+	}
+}

@@ -94,24 +94,38 @@ func (c *copier) writeIndex(ctx context.Context, p *plan) error {
 		batch = nil
 		return nil
 	}
-	for _, f := range p.srcIdx.Files() {
-		if len(want) == 0 {
-			break
-		}
-		file, err := c.src.LoadIndexFile(ctx, f)
-		if err != nil {
-			return fmt.Errorf("copy: %w", err)
-		}
-		for _, e := range file.Packs {
-			if !want[e.ID] {
+	// A prune's sweep may supersede the index objects loaded meanwhile
+	// (the copy's lock honours its marker): then the objects listed now
+	// hold the packs that stayed.
+	read := map[repository.ID]bool{}
+	for round, files := 0, p.srcIdx.Files(); round < 2 && len(want) > 0; round++ {
+		for _, f := range files {
+			if len(want) == 0 || read[f] {
 				continue
 			}
-			delete(want, e.ID)
-			if batch = append(batch, e); len(batch) == packsPerIndex {
-				if err := flush(); err != nil {
-					return err
+			read[f] = true
+			file, err := c.src.LoadIndexFile(ctx, f)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("copy: %w", err)
+			}
+			for _, e := range file.Packs {
+				if !want[e.ID] {
+					continue
+				}
+				delete(want, e.ID)
+				if batch = append(batch, e); len(batch) == packsPerIndex {
+					if err := flush(); err != nil {
+						return err
+					}
 				}
 			}
+		}
+		var err error
+		if files, err = c.src.ListIDs(ctx, "index"); err != nil {
+			return fmt.Errorf("copy: %w", err)
 		}
 	}
 	if len(want) > 0 {
