@@ -51,17 +51,18 @@ type Options struct {
 
 // Summary says what a copy did.
 type Summary struct {
-	Source, Destination string
-	Initialised         bool  // the destination was created by this copy
-	Snapshots           int   // snapshots copied
-	SnapshotsPresent    int   // selected snapshots the destination already held
-	Packs               int   // packs copied
-	PacksPresent        int   // packs the destination already held
-	Bytes               int64 // bytes of packs copied
-	Lists               int   // chunk lists copied
-	Records             int   // audit, drill and WAL objects copied
-	Refused             []string
-	Duration            time.Duration
+	Source           string        `json:"source"`
+	Destination      string        `json:"destination"`
+	Initialised      bool          `json:"initialised"`       // the destination was created by this copy
+	Snapshots        int           `json:"snapshots"`         // snapshots copied
+	SnapshotsPresent int           `json:"snapshots_present"` // selected snapshots the destination already held
+	Packs            int           `json:"packs"`             // packs copied
+	PacksPresent     int           `json:"packs_present"`     // packs the destination already held, unindexed
+	Bytes            int64         `json:"bytes"`             // bytes of packs copied
+	Lists            int           `json:"lists"`             // chunk lists copied
+	Records          int           `json:"records"`           // audit, drill and WAL objects copied
+	Refused          []string      `json:"refused,omitempty"` // source objects not carried, and why
+	Duration         time.Duration `json:"duration_ns"`
 }
 
 // Copy copies the selected snapshots of src (opened with the writer key),

@@ -25,6 +25,7 @@ const packsPerIndex = 64
 // is the SHA-256 of its bytes.
 func (c *copier) copyPacks(ctx context.Context, p *plan) error {
 	var mu sync.Mutex
+	sent := map[string]int64{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallel)
 	for _, pk := range p.toCopy {
@@ -44,11 +45,15 @@ func (c *copier) copyPacks(ctx context.Context, p *plan) error {
 			mu.Lock()
 			c.sum.Packs++
 			c.sum.Bytes += pk.Size
+			sent[repository.PackName(pk.ID)] = pk.Size
 			mu.Unlock()
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return c.arrived(ctx, "data/", sent)
 }
 
 func (c *copier) copyPack(ctx context.Context, pk repository.PackInfo) error {
@@ -59,17 +64,33 @@ func (c *copier) copyPack(ctx context.Context, pk repository.PackInfo) error {
 	if err := c.dst.CopyPack(ctx, pk.ID, ct); err != nil {
 		return fmt.Errorf("copy: store %s: %w", repository.PackName(pk.ID), err)
 	}
-	return c.arrived(ctx, repository.PackName(pk.ID), int64(len(ct)))
+	return nil
 }
 
-// arrived checks that the destination holds size bytes under name.
-func (c *copier) arrived(ctx context.Context, name string, size int64) error {
-	fi, err := c.dst.Backend().Stat(ctx, name)
-	if err != nil {
-		return fmt.Errorf("copy: %s was stored, then not found: %w", name, err)
+// arrived checks, with one listing of prefix at the destination (a writer
+// may list packs but not read or Stat them), that every object sent is
+// there with the size sent.
+func (c *copier) arrived(ctx context.Context, prefix string, sent map[string]int64) error {
+	if len(sent) == 0 {
+		return nil
 	}
-	if fi.Size != size {
-		return fmt.Errorf("copy: %s arrived at %s with %d bytes, %d were sent: keep it for inspection and run `coffer check --read-data` on the destination", name, c.dst.Backend().Location(), fi.Size, size)
+	listed := map[string]int64{}
+	if err := c.dst.Backend().List(ctx, prefix, func(fi storage.Info) error {
+		if _, ok := sent[fi.Name]; ok {
+			listed[fi.Name] = fi.Size
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("copy: list %s at the destination: %w", prefix, err)
+	}
+	for name, size := range sent {
+		got, ok := listed[name]
+		if !ok {
+			return fmt.Errorf("copy: %s was stored at %s, then not listed: run the copy again; if it keeps happening, the store is inconsistent", name, c.dst.Backend().Location())
+		}
+		if got != size {
+			return fmt.Errorf("copy: %s arrived at %s with %d bytes, %d were sent: keep it for inspection and run `coffer check --read-data` on the destination", name, c.dst.Backend().Location(), got, size)
+		}
 	}
 	return nil
 }
@@ -147,6 +168,7 @@ func (c *copier) copyLists(ctx context.Context, p *plan) error {
 		return err
 	}
 	var mu sync.Mutex
+	sent := map[string]int64{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(c.opts.Parallel)
 	for _, l := range p.listOrder {
@@ -158,29 +180,34 @@ func (c *copier) copyLists(ctx context.Context, p *plan) error {
 			continue
 		}
 		g.Go(func() error {
-			if err := c.carry(gctx, o); err != nil {
+			n, err := c.carry(gctx, o)
+			if err != nil {
 				return err
 			}
 			mu.Lock()
 			c.sum.Lists++
+			sent[o.Name] = n
 			mu.Unlock()
 			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return c.arrived(ctx, "chunklists/", sent)
 }
 
-// carry reads a metadata object at the source, authenticates it, stores
-// its ciphertext at the destination and checks what arrived.
-func (c *copier) carry(ctx context.Context, o repository.Sealed) error {
+// carry reads a metadata object at the source, authenticates it, and
+// stores its ciphertext at the destination; it returns the size sent.
+func (c *copier) carry(ctx context.Context, o repository.Sealed) (int64, error) {
 	ct, err := c.src.ReadSealed(ctx, o)
 	if err != nil {
-		return fmt.Errorf("copy: %w", err)
+		return 0, fmt.Errorf("copy: %w", err)
 	}
 	if err := c.dst.PutSealed(ctx, o, ct); err != nil {
-		return fmt.Errorf("copy: %w", err)
+		return 0, fmt.Errorf("copy: %w", err)
 	}
-	return c.arrived(ctx, o.Name, int64(len(ct)))
+	return int64(len(ct)), nil
 }
 
 // copySnapshots carries the snapshots, last, each after the destination's
