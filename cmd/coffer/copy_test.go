@@ -124,7 +124,7 @@ func TestCLICopy(t *testing.T) {
 
 	// Bucket to bucket: the destination is initialised with one snapshot
 	// by its owner, then the copier role (no delete, no reading data/)
-	// carries the rest.
+	// carries the rest, reading the source as the copy-source role.
 	envB := m.Env(m.Bucket(t, false), "second")
 	toB := strings.TrimPrefix(envB[0], "COFFER_REPO=")
 	rows := copyA.snapshots()
@@ -138,7 +138,8 @@ func TestCLICopy(t *testing.T) {
 		}
 	}
 	creds = append(creds, "COFFER_COPY_S3_ENDPOINT="+m.Endpoint)
-	rest := copyA.with(creds...).copyTo(toB)
+	reader, _ := asRole(t, m, copyA, "copy-source")
+	rest := reader.with(creds...).copyTo(toB)
 	if rest.Snapshots != len(rows)-1 || rest.SnapshotsPresent != 1 {
 		t.Fatalf("copy under the copier policy: %+v", rest)
 	}
