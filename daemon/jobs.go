@@ -38,10 +38,18 @@ func repoEnv(c *config.Config) ([]string, error) {
 	set("COFFER_WRITER_FINGERPRINT", r.WriterFingerprint)
 	set("COFFER_IDENTITY_FILE", r.IdentityFile)
 	set("COFFER_IDENTITY_PASSPHRASE_FILE", r.IdentityPassphraseFile)
-	for _, s := range []struct {
-		name   string
-		secret config.Secret
-	}{{"AWS_ACCESS_KEY_ID", r.AccessKeyID()}, {"AWS_SECRET_ACCESS_KEY", r.SecretAccessKey()}} {
+	return secretEnv(env, envSecret{"AWS_ACCESS_KEY_ID", r.AccessKeyID()}, envSecret{"AWS_SECRET_ACCESS_KEY", r.SecretAccessKey()})
+}
+
+// envSecret is an environment variable of a child and the secret it gets.
+type envSecret struct {
+	name   string
+	secret config.Secret
+}
+
+// secretEnv appends NAME=value to env for each secret that is set.
+func secretEnv(env []string, secrets ...envSecret) ([]string, error) {
+	for _, s := range secrets {
 		if !s.secret.IsSet() {
 			continue
 		}
@@ -49,9 +57,23 @@ func repoEnv(c *config.Config) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		set(s.name, v)
+		env = append(env, s.name+"="+v)
 	}
 	return env, nil
+}
+
+// copyEnv is the environment of a copy's child: the destination's
+// settings and credentials as COFFER_COPY_*.
+func copyEnv(cp config.Copy) ([]string, error) {
+	var env []string
+	set := func(name, value string) {
+		if value != "" {
+			env = append(env, name+"="+value)
+		}
+	}
+	set("COFFER_COPY_S3_ENDPOINT", cp.S3Endpoint)
+	set("COFFER_COPY_AWS_REGION", cp.S3Region)
+	return secretEnv(env, envSecret{"COFFER_COPY_AWS_ACCESS_KEY_ID", cp.AccessKeyID()}, envSecret{"COFFER_COPY_AWS_SECRET_ACCESS_KEY", cp.SecretAccessKey()})
 }
 
 // coffer runs `coffer args…` with extra environment and returns its

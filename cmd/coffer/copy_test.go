@@ -197,3 +197,58 @@ func randomBytes(seed uint64, n int) []byte {
 	rand.NewChaCha8(key).Read(b)
 	return b
 }
+
+// TestDaemonCopies: the daemon runs the copies: list of coffer.yaml on
+// their own schedules, into a local directory and into a MinIO bucket whose
+// credentials come from the environment variables the file names.
+func TestDaemonCopies(t *testing.T) {
+	m := testminio.Server(t)
+	dir := t.TempDir()
+	c := newCLI(t, filepath.Join(dir, "repo"))
+	c.init()
+	c.backup(strings.NewReader(string(synth.Bytes(5, 1<<20))), "--source", "shop", "--stdin")
+	bucket := m.Bucket(t, false)
+	cfg := `repository:
+  url: ` + filepath.Join(dir, "repo") + `
+  writer_key_file: ` + filepath.Join(c.dir, "writer.key") + `
+  time_zone: UTC
+copies:
+  - to: ` + filepath.Join(dir, "offsite") + `
+    schedule: "* * * * *"
+  - to: s3://` + bucket + `/offsite
+    schedule: "* * * * *"
+    sources: [shop]
+    s3_endpoint: ` + m.Endpoint + `
+    access_key_id_env: OFFSITE_KEY_ID
+    secret_access_key_env: OFFSITE_SECRET
+daemon:
+  retries: 0
+  state_file: ` + filepath.Join(dir, "state.json") + `
+`
+	cfgPath := filepath.Join(dir, "coffer.yaml")
+	os.WriteFile(cfgPath, []byte(cfg), 0o600)
+	c.ok(nil, "config", "check", cfgPath)
+	mustContain(t, "coffer schedule", c.ok(nil, "schedule", "--config", cfgPath), "copy 1", "copy 2")
+	cmd := c.without("COFFER_IDENTITY_FILE", "COFFER_REPO").with("OFFSITE_KEY_ID="+m.AccessKey, "OFFSITE_SECRET="+m.SecretKey).cmd(t.Context(), nil, "daemon", "--config", cfgPath)
+	var logs strings.Builder
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	local := c.at("COFFER_REPO=" + filepath.Join(dir, "offsite"))
+	remote := c.at(m.Env(bucket, "offsite")...)
+	for deadline := time.Now().Add(150 * time.Second); ; time.Sleep(time.Second) {
+		if countFiles(t, filepath.Join(dir, "offsite", "copies")) > 0 && strings.Contains(logs.String(), "copy 2") &&
+			strings.Contains(remote.run(nil, "snapshots").stdout, "copy of") {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the daemon did not copy within the deadline\n%s", logs.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	sameRestores(t, c, local)
+	sameRestores(t, c, remote)
+}
