@@ -21,6 +21,7 @@ type plan struct {
 	listOrder      []repository.ID       // lists the new snapshots name
 	dstData        map[string]int64      // the destination's data/, by name
 	physical       bool                  // a selected snapshot is a base backup
+	copied         []repository.ID       // the snapshots this run carried
 }
 
 func (p *plan) close() {
@@ -91,6 +92,10 @@ func (c *copier) selectSnapshots(ctx context.Context, p *plan) error {
 	if err != nil {
 		return err
 	}
+	dropped, err := c.forgottenAtDestination(ctx)
+	if err != nil {
+		return err
+	}
 	for _, s := range chosen {
 		name := repository.SealedName("snapshot", s.ID()).Name
 		if _, ok := srcListed[name]; !ok {
@@ -103,6 +108,10 @@ func (c *copier) selectSnapshots(ctx context.Context, p *plan) error {
 					name, c.dst.Backend().Location(), d.Size, srcListed[name].Size)
 			}
 			c.sum.SnapshotsPresent++
+			continue
+		}
+		if dropped[s.ID()] && !slices.ContainsFunc(c.opts.Snapshots, func(ref string) bool { return strings.HasPrefix(s.ID().String(), strings.ToLower(ref)) }) {
+			c.sum.SnapshotsDropped++
 			continue
 		}
 		p.snaps = append(p.snaps, s)
@@ -219,4 +228,22 @@ func (c *copier) missing(ctx context.Context, p *plan) error {
 		p.dstData[fi.Name] = fi.Size
 		return nil
 	})
+}
+
+// forgottenAtDestination returns the snapshots that earlier copies carried
+// (their copy records say so): one of them that the destination no longer
+// holds was forgotten there, by its own retention, and is not brought back
+// unless --snapshot names it.
+func (c *copier) forgottenAtDestination(ctx context.Context) (map[repository.ID]bool, error) {
+	recs, err := copyRecords(ctx, c.dst)
+	if err != nil {
+		return nil, fmt.Errorf("copy: read the destination's copy records: %w", err)
+	}
+	out := map[repository.ID]bool{}
+	for _, r := range recs {
+		for _, id := range r.Copied {
+			out[id] = true
+		}
+	}
+	return out, nil
 }

@@ -56,6 +56,7 @@ type Summary struct {
 	Initialised      bool          `json:"initialised"`       // the destination was created by this copy
 	Snapshots        int           `json:"snapshots"`         // snapshots copied
 	SnapshotsPresent int           `json:"snapshots_present"` // selected snapshots the destination already held
+	SnapshotsDropped int           `json:"snapshots_dropped"` // carried before, since forgotten at the destination
 	Packs            int           `json:"packs"`             // packs copied
 	PacksPresent     int           `json:"packs_present"`     // packs the destination already held, unindexed
 	Bytes            int64         `json:"bytes"`             // bytes of packs copied
@@ -135,8 +136,10 @@ func (c *copier) run(ctx context.Context) error {
 		return err
 	}
 	// What the new snapshots reuse stays locked as long as they are.
-	if _, err := c.dst.ExtendRetentionOf(ctx, p.dstIdx, p.listOrder, p.packSet()); err != nil {
-		return fmt.Errorf("copy: %w", err)
+	if len(p.snaps) > 0 {
+		if _, err := c.dst.ExtendRetentionOf(ctx, p.dstIdx, p.listOrder, p.packSet()); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
 	}
 	// The audit log before the snapshots that witness its records, drill
 	// records after the snapshots they name.
@@ -152,7 +155,7 @@ func (c *copier) run(ctx context.Context) error {
 	if err := c.copyWAL(ctx, p); err != nil {
 		return err
 	}
-	return c.recordCopy(ctx)
+	return c.recordCopy(ctx, p)
 }
 
 // refuse notes a source object that is not carried.

@@ -325,3 +325,32 @@ func TestCopyDuringPrune(t *testing.T) {
 		t.Fatalf("the copy holds only %d snapshots", len(snaps))
 	}
 }
+
+// TestCopyKeepsDestinationRetention: a snapshot the destination forgot
+// (its own retention) is not brought back by the next copy, unless
+// --snapshot names it.
+func TestCopyKeepsDestinationRetention(t *testing.T) {
+	ctx := context.Background()
+	src := repotest.New(t, localBackend(t), repository.InitOptions{})
+	old := backupBytes(t, src.Writer, synth.Bytes(20, 1<<20), "shop")
+	dst := localBackend(t)
+	copyTo(t, src.Writer, dst, replicate.Options{})
+	cp, err := repository.OpenWriter(ctx, dst, src.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.DeleteSnapshot(ctx, old.ID()); err != nil {
+		t.Fatal(err)
+	}
+	backupBytes(t, src.Writer, synth.Bytes(21, 1<<20), "shop")
+	sum := copyTo(t, src.Writer, dst, replicate.Options{})
+	if sum.Snapshots != 1 || sum.SnapshotsDropped != 1 {
+		t.Fatalf("copy after the destination forgot a snapshot: %+v", sum)
+	}
+	if _, err := dst.Stat(ctx, "snapshots/"+old.ID().String()); err == nil {
+		t.Fatal("the copy brought back a snapshot the destination forgot")
+	}
+	if sum := copyTo(t, src.Writer, dst, replicate.Options{Snapshots: []string{old.ID().String()[:12]}}); sum.Snapshots != 1 {
+		t.Fatalf("copy --snapshot of the forgotten snapshot: %+v", sum)
+	}
+}

@@ -238,6 +238,7 @@ func (c *copier) copySnapshots(ctx context.Context, p *plan) error {
 			return fmt.Errorf("copy: %w", err)
 		}
 		c.sum.Snapshots++
+		p.copied = append(p.copied, s.ID())
 	}
 	return nil
 }
@@ -326,10 +327,18 @@ type CopyRecord struct {
 	Host      string    `json:"host"`
 	Source    string    `json:"source"` // the source's location
 	Snapshots int       `json:"snapshots"`
+	// Copied lists the snapshots this run carried, so that a later copy
+	// does not bring back one the destination's own retention forgot.
+	Copied []repository.ID `json:"copied,omitempty"`
 }
 
-func (c *copier) recordCopy(ctx context.Context) error {
-	rec := CopyRecord{Version: 1, Time: c.opts.Now().UTC(), Host: c.opts.Host, Source: c.sum.Source, Snapshots: c.sum.Snapshots}
+// recordCopy writes the copy record, when the copy carried a snapshot or
+// initialised the destination.
+func (c *copier) recordCopy(ctx context.Context, p *plan) error {
+	if len(p.copied) == 0 && !c.sum.Initialised {
+		return nil
+	}
+	rec := CopyRecord{Version: 1, Time: c.opts.Now().UTC(), Host: c.opts.Host, Source: c.sum.Source, Snapshots: c.sum.Snapshots, Copied: p.copied}
 	if _, err := c.dst.SaveRecord(ctx, "copy", "copies", rec); err != nil {
 		return fmt.Errorf("copy: record the copy: %w", err)
 	}
@@ -337,18 +346,32 @@ func (c *copier) recordCopy(ctx context.Context) error {
 }
 
 // LastCopy returns the newest copy record of repo, or nil when it is not a
-// copy. Records that fail authentication are skipped.
+// copy.
 func LastCopy(ctx context.Context, repo *repository.Repo) (*CopyRecord, error) {
-	var last *CopyRecord
-	err := repo.Records(ctx, "copy", "copies", func(_ repository.ID, b []byte) error {
+	recs, err := copyRecords(ctx, repo)
+	if err != nil || len(recs) == 0 {
+		return nil, err
+	}
+	last := recs[0]
+	for _, r := range recs[1:] {
+		if r.Time.After(last.Time) {
+			last = r
+		}
+	}
+	return last, nil
+}
+
+// copyRecords reads every copy record of repo; one that fails
+// authentication is an error naming it.
+func copyRecords(ctx context.Context, repo *repository.Repo) ([]*CopyRecord, error) {
+	var out []*CopyRecord
+	err := repo.Records(ctx, "copy", "copies", func(id repository.ID, b []byte) error {
 		var r CopyRecord
-		if err := json.Unmarshal(b, &r); err != nil {
-			return nil
+		if err := json.Unmarshal(b, &r); err != nil || r.Version != 1 {
+			return fmt.Errorf("copies/%s: not a copy record of version 1 (%v): remove it or upgrade coffer", id, err)
 		}
-		if last == nil || r.Time.After(last.Time) {
-			last = &r
-		}
+		out = append(out, &r)
 		return nil
 	})
-	return last, err
+	return out, err
 }
