@@ -354,3 +354,22 @@ func TestCopyKeepsDestinationRetention(t *testing.T) {
 		t.Fatalf("copy --snapshot of the forgotten snapshot: %+v", sum)
 	}
 }
+
+// TestCopyWAL: a whole copy carries the WAL archive, which the copy's
+// wal-fetch reads back (checked against its MAC) as the source's.
+func TestCopyWAL(t *testing.T) {
+	ctx := context.Background()
+	src := repotest.New(t, localBackend(t), repository.InitOptions{})
+	seg := synth.Bytes(30, 1<<20)
+	if _, err := src.Writer.PushWAL(ctx, "000000010000000000000001", seg); err != nil {
+		t.Fatal(err)
+	}
+	dst := localBackend(t)
+	if sum := copyTo(t, src.Writer, dst, replicate.Options{}); sum.Records == 0 {
+		t.Fatalf("the WAL archive was not copied: %+v", sum)
+	}
+	got, err := openCopy(t, dst, src.Identity).FetchWAL(ctx, "000000010000000000000001")
+	if err != nil || !bytes.Equal(got, seg) {
+		t.Fatalf("wal-fetch from the copy: %v (%d bytes, want %d)", err, len(got), len(seg))
+	}
+}

@@ -304,7 +304,7 @@ func (c *copier) copyWAL(ctx context.Context, p *plan) error {
 		return fmt.Errorf("copy: list the source's WAL: %w", err)
 	}
 	for _, name := range names {
-		ct, err := storage.ReadRange(ctx, c.src.Backend(), name, 0, 0)
+		ct, err := c.src.ReadWALObject(ctx, name)
 		if errors.Is(err, storage.ErrNotFound) {
 			continue // pruned meanwhile
 		}

@@ -100,7 +100,9 @@ func (r *Repo) CopyPack(ctx context.Context, id ID, ct []byte) error {
 // ReadPack reads a whole pack and checks it against its id and size.
 func (r *Repo) ReadPack(ctx context.Context, p PackInfo) ([]byte, error) {
 	name := PackName(p.ID)
-	ct, err := storage.ReadAll(ctx, r.be, name)
+	// No more than the indexed size is read: a planted object under the
+	// name cannot fill memory.
+	ct, err := readBounded(ctx, r.be, name, p.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +180,16 @@ func (r *Repo) CopyWAL(ctx context.Context, name string, ct []byte) error {
 	}
 	return err
 }
+
+// ReadWALObject reads a stored WAL object whole, as ciphertext, refusing
+// one larger than a WAL file of the largest size coffer stores can be.
+func (r *Repo) ReadWALObject(ctx context.Context, name string) ([]byte, error) {
+	return readBounded(ctx, r.be, name, maxWALObject)
+}
+
+// maxWALObject bounds a stored WAL object: 1 GiB of plaintext (the
+// largest WAL file coffer stores), its zstd frame and age's overhead.
+const maxWALObject = MaxWALFile + 64<<20
 
 // IsWALObject reports whether name is a WAL object's (wal/FILE.gG.ID).
 func IsWALObject(name string) bool {
