@@ -59,7 +59,7 @@ func initDestination(ctx context.Context, src *repository.Repo, dst storage.Back
 		lock = src.Config().Lock
 	}
 	if err := repository.PrepareObjectLock(ctx, dst, lock); err != nil {
-		return err
+		return fmt.Errorf("%w (for a copy: give --lock none for a destination without Object Lock, or a bucket created with it)", err)
 	}
 	put := storage.PutOptions{NoOverwrite: true}
 	if lock != nil {

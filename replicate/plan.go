@@ -142,9 +142,16 @@ func (c *copier) choose(all []*repository.Snapshot) ([]*repository.Snapshot, err
 		}
 	}
 	var out []*repository.Snapshot
+	found := map[string]bool{}
 	for _, s := range all {
 		if pick[s.ID()] || slices.Contains(c.opts.Sources, s.Source) {
 			out = append(out, s)
+			found[s.Source] = true
+		}
+	}
+	for _, src := range c.opts.Sources {
+		if !found[src] {
+			return nil, fmt.Errorf("copy: no snapshot of source %q in %s: list sources with `coffer snapshots`", src, c.src.Backend().Location())
 		}
 	}
 	return out, nil

@@ -80,6 +80,9 @@ func Copy(ctx context.Context, src *repository.Repo, dst storage.Backend, opts O
 	}
 	start := opts.Now()
 	sum := &Summary{Source: src.Backend().Location(), Destination: dst.Location()}
+	if err := checkSelection(ctx, src, opts); err != nil {
+		return nil, err
+	}
 	to, initialised, err := openDestination(ctx, src, dst, opts)
 	if err != nil {
 		return nil, err
@@ -107,6 +110,21 @@ func Copy(ctx context.Context, src *repository.Repo, dst storage.Backend, opts O
 	}
 	sum.Duration = opts.Now().Sub(start)
 	return sum, nil
+}
+
+// checkSelection refuses --source and --snapshot values that name no
+// snapshot, before anything is written.
+func checkSelection(ctx context.Context, src *repository.Repo, opts Options) error {
+	if len(opts.Sources) == 0 && len(opts.Snapshots) == 0 {
+		return nil
+	}
+	all, err := src.Snapshots(ctx)
+	var damaged *repository.DamagedError
+	if err != nil && !errors.As(err, &damaged) {
+		return fmt.Errorf("copy: %w", err)
+	}
+	_, err = (&copier{src: src, opts: opts}).choose(all)
+	return err
 }
 
 // copier is one run of Copy.

@@ -186,6 +186,12 @@ func TestCopySubset(t *testing.T) {
 	s1 := backupBytes(t, src.Writer, shop, "shop")
 	backupBytes(t, src.Writer, synth.Bytes(3, 3<<20), "billing")
 	dst := localBackend(t)
+	if _, err := replicate.Copy(context.Background(), src.Writer, dst, replicate.Options{Sources: []string{"shpo"}}); err == nil || !strings.Contains(err.Error(), `"shpo"`) {
+		t.Fatalf("copy --source of a source without snapshots: %v", err)
+	}
+	if names := listNames(t, dst, ""); len(names) != 0 {
+		t.Fatalf("the refused copy wrote %d objects", len(names))
+	}
 	sum := copyTo(t, src.Writer, dst, replicate.Options{Sources: []string{"shop"}})
 	if sum.Snapshots != 1 {
 		t.Fatalf("copy --source shop: %+v", sum)

@@ -181,6 +181,7 @@ func TestCLICopyKilled(t *testing.T) {
 		t.Fatalf("killed while storing packs, the copy left %d snapshots", n)
 	}
 	t.Logf("killed after %d packs", stored)
+	dst.ok(nil, "check") // what the killed copy left is a sound repository
 	again := src.copyTo(to)
 	if again.Snapshots != 2 {
 		t.Fatalf("the copy after the kill: %+v", again)
