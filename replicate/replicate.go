@@ -80,6 +80,9 @@ func Copy(ctx context.Context, src *repository.Repo, dst storage.Backend, opts O
 	}
 	start := opts.Now()
 	sum := &Summary{Source: src.Backend().Location(), Destination: dst.Location()}
+	if dst.Location() == src.Backend().Location() {
+		return nil, fmt.Errorf("copy: %s is the source itself: give a second repository with --to", dst.Location())
+	}
 	if err := checkSelection(ctx, src, opts); err != nil {
 		return nil, err
 	}

@@ -221,6 +221,9 @@ func TestCopyRefusesOtherRepository(t *testing.T) {
 	if !errors.Is(err, repository.ErrNotCopy) || !strings.Contains(err.Error(), other.Writer.Config().ID) {
 		t.Fatalf("copy into another repository: %v", err)
 	}
+	if _, err := replicate.Copy(context.Background(), src.Writer, src.Backend, replicate.Options{}); err == nil || !strings.Contains(err.Error(), "source itself") {
+		t.Fatalf("copy onto the source itself: %v", err)
+	}
 	if after := listNames(t, other.Backend, ""); len(after) != len(before) {
 		t.Fatalf("the refused copy wrote to the other repository: %d objects, were %d", len(after), len(before))
 	}
