@@ -150,9 +150,10 @@ func TestCLICopy(t *testing.T) {
 	}
 }
 
-// TestCLICopyKilled: a copy killed with SIGKILL while it stores packs is
-// finished by the next run, and check --read-data on the destination is
-// clean; at the moment of the kill, no snapshot there lacks anything.
+// TestCLICopyKilled: a copy killed with SIGKILL at several points while it
+// stores packs leaves a destination that check passes (no snapshot there
+// lacks anything), each run resumes where the last stopped, and the last
+// completes with check --read-data clean.
 func TestCLICopyKilled(t *testing.T) {
 	dir := t.TempDir()
 	src := newCLI(t, filepath.Join(dir, "repo"))
@@ -161,42 +162,43 @@ func TestCLICopyKilled(t *testing.T) {
 	src.backup(strings.NewReader(string(randomBytes(3, 80<<20))), "--source", "big", "--stdin")
 	src.backup(strings.NewReader(string(randomBytes(4, 40<<20))), "--source", "big", "--stdin")
 	to := filepath.Join(dir, "copy")
-	cmd := src.cmd(t.Context(), nil, "copy", "--to", to)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for countFiles(t, filepath.Join(to, "data")) < 2 {
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatal("the copy stored no pack within 2 minutes")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
 	dst := src.at("COFFER_REPO=" + to)
-	stored := countFiles(t, filepath.Join(to, "data"))
-	if n := countFiles(t, filepath.Join(to, "snapshots")); n != 0 {
-		t.Fatalf("killed while storing packs, the copy left %d snapshots", n)
+	for _, after := range []int{1, 3, 5} {
+		cmd := src.cmd(t.Context(), nil, "copy", "--to", to)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		killed := false
+		for deadline := time.Now().Add(2 * time.Minute); !killed; time.Sleep(2 * time.Millisecond) {
+			select {
+			case err := <-exited:
+				t.Fatalf("the copy ended (%v) before it stored %d packs", err, after)
+			default:
+			}
+			if countFiles(t, filepath.Join(to, "data")) >= after {
+				cmd.Process.Signal(syscall.SIGKILL)
+				<-exited
+				killed = true
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("the copy stored no %d packs within 2 minutes", after)
+			}
+		}
+		if n := countFiles(t, filepath.Join(to, "snapshots")); n != 0 {
+			t.Fatalf("killed while storing packs, the copy left %d snapshots", n)
+		}
+		t.Logf("killed with %d files under data/", countFiles(t, filepath.Join(to, "data")))
+		dst.ok(nil, "check") // what the killed copy left is a sound repository
 	}
-	t.Logf("killed after %d packs", stored)
-	dst.ok(nil, "check") // what the killed copy left is a sound repository
 	again := src.copyTo(to)
-	if again.Snapshots != 2 {
-		t.Fatalf("the copy after the kill: %+v", again)
+	if again.Snapshots != 2 || again.Initialised {
+		t.Fatalf("the copy after the kills: %+v", again)
 	}
 	dst.ok(nil, "check", "--read-data")
 	sameRestores(t, src, dst)
-}
-
-// randomBytes returns n incompressible bytes, the same for the same seed.
-func randomBytes(seed uint64, n int) []byte {
-	var key [32]byte
-	key[0] = byte(seed)
-	b := make([]byte, n)
-	rand.NewChaCha8(key).Read(b)
-	return b
 }
 
 // TestDaemonCopies: the daemon runs the copies: list of coffer.yaml on
@@ -252,4 +254,13 @@ daemon:
 	cmd.Wait()
 	sameRestores(t, c, local)
 	sameRestores(t, c, remote)
+}
+
+// randomBytes returns n incompressible bytes, the same for the same seed.
+func randomBytes(seed uint64, n int) []byte {
+	var key [32]byte
+	key[0] = byte(seed)
+	b := make([]byte, n)
+	rand.NewChaCha8(key).Read(b)
+	return b
 }
