@@ -37,6 +37,7 @@ type Config struct {
 	Checks        []Check       `yaml:"checks"`
 	Prune         Prune         `yaml:"prune"`
 	Drills        []Drill       `yaml:"drills"`
+	Copies        []Copy        `yaml:"copies"`
 	Notifications Notifications `yaml:"notifications"`
 	Daemon        Daemon        `yaml:"daemon"`
 
@@ -179,6 +180,33 @@ func (d Drill) ScratchPassword() Secret {
 	return Secret{Key: d.path + ".scratch_password", File: d.ScratchPasswordFile, Env: d.ScratchPasswordEnv}
 }
 
+// Copy is a scheduled coffer copy of the repository (or of some of its
+// sources) into a second repository, with that repository's own
+// credentials.
+type Copy struct {
+	To                  string   `yaml:"to"`
+	Schedule            string   `yaml:"schedule"`
+	Sources             []string `yaml:"sources"`
+	S3Endpoint          string   `yaml:"s3_endpoint"`
+	S3Region            string   `yaml:"s3_region"`
+	AccessKeyIDFile     string   `yaml:"access_key_id_file"`
+	AccessKeyIDEnv      string   `yaml:"access_key_id_env"`
+	SecretAccessKeyFile string   `yaml:"secret_access_key_file"`
+	SecretAccessKeyEnv  string   `yaml:"secret_access_key_env"`
+
+	path string // copies[i], for messages
+}
+
+// AccessKeyID is the destination's S3 access key id.
+func (c Copy) AccessKeyID() Secret {
+	return Secret{Key: c.path + ".access_key_id", File: c.AccessKeyIDFile, Env: c.AccessKeyIDEnv}
+}
+
+// SecretAccessKey is the destination's S3 secret access key.
+func (c Copy) SecretAccessKey() Secret {
+	return Secret{Key: c.path + ".secret_access_key", File: c.SecretAccessKeyFile, Env: c.SecretAccessKeyEnv}
+}
+
 // Notifications say whom to tell when a job fails or succeeds.
 type Notifications struct {
 	Webhook Webhook `yaml:"webhook"`
@@ -303,6 +331,14 @@ func (c *Config) resolvePaths(dir string) {
 		for _, p := range []*string{&d.ScratchPasswordFile, &d.Assertions, &d.ReportDir} {
 			abs(p)
 		}
+	}
+	for i := range c.Copies {
+		cp := &c.Copies[i]
+		if !strings.Contains(cp.To, "://") {
+			abs(&cp.To)
+		}
+		abs(&cp.AccessKeyIDFile)
+		abs(&cp.SecretAccessKeyFile)
 	}
 }
 

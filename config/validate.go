@@ -78,31 +78,18 @@ func (v *validator) validate() {
 		d.path = fmt.Sprintf("drills[%d]", i)
 		v.drill(d)
 	}
+	for i := range v.c.Copies {
+		cp := &v.c.Copies[i]
+		cp.path = fmt.Sprintf("copies[%d]", i)
+		v.copy(cp)
+	}
 	v.notifications()
 	v.daemon()
 }
 
 func (v *validator) repository() {
 	r := &v.c.Repository
-	switch {
-	case r.URL == "":
-		v.at("repository.url", "missing: give the repository, a path or s3://BUCKET/PREFIX")
-	case strings.HasPrefix(r.URL, "s3://"):
-		if u, err := url.Parse(r.URL); err != nil || u.Host == "" || u.User != nil {
-			v.at("repository.url", "%q: write s3://BUCKET/PREFIX, with the credentials in access_key_id_file and secret_access_key_file (or _env)", r.URL)
-		}
-	case strings.HasPrefix(r.URL, "file://"):
-	case strings.Contains(r.URL, "://"):
-		v.at("repository.url", "%q: give a path, file:///PATH or s3://BUCKET/PREFIX", r.URL)
-	}
-	if r.S3Endpoint != "" {
-		if !strings.HasPrefix(r.URL, "s3://") {
-			v.at("repository.s3_endpoint", "goes with an s3:// repository url")
-		}
-		if u, err := url.Parse(r.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
-			v.at("repository.s3_endpoint", "%q: give the server's address as http://HOST:PORT or https://HOST", r.S3Endpoint)
-		}
-	}
+	v.location("repository.url", r.URL, "repository.s3_endpoint", r.S3Endpoint)
 	v.secret("repository.access_key_id", r.AccessKeyIDFile, r.AccessKeyIDEnv)
 	v.secret("repository.secret_access_key", r.SecretAccessKeyFile, r.SecretAccessKeyEnv)
 	v.secret("repository.identity_passphrase", r.IdentityPassphraseFile, r.IdentityPassphraseEnv)
@@ -406,5 +393,49 @@ func (v *validator) daemon() {
 	}
 	if dm.Retries > 0 && dm.RetryBase <= 0 {
 		v.at("daemon.retry_base", "give a wait before the first retry, such as 1m")
+	}
+}
+
+// location checks a repository address (key) and the S3 endpoint that
+// goes with it (endpointKey).
+func (v *validator) location(key, addr, endpointKey, endpoint string) {
+	switch {
+	case addr == "":
+		v.at(key, "missing: give the repository, a path or s3://BUCKET/PREFIX")
+	case strings.HasPrefix(addr, "s3://"):
+		if u, err := url.Parse(addr); err != nil || u.Host == "" || u.User != nil {
+			v.at(key, "%q: write s3://BUCKET/PREFIX, with the credentials in access_key_id_file and secret_access_key_file (or _env)", addr)
+		}
+	case strings.HasPrefix(addr, "file://"):
+	case strings.Contains(addr, "://"):
+		v.at(key, "%q: give a path, file:///PATH or s3://BUCKET/PREFIX", addr)
+	}
+	if endpoint != "" {
+		if !strings.HasPrefix(addr, "s3://") {
+			v.at(endpointKey, "goes with an s3:// repository url")
+		}
+		if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			v.at(endpointKey, "%q: give the server's address as http://HOST:PORT or https://HOST", endpoint)
+		}
+	}
+}
+
+// copy checks one entry of copies.
+func (v *validator) copy(c *Copy) {
+	p := c.path
+	v.location(p+".to", c.To, p+".s3_endpoint", c.S3Endpoint)
+	if c.To != "" && (c.To == v.c.Repository.URL) {
+		v.at(p+".to", "%q is the repository itself: give a second repository", c.To)
+	}
+	v.schedule(p+".schedule", c.Schedule)
+	v.secret(p+".access_key_id", c.AccessKeyIDFile, c.AccessKeyIDEnv)
+	v.secret(p+".secret_access_key", c.SecretAccessKeyFile, c.SecretAccessKeyEnv)
+	if c.AccessKeyID().IsSet() != c.SecretAccessKey().IsSet() {
+		v.at(p, "give both access_key_id_(file|env) and secret_access_key_(file|env), or neither")
+	}
+	for i, s := range c.Sources {
+		if s == "" {
+			v.at(fmt.Sprintf("%s.sources[%d]", p, i), "empty: name a source whose snapshots to copy")
+		}
 	}
 }

@@ -128,6 +128,29 @@ func (d *Daemon) addJobs() {
 			d.job("drill "+src, "drill", src, src, dr.Schedule, d.drillJob(dr, src))
 		}
 	}
+	for i, cp := range c.Copies {
+		name := fmt.Sprintf("copy %d", i+1)
+		// Copies lock both repositories as backups do, so they need not
+		// wait for the repository's other jobs; one copy runs at a time.
+		d.job(name, "copy", "", name, cp.Schedule, d.copyJob(cp))
+	}
+}
+
+// copyJob runs coffer copy with the destination's own credentials, which
+// reach the child through its environment (COFFER_COPY_*).
+func (d *Daemon) copyJob(cp config.Copy) func(context.Context) error {
+	return func(ctx context.Context) error {
+		env, err := copyEnv(cp)
+		if err != nil {
+			return err
+		}
+		args := []string{"copy", "--json", "--to", cp.To}
+		for _, s := range cp.Sources {
+			args = append(args, "--source", s)
+		}
+		_, err = d.run.coffer(ctx, job{extra: env}, args...)
+		return err
+	}
 }
 
 func (d *Daemon) backupJob(s config.Source) func(context.Context) error {

@@ -58,18 +58,10 @@ func newRunner(exe string, c *config.Config) (*runner, error) {
 	set(&run.env, "COFFER_WRITER_FINGERPRINT", r.WriterFingerprint)
 	set(&run.identity, "COFFER_IDENTITY_FILE", r.IdentityFile)
 	set(&run.identity, "COFFER_IDENTITY_PASSPHRASE_FILE", r.IdentityPassphraseFile)
-	for _, s := range []struct {
-		name   string
-		secret config.Secret
-	}{{"AWS_ACCESS_KEY_ID", r.AccessKeyID()}, {"AWS_SECRET_ACCESS_KEY", r.SecretAccessKey()}} {
-		if !s.secret.IsSet() {
-			continue
-		}
-		v, err := s.secret.Read(os.LookupEnv)
-		if err != nil {
-			return nil, err
-		}
-		set(&run.env, s.name, v)
+	var err error
+	run.env, err = secretEnv(run.env, envSecret{"AWS_ACCESS_KEY_ID", r.AccessKeyID()}, envSecret{"AWS_SECRET_ACCESS_KEY", r.SecretAccessKey()})
+	if err != nil {
+		return nil, err
 	}
 	if r.IdentityPassphraseEnv != "" {
 		v, err := r.IdentityPassphrase().Read(os.LookupEnv)
@@ -79,6 +71,41 @@ func newRunner(exe string, c *config.Config) (*runner, error) {
 		run.passphrase = v
 	}
 	return run, nil
+}
+
+// envSecret is an environment variable of a child and the secret it gets.
+type envSecret struct {
+	name   string
+	secret config.Secret
+}
+
+// secretEnv appends NAME=value to env for each secret that is set.
+func secretEnv(env []string, secrets ...envSecret) ([]string, error) {
+	for _, s := range secrets {
+		if !s.secret.IsSet() {
+			continue
+		}
+		v, err := s.secret.Read(os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, s.name+"="+v)
+	}
+	return env, nil
+}
+
+// copyEnv is the environment of a copy's child: the destination's
+// settings and credentials as COFFER_COPY_*.
+func copyEnv(cp config.Copy) ([]string, error) {
+	var env []string
+	set := func(name, value string) {
+		if value != "" {
+			env = append(env, name+"="+value)
+		}
+	}
+	set("COFFER_COPY_S3_ENDPOINT", cp.S3Endpoint)
+	set("COFFER_COPY_AWS_REGION", cp.S3Region)
+	return secretEnv(env, envSecret{"COFFER_COPY_AWS_ACCESS_KEY_ID", cp.AccessKeyID()}, envSecret{"COFFER_COPY_AWS_SECRET_ACCESS_KEY", cp.SecretAccessKey()})
 }
 
 // job is what one child gets besides the repository settings.

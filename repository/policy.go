@@ -8,7 +8,7 @@ import (
 )
 
 // Roles are the least-privilege roles of DESIGN.md.
-var Roles = []string{"writer", "maintainer", "restorer"}
+var Roles = []string{"writer", "maintainer", "restorer", "copier", "copy-source"}
 
 // rolePermissions says, per role, which S3 actions it needs on which of
 // the repository's objects (names relative to the repository root; "*"
@@ -32,6 +32,26 @@ var rolePermissions = map[string]map[string][]string{
 		"s3:GetObjectRetention":  {"data/*", "index/*", "chunklists/*"},
 		"s3:DeleteObject":        {"data/*", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*"},
 		"s3:DeleteObjectVersion": {"data/*", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*"},
+	},
+	"copier": {
+		// coffer copy at the destination, once it is initialised: a
+		// writer's rights, plus storing the drill records, WAL objects and
+		// copy records it carries; never read data/, never delete but its
+		// own locks (docs/format.md, "Copies")
+		"s3:GetObject":           {"config", "keys/writer.age", "index/*", "snapshots/*", "chunklists/*", "locks/*", "prune/*", "audit/*", "drills/*", "copies/*"},
+		"s3:PutObject":           {"data/*", "index/*", "snapshots/*", "chunklists/*", "locks/*", "audit/*", "drills/*", "wal/*", "copies/*"},
+		"s3:GetObjectRetention":  {"data/*", "index/*", "chunklists/*"},
+		"s3:PutObjectRetention":  {"data/*", "index/*", "chunklists/*"},
+		"s3:DeleteObject":        {"locks/*"},
+		"s3:DeleteObjectVersion": {"locks/*"},
+	},
+	"copy-source": {
+		// coffer copy at the source: read every object (ciphertext: the
+		// writer key opens only metadata), hold a lock like a backup
+		"s3:GetObject":           {"*"},
+		"s3:PutObject":           {"locks/*"},
+		"s3:DeleteObject":        {"locks/*"},
+		"s3:DeleteObjectVersion": {"locks/*"},
 	},
 	"restorer": {
 		// read everything, record restores and drills

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"math/bits"
 	"sort"
 	"sync/atomic"
 
@@ -15,6 +16,12 @@ type SourceStats struct {
 	Source    string `json:"source"`
 	Snapshots int    `json:"snapshots"`
 	Logical   int64  `json:"logical_bytes"` // the sum of their stream sizes
+	// Stored is the compressed size of the distinct chunks its snapshots
+	// reference; Unique the part of it no other source references (what
+	// forgetting every snapshot of the source would free, less the
+	// packs' overhead).
+	Stored int64 `json:"stored_bytes"`
+	Unique int64 `json:"unique_bytes"`
 }
 
 // Stats describes the repository's use of storage.
@@ -34,6 +41,15 @@ type Stats struct {
 	Dedup       float64 `json:"dedup_factor"`
 	Compression float64 `json:"compression_factor"`
 	LockedBytes int64   `json:"locked_bytes"` // packs under Object Lock retention now
+	// Unreferenced is the compressed size of the chunks no snapshot
+	// references inside packs that hold a referenced one too: what
+	// repacking would free. UnreferencedPacks are the bytes of packs no
+	// snapshot references at all, which prune deletes.
+	Unreferenced      int64 `json:"unreferenced_bytes_in_live_packs"`
+	UnreferencedPacks int64 `json:"unreferenced_pack_bytes"`
+	// PerSource says whether the sources' Stored and Unique were counted
+	// (at most 64 sources).
+	PerSource bool `json:"per_source_bytes"`
 }
 
 // Stats adds up what the repository holds. With an Object Lock policy it
@@ -65,7 +81,7 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 		return nil, err
 	}
 	defer idx.Close()
-	if err := idx.ForEachBlob(func(_ PackInfo, b Blob) { st.Chunks++; st.ChunkBytes += int64(b.Raw) }); err != nil {
+	if err := r.referencedBytes(ctx, st, snaps, idx); err != nil {
 		return nil, err
 	}
 	packs := map[string]int64{}
@@ -120,4 +136,71 @@ func (r *Repo) lockedBytes(ctx context.Context, packs map[string]int64) (int64, 
 		return 0, err
 	}
 	return locked.Load(), nil
+}
+
+// maxSourceBits is how many sources referencedBytes tells apart: each
+// referenced chunk holds a bit mask of the sources referencing it.
+const maxSourceBits = 64
+
+// referencedBytes counts the distinct chunks and, by which sources
+// reference them, the stored bytes of each source, those only it
+// references, and the bytes no snapshot references (st.Sources must be
+// sorted). It holds one entry per referenced chunk. With more than
+// maxSourceBits sources the per-source bytes are left out
+// (st.PerSource false).
+func (r *Repo) referencedBytes(ctx context.Context, st *Stats, snaps []*Snapshot, idx *Index) error {
+	st.PerSource = len(st.Sources) <= maxSourceBits
+	srcNo := map[string]uint{}
+	for i, ss := range st.Sources {
+		srcNo[ss.Source] = uint(i % maxSourceBits)
+	}
+	refs := map[ID]uint64{} // bit i: source i references the chunk
+	for _, s := range snaps {
+		bit := uint64(1) << srcNo[s.Source]
+		err := r.SnapshotChunks(ctx, s, func(c ID) error {
+			refs[c] |= bit
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	type packUse struct{ ref, unref, size int64 }
+	packs := map[ID]*packUse{}
+	err := idx.ForEachBlob(func(p PackInfo, b Blob) {
+		st.Chunks++
+		st.ChunkBytes += int64(b.Raw)
+		u := packs[p.ID]
+		if u == nil {
+			u = &packUse{size: p.Size}
+			packs[p.ID] = u
+		}
+		mask, ok := refs[b.ID]
+		if !ok {
+			u.unref += int64(b.Len)
+			return
+		}
+		u.ref += int64(b.Len)
+		if !st.PerSource {
+			return
+		}
+		for m := mask; m != 0; m &= m - 1 {
+			i := bits.TrailingZeros64(m)
+			st.Sources[i].Stored += int64(b.Len)
+			if mask == 1<<uint(i) {
+				st.Sources[i].Unique += int64(b.Len)
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, u := range packs {
+		if u.ref > 0 {
+			st.Unreferenced += u.unref
+		} else {
+			st.UnreferencedPacks += u.size
+		}
+	}
+	return nil
 }

@@ -15,12 +15,15 @@ import (
 func newPolicyCmd(g *globals) *cobra.Command {
 	ifNoneMatch := "auto"
 	cmd := &cobra.Command{
-		Use:   "policy writer|maintainer|restorer",
+		Use:   "policy writer|maintainer|restorer|copier|copy-source",
 		Short: "Print the minimal S3 bucket policy for a role",
 		Long: `policy prints the IAM policy a role needs on the repository's bucket and
 prefix (from --repo or COFFER_REPO), and nothing more: the writer (backup host)
 can add data but not read or delete it, the maintainer can forget and prune but
-not read data, the restorer can read everything and record what it did.
+not read data, the restorer can read everything and record what it did. For
+coffer copy, copy-source reads every object of the source and holds a lock
+there, and copier adds objects at an initialised destination as a writer does
+(plus drill records, WAL and copy records), deleting nothing but its own locks.
 
 Every object a role writes is named after its content and coffer never replaces
 one. With --if-none-match require, the policy allows PutObject only with the

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/coffer-backup/coffer/internal/termsafe"
+	"github.com/coffer-backup/coffer/replicate"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -106,6 +109,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
+			printCopyOf(cmd.Context(), cmd.OutOrStdout(), repo)
 			return damaged
 		},
 	}
@@ -157,4 +161,17 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// printCopyOf says, below the listing, when the repository is a copy made
+// by `coffer copy` (its copies/ records), of what and when last.
+func printCopyOf(ctx context.Context, w io.Writer, repo *repository.Repo) {
+	rec, err := replicate.LastCopy(ctx, repo)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "(could not read the copy records: %s)\n", termsafe.Lines(err.Error()))
+	case rec != nil:
+		fmt.Fprintf(w, "this repository is a copy of %s (repository %s), last copied %s by %s\n",
+			termsafe.String(rec.Source), repo.Config().ID, rec.Time.Local().Format(time.DateTime), termsafe.String(rec.Host))
+	}
 }

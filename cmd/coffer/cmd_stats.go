@@ -37,9 +37,13 @@ func newStatsCmd(g *globals) *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SOURCE\tSNAPSHOTS\tLOGICAL SIZE")
+			fmt.Fprintln(tw, "SOURCE\tSNAPSHOTS\tLOGICAL SIZE\tSTORED\tONLY THIS SOURCE")
 			for _, s := range st.Sources {
-				fmt.Fprintf(tw, "%s\t%d\t%s\n", termsafe.String(s.Source), s.Snapshots, bytesStr(s.Logical))
+				stored, unique := "-", "-"
+				if st.PerSource {
+					stored, unique = bytesStr(s.Stored), bytesStr(s.Unique)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", termsafe.String(s.Source), s.Snapshots, bytesStr(s.Logical), stored, unique)
 			}
 			tw.Flush()
 			fmt.Fprintf(w, "\n%s holding %s, stored in %s\n", count(st.Snapshots, "snapshot"), bytesStr(st.Logical), bytesStr(st.Stored))
@@ -52,6 +56,8 @@ func newStatsCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "WAL archive: %d files, %s stored, segments %s to %s; newest archived %s ago (the point-in-time RPO)\n",
 					wal.Files, bytesStr(wal.Bytes), wal.First, wal.Last, time.Since(wal.Newest).Round(time.Second))
 			}
+			fmt.Fprintf(w, "%s unreferenced inside packs that hold live chunks (what a repack would free); %s in packs no snapshot needs (what prune deletes)\n",
+				bytesStr(st.Unreferenced), bytesStr(st.UnreferencedPacks))
 			if st.LockedBytes > 0 {
 				fmt.Fprintf(w, "%s of packs under Object Lock retention\n", bytesStr(st.LockedBytes))
 			}
