@@ -20,6 +20,8 @@ import (
 
 type restoreOptions struct {
 	source, output, to, part string
+	mask                     string
+	maskDetail               map[string]string // what the audit log records of a masked restore
 	verify                   bool
 	target                   restore.TargetOptions
 	pg                       pgdataOptions
@@ -72,6 +74,7 @@ identity (COFFER_IDENTITY_FILE).`,
 	f.BoolVar(&o.target.TrustSnapshot, "trust-snapshot", false, "with --to: load with the connecting user's full rights, e.g. for extensions only a superuser may create: a superuser then runs whatever the snapshot holds, which the backup host wrote; recorded in the audit log")
 	f.IntVarP(&o.target.Jobs, "jobs", "j", 1, "with --to: parallel load jobs (pg_restore -j): helps databases with several large tables")
 	f.BoolVar(&o.verify, "verify", true, "with --to: compare per-table digests after loading")
+	f.StringVar(&o.mask, "mask", "", "with --to: load a masked copy under the rules in this file (coffer classify writes one; docs/masking.md): no original value of a masked column reaches the target")
 	addPGDataFlags(cmd, &o.pg)
 	return cmd
 }
@@ -89,7 +92,7 @@ func (o *restoreOptions) check(cmd *cobra.Command) error {
 			return fmt.Errorf("restore: --%s goes with --pgdata DIR", n)
 		}
 	}
-	dbFlags := []string{"clean", "drop-old", "force", "globals", "owner", "trust-snapshot", "jobs", "verify"}
+	dbFlags := []string{"clean", "drop-old", "force", "globals", "owner", "trust-snapshot", "jobs", "verify", "mask"}
 	if o.to == "" {
 		for _, n := range dbFlags {
 			if cmd.Flags().Changed(n) {
@@ -138,7 +141,12 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 	prog := newProgress(os.Stderr, "restore")
 	opts := restore.Options{Progress: prog.restore}
 	if o.to != "" {
-		err := restoreToDatabase(cmd, g, repo, snap, o.to, o.target, restore.DBOptions{Options: opts, Verify: o.verify})
+		if o.mask != "" {
+			if o.target.Mask, o.maskDetail, err = loadMasking(ctx, repo, o.mask); err != nil {
+				return err
+			}
+		}
+		err := restoreToDatabase(cmd, g, repo, snap, o.to, o.target, restore.DBOptions{Options: opts, Verify: o.verify}, o.maskDetail)
 		prog.done()
 		return err
 	}

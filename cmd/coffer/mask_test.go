@@ -1,0 +1,265 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode"
+
+	"github.com/coffer-backup/coffer/mask"
+)
+
+const pgURL = "postgres://postgres@127.0.0.1:5432/"
+
+// originalValues reads the values of db that must not reach a masked copy:
+// every e-mail, phone, first and last name, full name and card number.
+func originalValues(t *testing.T, db string) map[string]string {
+	t.Helper()
+	c := postgres(t, db)
+	out := map[string]string{}
+	for what, q := range map[string]string{
+		"email": "SELECT email FROM customers", "phone": "SELECT phone FROM customers",
+		"first name": "SELECT first_name FROM customers", "last name": "SELECT last_name FROM customers",
+		"name": "SELECT first_name || ' ' || last_name FROM customers", "card": "SELECT card_number FROM customers",
+		"payment card": "SELECT card_number FROM payments WHERE card_number IS NOT NULL", "iban": "SELECT iban FROM payments WHERE iban IS NOT NULL",
+	} {
+		rows, err := c.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out[v] = what
+		}
+		rows.Close()
+	}
+	return out
+}
+
+// leaks searches every text column of every table of db for the values:
+// each value whole, and each word of it (so that an e-mail inside free
+// text is found). It returns what it found, as "table.column: value".
+func leaks(t *testing.T, db string, orig map[string]string) []string {
+	t.Helper()
+	ctx := context.Background()
+	c := postgres(t, db)
+	rows, err := c.Query(ctx, `SELECT table_schema, table_name, column_name FROM information_schema.columns
+		WHERE table_schema NOT IN ('pg_catalog', 'information_schema') AND data_type IN ('text', 'character varying', 'character')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols [][3]string
+	for rows.Next() {
+		var s, tb, col string
+		rows.Scan(&s, &tb, &col)
+		cols = append(cols, [3]string{s, tb, col})
+	}
+	rows.Close()
+	if len(cols) == 0 {
+		t.Fatalf("no text columns in %s", db)
+	}
+	var found []string
+	for _, sc := range cols {
+		q := `SELECT "` + sc[2] + `" FROM "` + sc[0] + `"."` + sc[1] + `" WHERE "` + sc[2] + `" IS NOT NULL`
+		vr, err := c.Query(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for vr.Next() {
+			var v string
+			vr.Scan(&v)
+			words := append(strings.FieldsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r == ',' || r == ';' }), v)
+			for _, w := range words {
+				w = strings.TrimRight(w, ".")
+				if what, ok := orig[w]; ok && len(found) < 20 {
+					found = append(found, sc[1]+"."+sc[2]+": "+what+" "+w)
+				}
+			}
+		}
+		vr.Close()
+	}
+	return found
+}
+
+// TestMaskedRestorePostgres is done-when 2 of issue 14 for PostgreSQL: a
+// masked restore leaves no original e-mail, phone, name or card number
+// anywhere in the target, keeps every foreign key and unique constraint,
+// equal row counts and kept columns, and the next night's snapshot gives
+// the same pseudonyms for the customers that did not change.
+func TestMaskedRestorePostgres(t *testing.T) {
+	ctx := context.Background()
+	src := createDB(t, "coffer_mask")
+	genShop(t, src, 20000, 14)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(shopRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+
+	var res restoreDB
+	out := c.ok(nil, "restore", first.Snapshot, "--to", pgURL+src+"_m1", "--mask", rules, "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Verified {
+		t.Fatalf("masked restore: %v\n%s", err, out)
+	}
+	want := map[string]bool{}
+	for _, tb := range []string{"customers", "orders", "payments"} {
+		want[src+".public."+tb] = true
+		want[src+".public."+tb+" (kept columns)"] = true
+	}
+	for _, tb := range res.Tables {
+		if !tb.Match || !want[tb.Table] {
+			t.Errorf("verification of %s: match %v (want one of %v)", tb.Table, tb.Match, want)
+		}
+		delete(want, tb.Table)
+	}
+	if len(want) > 0 {
+		t.Errorf("verification did not cover %v", want)
+	}
+	for _, tb := range []string{"customers", "orders", "payments"} {
+		if a, b := countRows(t, src, tb), countRows(t, src+"_m1", tb); a != b {
+			t.Errorf("%s: %d rows in the backup, %d in the masked copy", tb, a, b)
+		}
+	}
+
+	orig := originalValues(t, src)
+	if f := leaks(t, src, orig); len(f) == 0 {
+		t.Fatal("the leak search finds nothing in the original database: it cannot find anything")
+	}
+	if f := leaks(t, src+"_m1", orig); len(f) > 0 {
+		t.Fatalf("original values in the masked copy:\n%s", strings.Join(f, "\n"))
+	}
+	dump, err := exec.Command("pg_dump", "--no-password", "-h", "127.0.0.1", "-U", "postgres", src+"_m1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for v := range orig {
+		if n++; n > 500 {
+			break
+		}
+		if strings.Contains(string(dump), v) {
+			t.Fatalf("pg_dump of the masked copy holds %s %q", orig[v], v)
+		}
+	}
+
+	// Constraints hold: every primary key, unique and foreign key of the
+	// source is in the copy, validated (pg_restore created them after the
+	// masked data, so a duplicate pseudonym would have failed the load).
+	cons := func(db string) int {
+		var n int
+		postgres(t, db).QueryRow(ctx, "SELECT count(*) FROM pg_constraint WHERE contype IN ('p','u','f') AND convalidated AND connamespace = 'public'::regnamespace").Scan(&n)
+		return n
+	}
+	if a, b := cons(src), cons(src+"_m1"); a != b || a < 6 {
+		t.Fatalf("constraints: %d in the source, %d in the masked copy", a, b)
+	}
+	// The same card gives the same pseudonym in every table.
+	var mismatched int
+	postgres(t, src+"_m1").QueryRow(ctx, `SELECT count(*) FROM payments p JOIN orders o ON o.id = p.order_id JOIN customers c ON c.id = o.customer_id
+		WHERE p.method = 'card' AND p.card_number <> c.card_number`).Scan(&mismatched)
+	if mismatched != 0 {
+		t.Fatalf("%d payments' masked card differs from their customer's masked card", mismatched)
+	}
+	var bad int
+	rows, _ := postgres(t, src+"_m1").Query(ctx, "SELECT card_number FROM customers")
+	for rows.Next() {
+		var card string
+		rows.Scan(&card)
+		if !mask.Luhn(card) || !strings.HasPrefix(card, "4000 00") {
+			bad++
+		}
+	}
+	rows.Close()
+	if bad > 0 {
+		t.Fatalf("%d masked cards fail Luhn or are outside the test range", bad)
+	}
+
+	// The next night: some customers change, some are added.
+	s := postgres(t, src)
+	if _, err := s.Exec(ctx, `UPDATE customers SET email = 'moved.' || id || '@mail.example.org', phone = '+1-555-0000-' || lpad(id::text, 4, '0') WHERE id % 100 = 0;
+		INSERT INTO customers SELECT id + 100000, first_name, last_name, 'new.' || email, phone, street_address, city, country, card_number, date_of_birth, NULL, loyalty_tier, created_at FROM customers WHERE id <= 100`); err != nil {
+		t.Fatal(err)
+	}
+	second := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	c.ok(nil, "restore", second.Snapshot, "--to", pgURL+src+"_m2", "--mask", rules)
+	var same, changed, total int
+	type pseud struct{ email, phone, first, last, card string }
+	get := func(db string) map[int64]pseud {
+		out := map[int64]pseud{}
+		rows, err := postgres(t, db).Query(ctx, "SELECT id, email, phone, first_name, last_name, card_number FROM customers")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var p pseud
+			rows.Scan(&id, &p.email, &p.phone, &p.first, &p.last, &p.card)
+			out[id] = p
+		}
+		return out
+	}
+	a, b := get(src+"_m1"), get(src+"_m2")
+	for id, p := range a {
+		total++
+		switch {
+		case id%100 == 0:
+			if b[id].email == p.email || b[id].phone == p.phone {
+				t.Errorf("customer %d changed e-mail and phone but kept their pseudonyms", id)
+			}
+			changed++
+		case b[id] == p:
+			same++
+		default:
+			t.Errorf("customer %d is unchanged but its pseudonyms changed: %+v then %+v", id, p, b[id])
+		}
+	}
+	if same+changed != total || len(b) != total+100 {
+		t.Fatalf("%d same, %d changed of %d; %d in the second copy", same, changed, total, len(b))
+	}
+}
+
+// TestMaskDefaultFail is done-when 4 of issue 14: rules with default: fail
+// refuse a snapshot whose schema has a column they do not name, before
+// anything is written to the target.
+func TestMaskDefaultFail(t *testing.T) {
+	ctx := context.Background()
+	src := createDB(t, "coffer_maskfail")
+	genShop(t, src, 50, 1)
+	if _, err := postgres(t, src).Exec(ctx, "ALTER TABLE customers ADD COLUMN passport_no text DEFAULT 'X1234567'"); err != nil {
+		t.Fatal(err)
+	}
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte(shopRules), 0o600)
+	snap := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	roles := func() int {
+		var n int
+		postgres(t, "postgres").QueryRow(ctx, "SELECT count(*) FROM pg_roles").Scan(&n)
+		return n
+	}
+	before := roles()
+	msg := c.fail(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m", "--mask", rules)
+	mustContain(t, "restore --mask with an unnamed column", msg, "public.customers.passport_no", "default: fail", "nothing was written", rules)
+	var exists bool
+	postgres(t, "postgres").QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", src+"_m").Scan(&exists)
+	if exists {
+		t.Fatal("the refused masked restore created the target database")
+	}
+	if after := roles(); after != before {
+		t.Fatalf("the refused masked restore left %d roles", after-before)
+	}
+	// A rules file error points at its line and column.
+	os.WriteFile(rules, []byte(strings.Replace(shopRules, "email: fake email", "email: fake emial", 1)), 0o600)
+	mustContain(t, "a bad rules file", c.fail(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m", "--mask", rules), rules+":12:12: column public.customers.email: fake needs one kind")
+}
