@@ -94,6 +94,8 @@ type Masking struct {
 type DBOptions struct {
 	Options
 	Verify bool // compare per-table digests after loading
+	// Canaries are planted in a masked copy once it is verified.
+	Canaries []mask.Canary
 }
 
 // DBSummary describes a restore into a database.
@@ -187,6 +189,15 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 			return out, err
 		}
 	}
+	if len(opts.Canaries) > 0 {
+		ct, ok := target.(canaryTarget)
+		if !ok {
+			return out, abort(ctx, target, fmt.Errorf("%s cannot hold canaries: they go into masked PostgreSQL copies", target))
+		}
+		if err := ct.PlantCanaries(ctx, opts.Canaries); err != nil {
+			return out, abort(ctx, target, err)
+		}
+	}
 	notes, err := target.Commit(ctx)
 	out.Notes = append(target.Notes(), notes...)
 	if err != nil {
@@ -199,6 +210,11 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 // must digest to.
 type maskedTarget interface {
 	MaskExpected() []engine.TableDigest
+}
+
+// canaryTarget is a target that plants canaries in a masked copy.
+type canaryTarget interface {
+	PlantCanaries(ctx context.Context, cs []mask.Canary) error
 }
 
 // MismatchError is a restore whose loaded tables differ from what the

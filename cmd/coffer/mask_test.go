@@ -263,3 +263,76 @@ func TestMaskDefaultFail(t *testing.T) {
 	os.WriteFile(rules, []byte(strings.Replace(shopRules, "email: fake email", "email: fake emial", 1)), 0o600)
 	mustContain(t, "a bad rules file", c.fail(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m", "--mask", rules), rules+":12:12: column public.customers.email: fake needs one kind")
 }
+
+// TestCanaries is done-when 3 of issue 14: two masked copies with their
+// own canaries; trace names the right copy for each canary's e-mail and
+// phone, says "not a canary" for a real customer's e-mail, and recognises
+// a pseudonym as a masked value.
+func TestCanaries(t *testing.T) {
+	ctx := context.Background()
+	src := createDB(t, "coffer_canary")
+	genShop(t, src, 2000, 3)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	os.WriteFile(rules, []byte(shopRules), 0o600)
+	snap := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	copies := map[string]string{src + "_staging": "staging", src + "_contractor": "contractor"}
+	planted := map[string][][2]string{}
+	for db, label := range copies {
+		c.ok(nil, "restore", snap.Snapshot, "--to", pgURL+db, "--mask", rules, "--canaries", "5", "--for", label)
+		rows, err := postgres(t, db).Query(ctx, "SELECT id, email, phone FROM customers WHERE email LIKE '%@canary.example.net'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id int64
+			var e, p string
+			rows.Scan(&id, &e, &p)
+			if !strings.HasPrefix(p, "+1-555-0199") || id <= 2000 {
+				t.Errorf("canary %d %s has phone %q", id, e, p)
+			}
+			planted[db] = append(planted[db], [2]string{e, p})
+		}
+		rows.Close()
+		if len(planted[db]) != 5 {
+			t.Fatalf("%s holds %d canaries, want 5", db, len(planted[db]))
+		}
+		if n := countRows(t, db, "customers"); n != 2005 {
+			t.Fatalf("%s holds %d customers, want 2005", db, n)
+		}
+		var orders int
+		postgres(t, db).QueryRow(ctx, "SELECT count(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email LIKE '%@canary.example.net'").Scan(&orders)
+		if orders < 5 {
+			t.Fatalf("the canaries of %s have %d orders, want 1 to 3 each", db, orders)
+		}
+	}
+	for db, vals := range planted {
+		for _, v := range vals {
+			for _, q := range v {
+				out := c.ok(nil, "trace", q)
+				other := src + "_staging"
+				if db == other {
+					other = src + "_contractor"
+				}
+				mustContain(t, "trace "+q, out, "is a canary", db, `"`+copies[db]+`"`, snap.Snapshot[:8])
+				if strings.Contains(out, other+" ") || strings.Contains(out, other+"\n") {
+					t.Fatalf("trace %s names the other copy too:\n%s", q, out)
+				}
+			}
+		}
+	}
+	l := loadShopLists(t)
+	mustContain(t, "trace of a real e-mail", c.ok(nil, "trace", shopEmail(l, 42)), "is not a canary, and not a pseudonym")
+	var pseudo string
+	postgres(t, src+"_staging").QueryRow(ctx, "SELECT email FROM customers WHERE id = 42").Scan(&pseudo)
+	mustContain(t, "trace of a pseudonym", c.ok(nil, "trace", pseudo), "is not a canary: it is a masked value", src+"_staging", src+"_contractor")
+	var phone string
+	postgres(t, src+"_staging").QueryRow(ctx, "SELECT phone FROM customers WHERE id = 42").Scan(&phone)
+	mustContain(t, "trace of a masked phone", c.ok(nil, "trace", phone), "masked value")
+	// Canaries are sealed: the audit log readable with the writer key holds none of them.
+	out := c.ok(nil, "audit", "--json")
+	if strings.Contains(out, planted[src+"_staging"][0][0]) || strings.Contains(out, "canary.example.net") {
+		t.Fatal("the audit log shows a canary in clear")
+	}
+}
