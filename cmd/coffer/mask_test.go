@@ -15,6 +15,19 @@ import (
 
 const pgURL = "postgres://postgres@127.0.0.1:5432/"
 
+// maskRepo makes a repository, writes the shop's rules file and backs
+// database src up.
+func maskRepo(t *testing.T, src string) (*cli, string, backupJSON) {
+	t.Helper()
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rules, []byte(shopRules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return c, rules, c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+}
+
 // originalValues reads the values of db that must not reach a masked copy:
 // every e-mail, phone, first and last name, full name and card number.
 func originalValues(t *testing.T, db string) map[string]string {
@@ -97,13 +110,7 @@ func TestMaskedRestorePostgres(t *testing.T) {
 	ctx := context.Background()
 	src := createDB(t, "coffer_mask")
 	genShop(t, src, 20000, 14)
-	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
-	c.init()
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	if err := os.WriteFile(rules, []byte(shopRules), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	first := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	c, rules, first := maskRepo(t, src)
 
 	var res restoreDB
 	out := c.ok(nil, "restore", first.Snapshot, "--to", pgURL+src+"_m1", "--mask", rules, "--json")
@@ -238,11 +245,7 @@ func TestMaskDefaultFail(t *testing.T) {
 	if _, err := postgres(t, src).Exec(ctx, "ALTER TABLE customers ADD COLUMN passport_no text DEFAULT 'X1234567'"); err != nil {
 		t.Fatal(err)
 	}
-	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
-	c.init()
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(shopRules), 0o600)
-	snap := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	c, rules, snap := maskRepo(t, src)
 	roles := func() int {
 		var n int
 		postgres(t, "postgres").QueryRow(ctx, "SELECT count(*) FROM pg_roles").Scan(&n)
@@ -272,11 +275,7 @@ func TestCanaries(t *testing.T) {
 	ctx := context.Background()
 	src := createDB(t, "coffer_canary")
 	genShop(t, src, 2000, 3)
-	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
-	c.init()
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(shopRules), 0o600)
-	snap := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	c, rules, snap := maskRepo(t, src)
 	copies := map[string]string{src + "_staging": "staging", src + "_contractor": "contractor"}
 	planted := map[string][][2]string{}
 	for db, label := range copies {

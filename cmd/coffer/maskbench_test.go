@@ -3,7 +3,6 @@ package main_test
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,11 +33,7 @@ func TestMaskCost(t *testing.T) {
 	if _, err := postgres(t, src).Exec(ctx, fill); err != nil {
 		t.Fatal(err)
 	}
-	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
-	c.init()
-	rules := filepath.Join(t.TempDir(), "rules.yaml")
-	os.WriteFile(rules, []byte(shopRules), 0o600)
-	snap := c.backup(nil, "--source", "shop", "--postgres", pgURL+src)
+	c, rules, snap := maskRepo(t, src)
 	run := func(target string, args ...string) time.Duration {
 		start := time.Now()
 		c.ok(nil, append([]string{"restore", snap.Snapshot, "--to", pgURL + target}, args...)...)
