@@ -47,60 +47,71 @@ func (k Key) Fingerprint() string {
 	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
-// prf is a keyed pseudo-random function for one purpose (a kind of
-// pseudonym, the tag that recognises them, canaries): a separate key is
-// derived per purpose, so that two purposes never share outputs.
-type prf struct{ key []byte }
-
-func (k Key) derive(purpose string) prf {
-	m := hmac.New(sha256.New, k[:])
-	m.Write([]byte("coffer mask v1\x00" + purpose))
-	return prf{key: m.Sum(nil)}
-}
-
-// stream is the pseudo-random bytes of one input, as many as asked.
-type stream struct {
-	m   hash.Hash
-	in  []byte
-	ctr uint32
+// prf is a keyed pseudo-random function (HMAC-SHA256) for one purpose (a
+// kind of pseudonym, the tag that recognises them, canary records): a
+// separate key is derived per purpose, so that two purposes never share
+// outputs. It keeps its keyed hash to reuse: not safe for concurrent use.
+type prf struct {
+	key []byte
+	h   hash.Hash
 	buf []byte
 }
 
-func (p prf) stream(in []byte, attempt int) *stream {
-	s := &stream{m: hmac.New(sha256.New, p.key)}
-	s.in = binary.BigEndian.AppendUint32(append([]byte(nil), in...), uint32(attempt))
+func (k Key) derive(purpose string) *prf {
+	m := hmac.New(sha256.New, k[:])
+	m.Write([]byte("coffer mask v1\x00" + purpose))
+	key := m.Sum(nil)
+	return &prf{key: key, h: hmac.New(sha256.New, key)}
+}
+
+// sum is the PRF of in.
+func (p *prf) sum(in []byte) []byte {
+	p.h.Reset()
+	p.h.Write(in)
+	p.buf = p.h.Sum(p.buf[:0])
+	return p.buf
+}
+
+// stream is the pseudo-random sequence of one input: the PRF of the input
+// and the attempt, then as many SHA-256 blocks of it and a counter as are
+// needed (a fixed construction, so pseudonyms never change with releases).
+type stream struct {
+	seed [32]byte
+	buf  []byte
+	ctr  uint32
+	tmp  [36]byte
+}
+
+func (p *prf) stream(in []byte, attempt int) *stream {
+	s := &stream{}
+	p.h.Reset()
+	p.h.Write(in)
+	p.h.Write(binary.BigEndian.AppendUint32(s.tmp[:0], uint32(attempt)))
+	copy(s.seed[:], p.h.Sum(p.buf[:0]))
+	s.buf = s.seed[:]
 	return s
+}
+
+func (s *stream) refill() {
+	copy(s.tmp[:32], s.seed[:])
+	binary.BigEndian.PutUint32(s.tmp[32:], s.ctr)
+	s.ctr++
+	h := sha256.Sum256(s.tmp[:])
+	s.buf = append(s.buf[:0:0], h[:]...)
 }
 
 func (s *stream) next() byte {
 	if len(s.buf) == 0 {
-		s.m.Reset()
-		s.m.Write(s.in)
-		s.m.Write(binary.BigEndian.AppendUint32(nil, s.ctr))
-		s.ctr++
-		s.buf = s.m.Sum(nil)
+		s.refill()
 	}
 	b := s.buf[0]
 	s.buf = s.buf[1:]
 	return b
 }
 
-// uint64 returns 8 bytes as a number.
-func (s *stream) uint64() uint64 {
-	var v uint64
-	for range 8 {
-		v = v<<8 | uint64(s.next())
-	}
-	return v
-}
-
-// intn returns a number in [0, n), with negligible bias for the small n
-// used here.
-func (s *stream) intn(n int) int { return int(s.uint64() % uint64(n)) }
-
-// sum is the PRF of in, whole.
-func (p prf) sum(in []byte) []byte {
-	m := hmac.New(sha256.New, p.key)
-	m.Write(in)
-	return m.Sum(nil)
+// intn returns a number in [0, n) from 4 bytes, with negligible bias for
+// the small n used here.
+func (s *stream) intn(n int) int {
+	v := uint32(s.next())<<24 | uint32(s.next())<<16 | uint32(s.next())<<8 | uint32(s.next())
+	return int(v % uint32(n))
 }

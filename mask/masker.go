@@ -17,19 +17,20 @@ const Redacted = "REDACTED"
 const maxAttempts = 64
 
 // Masker applies rules under a masking key. One Masker serves one restore:
-// the columns it hands out remember the pseudonyms of unique columns.
+// the columns it hands out remember the pseudonyms of unique columns. A
+// Masker and its columns are not safe for concurrent use.
 type Masker struct {
 	key  Key
-	prfs map[string]prf
-	tag  prf // tags pseudonyms as coffer's (Recognise)
+	prfs map[string]*prf
+	tag  *prf // tags pseudonyms as coffer's (Recognise)
 }
 
 // NewMasker returns a Masker under key k.
 func NewMasker(k Key) *Masker {
-	return &Masker{key: k, prfs: map[string]prf{}, tag: k.derive("tag")}
+	return &Masker{key: k, prfs: map[string]*prf{}, tag: k.derive("tag")}
 }
 
-func (m *Masker) prf(purpose string) prf {
+func (m *Masker) prf(purpose string) *prf {
 	p, ok := m.prfs[purpose]
 	if !ok {
 		p = m.key.derive(purpose)
@@ -43,7 +44,7 @@ type Column struct {
 	m    *Masker
 	name string // table.column, for errors
 	rule Rule
-	prf  prf
+	prf  *prf
 	seen map[uint64]uint64 // with Rule.Unique: pseudonym → original, by hash
 }
 
@@ -123,7 +124,7 @@ func (c *Column) derive(v string, attempt int) (string, error) {
 	m := c.m
 	switch c.rule.Action {
 	case Hash:
-		return hex.EncodeToString(c.prf.sum(append([]byte(v), byte(attempt)))[:16]), nil
+		return hex.EncodeToString(c.prf.sum(append([]byte(v), 0, byte(attempt)))[:16]), nil
 	case KeepDomain:
 		return m.keepDomain(s, v), nil
 	case ShiftDate:

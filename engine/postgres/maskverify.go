@@ -1,9 +1,8 @@
 package postgres
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"sort"
 	"strings"
@@ -21,10 +20,11 @@ type originals struct {
 	sealed bool
 }
 
-func origHash(v string) uint64 {
-	s := sha256.Sum256([]byte(v))
-	return binary.BigEndian.Uint64(s[:8])
-}
+// origSeed keys origHash: the set lives in one process, so a seed of the
+// process's own serves, and makes collisions unpredictable to a snapshot.
+var origSeed = maphash.MakeSeed()
+
+func origHash(v string) uint64 { return maphash.String(origSeed, v) }
 
 // minChecked is the shortest original looked for: shorter values (a
 // two-letter code) are found everywhere by chance.
