@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -333,5 +334,70 @@ func TestCanaries(t *testing.T) {
 	out := c.ok(nil, "audit", "--json")
 	if strings.Contains(out, planted[src+"_staging"][0][0]) || strings.Contains(out, "canary.example.net") {
 		t.Fatal("the audit log shows a canary in clear")
+	}
+}
+
+// TestHostileMaskedRestore plants original values where a masked load
+// might carry them past the rules: a comment, a view, a materialized view,
+// a function, a trigger that copies e-mails into another table, a large
+// object, a sequence name. The masked copy carries none of them; and a
+// column default holding an original e-mail is refused before anything is
+// written.
+func TestHostileMaskedRestore(t *testing.T) {
+	ctx := context.Background()
+	src := createDB(t, "coffer_maskhostile")
+	genShop(t, src, 300, 5)
+	l := loadShopLists(t)
+	e1, e2 := shopEmail(l, 1), shopEmail(l, 2)
+	_, err := postgres(t, src).Exec(ctx, `
+		COMMENT ON TABLE customers IS 'first customer: `+e1+`';
+		CREATE VIEW vip AS SELECT '`+e1+`'::text AS email UNION ALL SELECT email FROM customers;
+		CREATE MATERIALIZED VIEW vip_m AS SELECT email, phone FROM customers;
+		CREATE TABLE public.leak (v text);
+		CREATE FUNCTION steal() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO public.leak VALUES (NEW.email || ' ' || '`+e2+`'); RETURN NEW; END $$;
+		CREATE TRIGGER steal BEFORE INSERT ON customers FOR EACH ROW EXECUTE FUNCTION steal();
+		SELECT lo_from_bytea(0, convert_to((SELECT string_agg(email, ',') FROM customers), 'UTF8'));`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := strings.Replace(shopRules, "tables:\n", "tables:\n  public.leak:\n    v: keep\n", 1)
+	c, path, _ := maskRepo(t, src)
+	os.WriteFile(path, []byte(rules), 0o600)
+	snap := c.backup(nil, "--source", "shop2", "--postgres", pgURL+src)
+	out := c.ok(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m", "--mask", path)
+	mustContain(t, "masked restore of a hostile snapshot", out, "leaves out", "comment", "view", "function", "trigger")
+	orig := originalValues(t, src)
+	if f := leaks(t, src+"_m", orig); len(f) > 0 {
+		t.Fatalf("original values in the masked copy:\n%s", strings.Join(f, "\n"))
+	}
+	dump, err := exec.Command("pg_dump", "--no-password", "-h", "127.0.0.1", "-U", "postgres", "--blobs", src+"_m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []string{e1, e2} {
+		if strings.Contains(string(dump), e) {
+			t.Fatalf("pg_dump of the masked copy holds %q", e)
+		}
+	}
+	var los int
+	postgres(t, src+"_m").QueryRow(ctx, "SELECT count(*) FROM pg_largeobject_metadata").Scan(&los)
+	if los != 0 {
+		t.Fatalf("the masked copy holds %d large objects", los)
+	}
+
+	// An original value in what a masked load carries (a column default,
+	// a sequence's name) is refused outright.
+	for i, attack := range []string{"ALTER TABLE orders ALTER COLUMN status SET DEFAULT '" + e1 + "'", `CREATE SEQUENCE "` + e2 + `"`} {
+		if _, err := postgres(t, src).Exec(ctx, "ALTER TABLE orders ALTER COLUMN status DROP DEFAULT; "+attack); err != nil {
+			t.Fatal(err)
+		}
+		snap = c.backup(nil, "--source", fmt.Sprint("shop3", i), "--postgres", pgURL+src)
+		msg := c.fail(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m2", "--mask", path)
+		mustContain(t, attack, msg, "holds an original value of a masked column", "nothing was written")
+		var exists bool
+		postgres(t, "postgres").QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", src+"_m2").Scan(&exists)
+		if exists {
+			t.Fatal("the refused masked restore created its target")
+		}
 	}
 }
