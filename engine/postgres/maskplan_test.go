@@ -7,7 +7,9 @@ import "testing"
 // backup host cannot route a table's rows past the rules (into another
 // table, or out through a program).
 func TestParseCopyHostile(t *testing.T) {
-	e := func(stmt string) *tocEntry { return &tocEntry{desc: "TABLE DATA", namespace: "public", tag: "customers", copyStmt: stmt} }
+	e := func(stmt string) *tocEntry {
+		return &tocEntry{desc: "TABLE DATA", namespace: "public", tag: "customers", copyStmt: stmt}
+	}
 	good := []string{
 		"COPY public.customers (id, email) FROM stdin;\n",
 		`COPY public.customers ("id", "e-mail") FROM stdin;`,
@@ -18,7 +20,7 @@ func TestParseCopyHostile(t *testing.T) {
 		}
 	}
 	bad := []string{
-		"COPY public.orders (id, email) FROM stdin;",       // another table
+		"COPY public.orders (id, email) FROM stdin;",          // another table
 		"COPY public.customers (id, email) FROM PROGRAM 'x';", // not stdin
 		"COPY public.customers (id, email) FROM stdin; DROP TABLE x;",
 		"COPY public.customers (id, id) FROM stdin;", // a column twice
