@@ -171,13 +171,7 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 			return out, abort(ctx, target, fmt.Errorf("verify %s: %w", target, err))
 		}
 		out.Verify = time.Since(vstart)
-		expect := want.Tables
-		if mt, ok := target.(maskedTarget); ok && mt.MaskExpected() != nil {
-			// A masked copy must hold the masked rows coffer wrote, and
-			// its kept columns what the backup holds.
-			expect = mt.MaskExpected()
-		}
-		out.Tables = engine.Compare(expect, got)
+		out.Tables = engine.Compare(Expected(target, want.Tables), got)
 		if !engine.AllMatch(out.Tables) {
 			// The notes (what was dropped, what is untouched) go with the
 			// table comparison in the summary.
@@ -210,6 +204,16 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 // must digest to.
 type maskedTarget interface {
 	MaskExpected() []engine.TableDigest
+}
+
+// Expected is what target's tables must digest to once loaded: recorded,
+// the digests the snapshot recorded; for a masked copy, those of the
+// masked rows coffer wrote and of the backup's kept columns.
+func Expected(target Target, recorded []engine.TableDigest) []engine.TableDigest {
+	if mt, ok := target.(maskedTarget); ok && mt.MaskExpected() != nil {
+		return mt.MaskExpected()
+	}
+	return recorded
 }
 
 // canaryTarget is a target that plants canaries in a masked copy.

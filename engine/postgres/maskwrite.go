@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/coffer-backup/coffer/engine"
 )
 
@@ -114,8 +116,10 @@ func (m *maskedArchive) writeData() error {
 	})
 }
 
-// table masks one table's rows into a data block of f: one chunk per row
-// batch, ended by `\.` and a zero length.
+// table masks one table's rows into a data block of f, in three stages
+// that run at once: this goroutine parses the rows (and digests their kept
+// columns), one masks them (the only user of the table's maskers), one
+// digests and writes the masked rows, a chunk per batch, in order.
 func (m *maskedArchive) table(e *tocEntry, t *maskTable) error {
 	m.write(append([]byte{blockData}, m.appendInt(nil, t.id)...))
 	rows := m.want.Table(m.a.label + "." + t.name)
@@ -124,35 +128,80 @@ func (m *maskedArchive) table(e *tocEntry, t *maskTable) error {
 	for i, c := range t.maskers {
 		keep[i] = c == nil
 	}
-	var buf []byte
-	flush := func() {
-		if len(buf) > 0 {
-			m.write(m.appendInt(nil, int64(len(buf))))
-			m.write(buf)
-			buf = buf[:0]
-		}
-	}
-	err := m.a.eachRow(e, func(row []byte) error {
-		m.proj = keptRow(m.proj[:0], row, keep)
-		kept.Add(m.proj)
-		out, err := m.maskRow(t, row)
-		if err != nil {
-			return err
-		}
-		rows.Add(out)
-		buf = append(append(buf, out...), '\n')
-		if len(buf) >= 128<<10 {
-			flush()
+	parsed, masked := make(chan []byte, 4), make(chan []byte, 4)
+	var g errgroup.Group
+	stop := make(chan struct{})
+	g.Go(func() error {
+		defer close(masked)
+		for batch := range parsed {
+			out, err := m.maskBatch(t, batch)
+			if err != nil {
+				close(stop)
+				for range parsed {
+				}
+				return err
+			}
+			masked <- out
 		}
 		return nil
 	})
+	g.Go(func() error {
+		for b := range masked {
+			for row := range bytes.SplitSeq(b[:len(b)-1], []byte{'\n'}) {
+				rows.Add(row)
+			}
+			m.write(m.appendInt(nil, int64(len(b))))
+			m.write(b)
+		}
+		return nil
+	})
+	var batch []byte
+	err := m.a.eachRow(e, func(row []byte) error {
+		m.proj = keptRow(m.proj[:0], row, keep)
+		kept.Add(m.proj)
+		batch = append(append(batch, row...), '\n')
+		if len(batch) >= 128<<10 {
+			select {
+			case parsed <- batch:
+			case <-stop:
+				return errMaskStopped
+			}
+			batch = nil
+		}
+		return nil
+	})
+	if err == nil && len(batch) > 0 {
+		select {
+		case parsed <- batch:
+		case <-stop:
+		}
+	}
+	close(parsed)
+	if gerr := g.Wait(); gerr != nil {
+		return gerr
+	}
 	if err != nil {
 		return err
 	}
-	buf = append(buf, "\\.\n\n"...)
-	flush()
+	m.write(m.appendInt(nil, int64(len("\\.\n\n"))))
+	m.write([]byte("\\.\n\n"))
 	m.write(m.appendInt(nil, 0))
 	return nil
+}
+
+var errMaskStopped = errors.New("masking stopped")
+
+// maskBatch masks a batch of rows, each ended by a newline.
+func (m *maskedArchive) maskBatch(t *maskTable, batch []byte) ([]byte, error) {
+	out := make([]byte, 0, len(batch)+len(batch)/4)
+	for row := range bytes.SplitSeq(batch[:len(batch)-1], []byte{'\n'}) {
+		r, err := m.maskRow(t, row)
+		if err != nil {
+			return nil, err
+		}
+		out = append(append(out, r...), '\n')
+	}
+	return out, nil
 }
 
 // maskRow masks the fields of one COPY text row that the rules mask.
