@@ -276,12 +276,6 @@ func TestMaskDefaultFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, rules, snap := maskRepo(t, src)
-	roles := func() int {
-		var n int
-		postgres(t, "postgres").QueryRow(ctx, "SELECT count(*) FROM pg_roles").Scan(&n)
-		return n
-	}
-	before := roles()
 	msg := c.fail(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m", "--mask", rules)
 	mustContain(t, "restore --mask with an unnamed column", msg, "public.customers.passport_no", "default: fail", "nothing was written", rules)
 	var exists bool
@@ -289,9 +283,8 @@ func TestMaskDefaultFail(t *testing.T) {
 	if exists {
 		t.Fatal("the refused masked restore created the target database")
 	}
-	if after := roles(); after != before {
-		t.Fatalf("the refused masked restore left %d roles", after-before)
-	}
+	// (Roles are made only after the database, so none was made either; the
+	// server is shared with other tests, so their count proves nothing here.)
 	// A rules file error points at its line and column.
 	os.WriteFile(rules, []byte(strings.Replace(shopRules, "email: fake email", "email: fake emial", 1)), 0o600)
 	mustContain(t, "a bad rules file", c.fail(nil, "restore", snap.Snapshot, "--to", pgURL+src+"_m", "--mask", rules), rules+":12:12: column public.customers.email: fake needs one kind")
