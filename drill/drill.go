@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/restore"
 )
 
 // Options configure a drill.
@@ -30,6 +31,9 @@ type Options struct {
 	Ephemeral  bool   // PostgreSQL: start a throwaway server instead
 	Jobs       int    // parallel load jobs
 	Assertions []Assertion
+	// Mask drills a masked restore: the scratch copy is masked under these
+	// rules and verified as restore --mask verifies it (PostgreSQL).
+	Mask *restore.Masking
 
 	// PITR drills point-in-time recovery of PostgreSQL: the newest
 	// physical base backup of the source (taken before TargetTime, if

@@ -128,7 +128,7 @@ func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *reposit
 	if !r.check("table digests recorded", repo.OpenPrivate(snap, &want), fmt.Sprintf("%d tables recorded at backup time", len(want.Tables))) {
 		return
 	}
-	target, err := sc.target(r.opts.Jobs, dir)
+	target, err := sc.target(r.opts.Jobs, dir, r.opts.Mask)
 	if !r.must("load", err) {
 		return
 	}
@@ -176,7 +176,7 @@ func (r *runner) steps(ctx context.Context, repo *repository.Repo, snap *reposit
 	if !r.must("tables", err) {
 		return
 	}
-	res := engine.Compare(want.Tables, got)
+	res := engine.Compare(restore.Expected(target, want.Tables), got)
 	for _, t := range res {
 		r.run.Tables = append(r.run.Tables, TableCheck{t})
 	}

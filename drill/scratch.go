@@ -90,8 +90,8 @@ func (s *scratch) String() string {
 // target is the scratch as a restore target: loaded as a drill's
 // throwaway database (the roles its objects need are created NOLOGIN and
 // dropped with it), spooling, when the engine must, in the work directory.
-func (s *scratch) target(jobs int, work string) (restore.Target, error) {
-	return restore.ParseTarget(s.String(), restore.TargetOptions{Scratch: true, Jobs: jobs, TempDir: work, Password: s.password})
+func (s *scratch) target(jobs int, work string, m *restore.Masking) (restore.Target, error) {
+	return restore.ParseTarget(s.String(), restore.TargetOptions{Scratch: true, Jobs: jobs, TempDir: work, Password: s.password, Mask: m})
 }
 
 // open connects to the scratch database, for assertions.

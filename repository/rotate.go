@@ -256,6 +256,15 @@ func (r *Repo) nextGeneration(ctx context.Context, operators []age.Recipient) (*
 	if err := r.putKeys(ctx, *g, operators); err != nil {
 		return nil, fmt.Errorf("key rotate: %w", err)
 	}
+	// The masking key stays, so that pseudonyms stay: it is carried to
+	// the new generation, authenticated by the new repository key.
+	mk, err := r.carryMasking(ctx)
+	if err == nil && mk != nil {
+		err = r.putMasking(ctx, *g, *mk, operators)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key rotate: %w", err)
+	}
 	return g, nil
 }
 

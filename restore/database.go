@@ -16,6 +16,7 @@ import (
 	"github.com/coffer-backup/coffer/engine/mysql"
 	"github.com/coffer-backup/coffer/engine/postgres"
 	"github.com/coffer-backup/coffer/engine/sqlite"
+	"github.com/coffer-backup/coffer/mask"
 	"github.com/coffer-backup/coffer/repository"
 )
 
@@ -78,12 +79,23 @@ type TargetOptions struct {
 	// Password is the connecting user's password when it is not in the
 	// environment (an ephemeral drill server's, which coffer made).
 	Password string
+	// Mask, when set, makes the load a masked copy: no original value of
+	// a column the rules mask reaches the target (PostgreSQL).
+	Mask *Masking
+}
+
+// Masking is a masked restore's rules and the repository's masking key.
+type Masking struct {
+	Rules *mask.Rules
+	Key   mask.Key
 }
 
 // DBOptions tune a restore into a database.
 type DBOptions struct {
 	Options
 	Verify bool // compare per-table digests after loading
+	// Canaries are planted in a masked copy once it is verified.
+	Canaries []mask.Canary
 }
 
 // DBSummary describes a restore into a database.
@@ -97,6 +109,9 @@ type DBSummary struct {
 
 // ParseTarget turns a --to address into a Target.
 func ParseTarget(addr string, opts TargetOptions) (Target, error) {
+	if opts.Mask != nil && !strings.HasPrefix(addr, "postgres://") && !strings.HasPrefix(addr, "postgresql://") {
+		return nil, fmt.Errorf("restore target %q: masked restores load into PostgreSQL (postgres://…) in this version; SQLite and MariaDB targets are not supported yet", addr)
+	}
 	switch {
 	case strings.HasPrefix(addr, "sqlite:"):
 		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean, dropOld: opts.DropOld}, nil
@@ -156,7 +171,7 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 			return out, abort(ctx, target, fmt.Errorf("verify %s: %w", target, err))
 		}
 		out.Verify = time.Since(vstart)
-		out.Tables = engine.Compare(want.Tables, got)
+		out.Tables = engine.Compare(Expected(target, want.Tables), got)
 		if !engine.AllMatch(out.Tables) {
 			// The notes (what was dropped, what is untouched) go with the
 			// table comparison in the summary.
@@ -168,12 +183,42 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 			return out, err
 		}
 	}
+	if len(opts.Canaries) > 0 {
+		ct, ok := target.(canaryTarget)
+		if !ok {
+			return out, abort(ctx, target, fmt.Errorf("%s cannot hold canaries: they go into masked PostgreSQL copies", target))
+		}
+		if err := ct.PlantCanaries(ctx, opts.Canaries); err != nil {
+			return out, abort(ctx, target, err)
+		}
+	}
 	notes, err := target.Commit(ctx)
 	out.Notes = append(target.Notes(), notes...)
 	if err != nil {
 		return out, fmt.Errorf("restore snapshot %s into %s: %w", snap.ID().Short(), target, err)
 	}
 	return out, nil
+}
+
+// maskedTarget is a target that loaded a masked copy: what its tables
+// must digest to.
+type maskedTarget interface {
+	MaskExpected() []engine.TableDigest
+}
+
+// Expected is what target's tables must digest to once loaded: recorded,
+// the digests the snapshot recorded; for a masked copy, those of the
+// masked rows coffer wrote and of the backup's kept columns.
+func Expected(target Target, recorded []engine.TableDigest) []engine.TableDigest {
+	if mt, ok := target.(maskedTarget); ok && mt.MaskExpected() != nil {
+		return mt.MaskExpected()
+	}
+	return recorded
+}
+
+// canaryTarget is a target that plants canaries in a masked copy.
+type canaryTarget interface {
+	PlantCanaries(ctx context.Context, cs []mask.Canary) error
 }
 
 // MismatchError is a restore whose loaded tables differ from what the
@@ -205,8 +250,12 @@ func mysqlOptions(o TargetOptions) mysql.TargetOptions {
 }
 
 func postgresOptions(o TargetOptions) postgres.TargetOptions {
-	return postgres.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Force: o.Force, Jobs: o.Jobs, Globals: o.Globals,
+	p := postgres.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Force: o.Force, Jobs: o.Jobs, Globals: o.Globals,
 		Owner: o.Owner, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch, TempDir: o.TempDir, Password: o.Password}
+	if o.Mask != nil {
+		p.Mask = &postgres.Masking{Rules: o.Mask.Rules, Masker: mask.NewMasker(o.Mask.Key)}
+	}
+	return p
 }
 
 type sqliteTarget struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,7 @@ type drillFlags struct {
 	stateDir   string
 	cleanup    bool
 	targetTime string
+	mask       string
 }
 
 func newDrillCmd(g *globals) *cobra.Command {
@@ -78,6 +80,7 @@ and coffer-drill-…/pgephemeral-… directories in the temporary directory.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.opts.Source, "source", "", "the source to drill")
+	fl.StringVar(&f.mask, "mask", "", "drill a masked restore under the rules in this file (PostgreSQL): the scratch copy is masked and verified as restore --mask verifies it")
 	fl.StringVar(&f.opts.Snapshot, "snapshot", "latest", "the snapshot to drill")
 	fl.IntVar(&f.opts.Sample, "sample", 0, "also drill N random older snapshots of the source")
 	fl.StringVar(&f.opts.Scratch, "scratch", "", "server for the scratch database: postgres://… or mysql://…")
@@ -149,6 +152,14 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	repo, err := g.openRepo(ctx, true)
 	if err != nil {
 		return err
+	}
+	if f.mask != "" && f.opts.PITR {
+		return errors.New("drill: --mask drills masked logical restores, not --pitr")
+	}
+	if f.mask != "" {
+		if f.opts.Mask, _, err = loadMasking(ctx, repo, f.mask); err != nil {
+			return err
+		}
 	}
 	f.opts.StateDir, f.opts.Tool = f.stateDir, "coffer "+version
 	f.opts.Host, _ = os.Hostname()

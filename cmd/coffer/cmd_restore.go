@@ -21,6 +21,9 @@ import (
 
 type restoreOptions struct {
 	source, output, to, part string
+	mask                     string
+	canaries                 int
+	canaryFor                string
 	verify                   bool
 	target                   restore.TargetOptions
 	pg                       pgdataOptions
@@ -73,6 +76,9 @@ identity (COFFER_IDENTITY_FILE).`,
 	f.BoolVar(&o.target.TrustSnapshot, "trust-snapshot", false, "with --to: load with the connecting user's full rights, e.g. for extensions only a superuser may create: a superuser then runs whatever the snapshot holds, which the backup host wrote; recorded in the audit log")
 	f.IntVarP(&o.target.Jobs, "jobs", "j", 1, "with --to: parallel load jobs (pg_restore -j): helps databases with several large tables")
 	f.BoolVar(&o.verify, "verify", true, "with --to: compare per-table digests after loading")
+	f.IntVar(&o.canaries, "canaries", 0, "with --mask: plant this many canary customers (the rules' canaries section says where and under which domain and phone range), recorded in the audit log for coffer trace")
+	f.StringVar(&o.canaryFor, "for", "", "with --canaries: who the copy is for (e.g. \"contractor Acme\"), recorded with the canaries")
+	f.StringVar(&o.mask, "mask", "", "with --to: load a masked copy under the rules in this file (coffer classify writes one; docs/masking.md): no original value of a masked column reaches the target")
 	addPGDataFlags(cmd, &o.pg)
 	return cmd
 }
@@ -90,7 +96,7 @@ func (o *restoreOptions) check(cmd *cobra.Command) error {
 			return fmt.Errorf("restore: --%s goes with --pgdata DIR", n)
 		}
 	}
-	dbFlags := []string{"clean", "drop-old", "force", "globals", "owner", "trust-snapshot", "jobs", "verify"}
+	dbFlags := []string{"clean", "drop-old", "force", "globals", "owner", "trust-snapshot", "jobs", "verify", "mask", "canaries", "for"}
 	if o.to == "" {
 		for _, n := range dbFlags {
 			if cmd.Flags().Changed(n) {
@@ -104,6 +110,12 @@ func (o *restoreOptions) check(cmd *cobra.Command) error {
 		return errors.New("restore: give --output or --to, not both")
 	case o.part != "":
 		return errors.New("restore: --part goes with --output: --to loads the databases of the snapshot (one database per target)")
+	case (o.canaries != 0 || o.canaryFor != "") && o.mask == "":
+		return errors.New("restore: --canaries and --for go with --mask RULES: canaries are planted in masked copies")
+	case o.canaries < 0 || o.canaries > 1000:
+		return fmt.Errorf("restore: --canaries %d: give 1 to 1000", o.canaries)
+	case o.canaries > 0 && o.canaryFor == "":
+		return errors.New("restore: --canaries needs --for LABEL, who the copy is for (e.g. --for \"contractor Acme\"): coffer trace answers with it")
 	case (o.target.DropOld || o.target.Force) && !o.target.Clean:
 		return errors.New("restore: --drop-old and --force go with --clean")
 	case o.target.Globals != "" && o.target.Globals != "roles" && o.target.Globals != "all":
@@ -143,7 +155,15 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 	prog := newProgress(os.Stderr, "restore")
 	opts := restore.Options{Progress: prog.restore}
 	if o.to != "" {
-		err := restoreToDatabase(cmd, g, repo, snap, o.to, o.target, restore.DBOptions{Options: opts, Verify: o.verify})
+		dbo := restore.DBOptions{Options: opts, Verify: o.verify}
+		var mr *maskRun
+		if o.mask != "" {
+			if mr, err = o.masking(ctx, repo); err != nil {
+				return err
+			}
+			o.target.Mask, dbo.Canaries = mr.masking, mr.canaries
+		}
+		err := restoreToDatabase(cmd, g, repo, snap, o.to, o.target, dbo, mr)
 		prog.done()
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"text/tabwriter"
 	"time"
 
@@ -26,7 +27,7 @@ type restoreDBJSON struct {
 	Notes    []string             `json:"notes"`
 }
 
-func restoreToDatabase(cmd *cobra.Command, g *globals, repo *repository.Repo, snap *repository.Snapshot, to string, topts restore.TargetOptions, opts restore.DBOptions) error {
+func restoreToDatabase(cmd *cobra.Command, g *globals, repo *repository.Repo, snap *repository.Snapshot, to string, topts restore.TargetOptions, opts restore.DBOptions, mr *maskRun) error {
 	target, err := restore.ParseTarget(to, topts)
 	if err != nil {
 		return err
@@ -35,8 +36,15 @@ func restoreToDatabase(cmd *cobra.Command, g *globals, repo *repository.Repo, sn
 	var mismatch *restore.MismatchError
 	isMismatch := errors.As(err, &mismatch)
 	ok := err == nil && (!opts.Verify || engine.AllMatch(sum.Tables))
-	audit(cmd.Context(), repo, "restore", err, repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source,
-		Detail: targetDetail(target, topts, opts.Verify && ok)})
+	detail := targetDetail(target, topts, opts.Verify && ok)
+	if mr != nil {
+		md, merr := mr.auditDetail(target.String(), snap.ID().String(), time.Now())
+		if merr != nil {
+			return merr
+		}
+		maps.Copy(detail, md)
+	}
+	audit(cmd.Context(), repo, "restore", err, repository.AuditRecord{Snapshot: snap.ID().String(), Source: snap.Source, Detail: detail})
 	if err != nil && !isMismatch {
 		if sum != nil {
 			printNotes(cmd.ErrOrStderr(), sum.Notes)

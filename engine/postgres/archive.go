@@ -80,6 +80,11 @@ type tocEntry struct {
 	owner                string
 	hasData              bool // a data block follows in the archive
 	seen                 bool // its data block was read
+
+	// Where the entry is in the archive (offsets from its start), for a
+	// masked load, which writes the entries it keeps again: the entry,
+	// its copy statement, and its data offset flag.
+	start, copyStart, copyEnd, flagAt, end int64
 }
 
 // archive reads one custom-format archive from r and adds the rows of its
@@ -96,6 +101,10 @@ type archive struct {
 	order            []int64 // dump ids in TOC order
 
 	line []byte // a row being assembled across chunks
+
+	// proj, when set, also digests the columns a masked load keeps and
+	// looks for original values of masked columns (maskverify.go).
+	proj *maskCheck
 }
 
 type countReader struct {
@@ -273,6 +282,7 @@ func (a *archive) readTOC() error {
 
 func (a *archive) readEntry() error {
 	const what = "a TOC entry"
+	start := a.offset()
 	id, err := a.readInt(what)
 	if err != nil {
 		return err
@@ -286,7 +296,7 @@ func (a *archive) readEntry() error {
 	if _, err := a.readInt(what); err != nil { // had dumper
 		return err
 	}
-	e := &tocEntry{}
+	e := &tocEntry{start: start}
 	// table oid, oid, tag, desc, section, defn, drop, copy, schema, tablespace
 	str := func(dst *string) error {
 		s, _, err := a.readStr(what)
@@ -303,7 +313,18 @@ func (a *archive) readEntry() error {
 	if _, err := a.readInt(what); err != nil { // section
 		return err
 	}
-	fields := []*string{&e.defn, nil, &e.copyStmt, &e.namespace, nil}
+	if err := str(&e.defn); err != nil {
+		return err
+	}
+	if err := str(nil); err != nil { // drop statement
+		return err
+	}
+	e.copyStart = a.offset()
+	if err := str(&e.copyStmt); err != nil {
+		return err
+	}
+	e.copyEnd = a.offset()
+	fields := []*string{&e.namespace, nil}
 	if a.version >= version1_14 {
 		fields = append(fields, nil) // table access method
 	}
@@ -332,6 +353,7 @@ func (a *archive) readEntry() error {
 			break
 		}
 	}
+	e.flagAt = a.offset()
 	flag, err := a.readByte(what)
 	if err != nil {
 		return err
@@ -346,6 +368,7 @@ func (a *archive) readEntry() error {
 	if _, err := a.r.Discard(a.offSize); err != nil {
 		return a.eof(err, what)
 	}
+	e.end = a.offset()
 	a.entries[id] = e
 	a.order = append(a.order, id)
 	return nil
@@ -362,6 +385,21 @@ func (a *archive) entry(desc string) *tocEntry {
 }
 
 func (a *archive) readData() error {
+	return a.eachBlock(func(typ byte, _ int64, e *tocEntry) error {
+		switch {
+		case typ == blockData && e.desc == "TABLE DATA":
+			return a.readTable(e)
+		case typ == blockData:
+			return a.chunks(e.desc, nil)
+		}
+		return a.skipBlobs()
+	})
+}
+
+// eachBlock reads the data blocks that follow the table of contents,
+// handing each to fn, which reads its body; it refuses a block of an entry
+// without data, a second block of an entry, and a missing one.
+func (a *archive) eachBlock(fn func(typ byte, id int64, e *tocEntry) error) error {
 	for {
 		typ, err := a.r.ReadByte()
 		if errors.Is(err, io.EOF) {
@@ -385,20 +423,12 @@ func (a *archive) readData() error {
 			return a.errorf("second data block for TOC entry %d: the archive is corrupt", id)
 		}
 		e.seen = true
-		switch {
-		case typ == blockData && e.desc == "TABLE DATA":
-			err = a.readTable(e)
-		case typ == blockData:
-			err = a.chunks(e.desc, nil)
-		default:
-			err = a.skipBlobs()
-		}
-		if err != nil {
+		if err := fn(typ, id, e); err != nil {
 			return err
 		}
 	}
-	for _, id := range a.order {
-		if e := a.entries[id]; e.hasData && !e.seen {
+	for _, e := range a.entries {
+		if e.hasData && !e.seen {
 			return a.errorf("the data of %s %s.%s is missing: the archive is truncated", e.desc, e.namespace, e.tag)
 		}
 	}
@@ -456,11 +486,27 @@ func (a *archive) skipBlobs() error {
 // readTable digests a table's COPY text: each line up to `\.` is a row,
 // itself the row's canonical encoding.
 func (a *archive) readTable(e *tocEntry) error {
+	rows := a.dg.Table(a.label + "." + e.namespace + "." + e.tag)
+	var proj func([]byte)
+	if a.proj != nil {
+		proj = a.proj.table(a.label, e)
+	}
+	return a.eachRow(e, func(row []byte) error {
+		rows.Add(row)
+		if proj != nil {
+			proj(row)
+		}
+		return nil
+	})
+}
+
+// eachRow hands fn each row of a table's COPY text, without its newline;
+// the slice is only valid during the call.
+func (a *archive) eachRow(e *tocEntry, fn func([]byte) error) error {
 	what := fmt.Sprintf("the data of table %s.%s", e.namespace, e.tag)
 	if !strings.HasPrefix(e.copyStmt, "COPY ") {
 		return a.errorf("%s is not COPY text (was the dump made with --inserts?)", what)
 	}
-	rows := a.dg.Table(a.label + "." + e.namespace + "." + e.tag)
 	a.line = a.line[:0]
 	done := false
 	err := a.chunks(what, func(b []byte) error {
@@ -484,8 +530,8 @@ func (a *archive) readTable(e *tocEntry) error {
 			}
 			if string(row) == `\.` {
 				done = true
-			} else {
-				rows.Add(row)
+			} else if err := fn(row); err != nil {
+				return err
 			}
 			a.line = a.line[:0]
 			b = b[i+1:]

@@ -51,14 +51,28 @@ func (t *Target) preflight(ctx context.Context, pc *pgx.Conn) error {
 func (t *Target) loadDatabase(ctx context.Context, pc *pgx.Conn, x *loadDB, r io.Reader) error {
 	// The header and TOC come first; keep the bytes read to replay them.
 	var head bytes.Buffer
-	a := newArchive(io.TeeReader(r, &head), x.from, engine.NewDigester())
+	tee := &stopWriter{w: &head}
+	a := newArchive(io.TeeReader(r, tee), x.from, engine.NewDigester())
 	if err := a.readHeader(); err != nil {
 		return fmt.Errorf("restore database %q: %w", x.from, err)
 	}
+	hdrEnd := a.offset()
 	if err := a.readTOC(); err != nil {
 		return fmt.Errorf("restore database %q: %w", x.from, err)
 	}
-	r = io.MultiReader(&head, r)
+	var spooled *os.File
+	if t.opts.Mask != nil {
+		// Rewritten, checked and spooled before anything is created.
+		tee.stopped = true
+		f, err := t.maskArchive(a, head.Bytes(), hdrEnd)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		spooled, r = f, nil
+	} else {
+		r = io.MultiReader(&head, r)
+	}
 	dbEntry := a.entry("DATABASE")
 	// The database exists before any role made for it: a drill's
 	// cleanup drops the roles of scratch databases that do not exist.
@@ -73,7 +87,7 @@ func (t *Target) loadDatabase(ctx context.Context, pc *pgx.Conn, x *loadDB, r io
 		return nil
 	}
 	if t.opts.TrustSnapshot {
-		if err := t.pgRestore(ctx, x, a, nil, r); err != nil {
+		if err := t.pgRestore(ctx, x, a, nil, r, spooled); err != nil {
 			return err
 		}
 		t.note("database %q was loaded as %q with all of that user's rights (--trust-snapshot), owners and grants as the snapshot recorded them", x.to, t.c.user)
@@ -107,7 +121,7 @@ func (t *Target) loadDatabase(ctx context.Context, pc *pgx.Conn, x *loadDB, r io
 	if a.entry("SUBSCRIPTION") != nil {
 		t.note("database %q: the snapshot's subscriptions were not restored: a restored copy must not start replicating from another server", x.to)
 	}
-	if err := t.pgRestore(ctx, x, a, lr, r); err != nil {
+	if err := t.pgRestore(ctx, x, a, lr, r, spooled); err != nil {
 		return err
 	}
 	if err := t.applyOwnership(ctx, pc, x, own); err != nil {
@@ -157,9 +171,10 @@ func (t *Target) createDatabase(ctx context.Context, pc *pgx.Conn, x *loadDB, e 
 const restoreTail = 64 << 10
 
 // pgRestore runs pg_restore into x.into, logged in as lr (the connecting
-// user when nil, for a trusted snapshot), reading the dump from r. With
-// jobs > 1 the dump is first spooled to an unlinked file (spool).
-func (t *Target) pgRestore(ctx context.Context, x *loadDB, a *archive, lr *loadRole, r io.Reader) error {
+// user when nil, for a trusted snapshot), reading the dump from r, or from
+// spooled (a masked archive) when set. With jobs > 1 the dump is first
+// spooled to an unlinked file (spool).
+func (t *Target) pgRestore(ctx context.Context, x *loadDB, a *archive, lr *loadRole, r io.Reader, spooled *os.File) error {
 	args := []string{"--verbose", "--exit-on-error", "--no-password"}
 	env, user := t.c.env(x.into), t.c.user
 	if lr != nil {
@@ -170,17 +185,23 @@ func (t *Target) pgRestore(ctx context.Context, x *loadDB, a *archive, lr *loadR
 		env, user = t.c.envAs(x.into, lr.name, lr.password), lr.name
 	}
 	args = append(args, "--dbname="+conninfo("dbname", x.into, "user", user))
-	var spool *os.File
-	if t.jobs > 1 {
+	spool := spooled
+	switch {
+	case spool == nil && t.jobs > 1:
 		f, err := t.spool(r)
 		if err != nil {
 			return fmt.Errorf("load database %q: %w", x.into, err)
 		}
 		defer f.Close()
 		spool, r = f, nil
-		args = append(args, "--jobs="+strconv.Itoa(t.jobs), "/dev/fd/3")
+	}
+	if t.jobs > 1 {
+		args = append(args, "--jobs="+strconv.Itoa(t.jobs))
 	} else {
 		args = append(args, "--single-transaction")
+	}
+	if spool != nil {
+		args = append(args, "/dev/fd/3")
 	}
 	cmd := command.New(ctx, env, append([]string{t.t.path["pg_restore"]}, args...)...)
 	stderr := command.NewTail(restoreTail)
@@ -213,6 +234,30 @@ func (t *Target) pgRestore(ctx context.Context, x *loadDB, a *archive, lr *loadR
 // that holds it open (coffer and pg_restore, which reads it as
 // /dev/fd/3), even after kill -9.
 func (t *Target) spool(r io.Reader) (*os.File, error) {
+	f, err := t.spoolFile()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool the dump to an unlinked file in %s: %w", t.spoolDir(), err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("spool the dump: %w", err)
+	}
+	return f, nil
+}
+
+func (t *Target) spoolDir() string {
+	if t.TempDir != "" {
+		return t.TempDir
+	}
+	return os.TempDir()
+}
+
+// spoolFile creates an empty unlinked file that only coffer can read.
+func (t *Target) spoolFile() (*os.File, error) {
 	dir, err := os.MkdirTemp(t.TempDir, "coffer-pg-restore-") // mode 0700
 	if err != nil {
 		return nil, fmt.Errorf("spool the dump: %w", err)
@@ -228,10 +273,6 @@ func (t *Target) spool(r io.Reader) (*os.File, error) {
 		f.Close()
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("spool the dump: unlink %s: %w", path, rerr)
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("spool the dump to an unlinked file in %s: %w", filepath.Dir(dir), err)
 	}
 	return f, nil
 }

@@ -65,6 +65,7 @@ type Target struct {
 	// noReader: reads run as the connecting user (noted once)
 	noReader bool
 	notes    []string
+	mv       *maskVerify // what a masked load proves afterwards
 
 	// TempDir is where a dump is spooled for a parallel restore (the
 	// system's temporary directory when empty). The file is unlinked as
@@ -122,6 +123,8 @@ type TargetOptions struct {
 	Scratch               bool
 	TempDir               string
 	Password              string // the connecting user's, when not in the environment
+	// Mask, when set, loads a masked copy (maskload.go).
+	Mask *Masking
 }
 
 // Notes implements restore.Target: roles created, globals left out,
@@ -365,6 +368,9 @@ func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
 		if t.t, err = findTools(ctx, srv.major, "pg_dump"); err != nil {
 			return nil, err
 		}
+	}
+	if t.opts.Mask != nil {
+		return t.maskedDigests(ctx, m)
 	}
 	dg := engine.NewDigester()
 	for _, x := range m {

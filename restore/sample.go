@@ -1,0 +1,52 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/engine"
+	"github.com/coffer-backup/coffer/engine/postgres"
+	"github.com/coffer-backup/coffer/repository"
+)
+
+// Sample streams a database snapshot and returns, per table and column,
+// its declared type and up to limit values, for classification. The
+// stream is verified as a restore verifies it. PostgreSQL snapshots only.
+func Sample(ctx context.Context, repo *repository.Repo, snap *repository.Snapshot, limit int) ([]engine.ColumnSample, error) {
+	if snap.Engine != "postgres" || len(snap.Private) == 0 {
+		return nil, fmt.Errorf("snapshot %s is a %s backup: classify reads PostgreSQL database snapshots in this version", snap.ID().Short(), snap.Engine)
+	}
+	var rep engine.Report
+	if err := repo.OpenPrivate(snap, &rep); err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		_, err := Run(gctx, repo, snap, pw, Options{})
+		pw.CloseWithError(err)
+		return err
+	})
+	var out []engine.ColumnSample
+	g.Go(func() error {
+		err := engine.Split(pr, rep.Parts, func(p engine.Part, r io.Reader) error {
+			if p.Name == postgres.GlobalsPart {
+				_, err := io.Copy(io.Discard, r)
+				return err
+			}
+			s, err := postgres.SampleArchive(r, p.Name, limit)
+			out = append(out, s...)
+			return err
+		})
+		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("classify snapshot %s: %w", snap.ID().Short(), err)
+	}
+	return out, nil
+}
