@@ -52,7 +52,7 @@ func TestCheckSubsetReadsAtLeastOnePack(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("check --read-data --subset 10%% passed a damaged one-pack repository:\n%s", r.stdout)
 	}
-	mustContain(t, "check output", r.stdout, "read 1 of 1 packs (subset 10%: 1 chosen): 1 damaged, 0 verified", "error: data/")
+	mustContain(t, "check output", r.stdout, "read 1 of 1 pack (subset 10%: 1 chosen): 1 damaged, 0 verified", "error: data/")
 	if strings.Contains(r.stdout, "no errors were found") || strings.Contains(r.stdout, "all verified") {
 		t.Errorf("check says all is well above the error:\n%s", r.stdout)
 	}
