@@ -60,7 +60,7 @@ database, unless the flags below say otherwise. A target that is missing is
 created; one that is not empty is refused unless --clean. Needs an operator
 identity (COFFER_IDENTITY_FILE).`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { streamingGC(); return runRestore(cmd, g, o, args[0]) },
+		RunE: func(cmd *cobra.Command, args []string) error { return runRestore(cmd, g, o, args[0]) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.source, "source", "", "with latest or a short id: only this source's snapshots")
