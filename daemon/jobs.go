@@ -125,7 +125,7 @@ func (r *runner) coffer(ctx context.Context, j job, args ...string) ([]byte, err
 	if j.identity {
 		env = append(env, r.identity...)
 		if r.passphrase != "" {
-			pr, err := secretPipe(r.passphrase)
+			pr, err := command.SecretPipe(r.passphrase)
 			if err != nil {
 				return nil, err
 			}
@@ -146,27 +146,6 @@ func (r *runner) coffer(ctx context.Context, j job, args ...string) ([]byte, err
 		return out.Bytes(), fmt.Errorf("coffer %s: %w: %s", args[0], err, msg)
 	}
 	return out.Bytes(), nil
-}
-
-// secretPipe returns the read end of a pipe that holds s: no file holds
-// the secret, not even after kill -9.
-func secretPipe(s string) (*os.File, error) {
-	if len(s) > 4000 { // a pipe holds at least 4 KiB without a reader
-		return nil, fmt.Errorf("the identity passphrase is longer than 4000 bytes")
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	_, err = pw.WriteString(s)
-	if cerr := pw.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		pr.Close()
-		return nil, err
-	}
-	return pr, nil
 }
 
 // backupArgs returns the arguments and environment of a source's backup.

@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -81,4 +82,28 @@ func UserEnv() []string {
 		}
 	}
 	return env
+}
+
+// SecretPipe returns the read end of a pipe that already holds s, for a
+// child's ExtraFiles: the child reads the secret from /dev/fd/N, and no
+// file, command line or environment value holds it, not even after
+// kill -9. s must fit in a pipe's buffer without a reader (4 KiB); the
+// caller closes the read end once the child has started.
+func SecretPipe(s string) (*os.File, error) {
+	if len(s) > 4096 {
+		return nil, fmt.Errorf("a secret of %d bytes is longer than a pipe holds (4096)", len(s))
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	_, err = pw.WriteString(s)
+	if cerr := pw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		pr.Close()
+		return nil, err
+	}
+	return pr, nil
 }

@@ -286,19 +286,11 @@ func (c *conn) optionPipe() (*os.File, error) {
 	}
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
 	cnf := "[client]\npassword=\"" + r.Replace(c.password) + "\"\n"
-	if len(cnf) > 4096 { // a pipe holds at least this much without a reader
+	if len(cnf) > 4096 {
 		return nil, fmt.Errorf("the MySQL password is longer than 4000 bytes")
 	}
-	pr, pw, err := os.Pipe()
+	pr, err := command.SecretPipe(cnf)
 	if err != nil {
-		return nil, err
-	}
-	_, err = pw.WriteString(cnf)
-	if cerr := pw.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		pr.Close()
 		return nil, fmt.Errorf("pass the password to the dump: %w", err)
 	}
 	return pr, nil
