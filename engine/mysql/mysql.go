@@ -89,24 +89,48 @@ type conn struct {
 
 // parseDSN reads mysql://user@host:port/db (or mariadb://), or
 // mysql://user@/db?socket=/run/mysqld/mysqld.sock for the server's Unix
-// socket. A password in it is refused: it would show in ps and in shell
-// history.
+// socket; ?defaults-file=PATH names an option file (~/.my.cnf style) for
+// what the address leaves out, read by newConn. A password in the
+// address is refused: it would show in ps and in shell history.
 func parseDSN(dsn string) (*conn, error) {
-	a, err := engine.ParseAddress(dsn, "mysql", []string{"mysql", "mariadb"}, 3306, EnvPassword+" or in a file named by "+EnvPasswordFile)
-	if err != nil {
-		return nil, err
+	c, _, _, err := parseAddress(dsn)
+	return c, err
+}
+
+func parseAddress(dsn string) (c *conn, gave addressParts, defaults string, err error) {
+	if u, perr := url.Parse(dsn); perr == nil && u.Query().Has(DefaultsParam) && u.User.Username() == "" {
+		// The option file may give the user; ParseAddress wants one.
+		gave.user = false
+		u.User = url.User("-")
+		dsn = u.String()
+	} else {
+		gave.user = true
 	}
-	c := &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}
+	a, err := engine.ParseAddress(dsn, "mysql", []string{"mysql", "mariadb"}, 3306, EnvPassword+", in a file named by "+EnvPasswordFile+" or in an option file (?"+DefaultsParam+"=PATH)")
+	if err != nil {
+		return nil, gave, "", err
+	}
+	gave.host, gave.port = a.URL.Host != "" && a.URL.Hostname() != "", a.URL.Port() != ""
+	c = &conn{user: a.User, host: a.Host, port: a.Port, db: a.DB}
+	if !gave.user {
+		c.user = ""
+	}
 	for k, v := range a.Query {
 		switch {
+		case k == DefaultsParam && len(v) == 1 && v[0] != "":
+			defaults = v[0]
+		case k == DefaultsParam:
+			return nil, gave, "", fmt.Errorf("mysql address %s: give one option file, e.g. ?%s=/home/me/.my.cnf", engine.Redact(a.URL), DefaultsParam)
 		case k != "socket":
-			return nil, fmt.Errorf("mysql address %s: option %q is not supported (only socket=PATH)", engine.Redact(a.URL), k)
+			return nil, gave, "", fmt.Errorf("mysql address %s: option %q is not supported (only socket=PATH and %s=PATH)", engine.Redact(a.URL), k, DefaultsParam)
 		case len(v) != 1 || !filepath.IsAbs(v[0]) || a.URL.Host != "":
-			return nil, fmt.Errorf("mysql address %s: give one socket as an absolute path, with no host before the path, e.g. mysql://USER@/DB?socket=/run/mysqld/mysqld.sock", engine.Redact(a.URL))
+			return nil, gave, "", fmt.Errorf("mysql address %s: give one socket as an absolute path, with no host before the path, e.g. mysql://USER@/DB?socket=/run/mysqld/mysqld.sock", engine.Redact(a.URL))
+		default:
+			c.socket = filepath.Clean(v[0])
+			gave.host = true
 		}
-		c.socket = filepath.Clean(v[0])
 	}
-	return c, nil
+	return c, gave, defaults, nil
 }
 
 func redact(u *url.URL) string { return engine.Redact(u) }
@@ -128,13 +152,25 @@ func password() (string, error) {
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
-func newConn(dsn string) (*conn, error) {
-	c, err := parseDSN(dsn)
+// newConn reads dsn, the password from the environment, and the option
+// file the address names, if any.
+func newConn(ctx context.Context, dsn string) (*conn, error) {
+	c, gave, defaults, err := parseAddress(dsn)
 	if err != nil {
 		return nil, err
 	}
 	if c.password, err = password(); err != nil {
 		return nil, err
+	}
+	if defaults != "" {
+		o, err := readDefaults(ctx, defaults)
+		if err != nil {
+			return nil, err
+		}
+		c.applyDefaults(o, gave)
+	}
+	if c.user == "" {
+		return nil, fmt.Errorf("mysql address %s: give the user, in the address (mysql://USER@HOST:3306/DATABASE) or as user= in the option file's [client] group", c)
 	}
 	return c, nil
 }
@@ -366,7 +402,7 @@ type Source struct {
 // installed. The password comes from MYSQL_PWD or the file named by
 // COFFER_MYSQL_PASSWORD_FILE.
 func Open(ctx context.Context, dsn string, opts Options) (*Source, error) {
-	c, err := newConn(dsn)
+	c, err := newConn(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}

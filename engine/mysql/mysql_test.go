@@ -506,15 +506,22 @@ func TestFailedLoadSaysPartial(t *testing.T) {
 	}
 }
 
+// dumpUser creates an account, prefix_PID, that may dump database name,
+// with the password given as an SQL string literal.
+func dumpUser(t *testing.T, db *sql.DB, name, prefix, passwordLiteral string) string {
+	user := fmt.Sprintf("%s_%d", prefix, os.Getpid())
+	run(t, db, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY %s", user, passwordLiteral),
+		fmt.Sprintf("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON %s.* TO '%s'@'%%'", quoteIdent(name), user))
+	t.Cleanup(func() { db.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user)) })
+	return user
+}
+
 func TestBadInput(t *testing.T) {
 	ctx := context.Background()
 	db := rootDB(t)
 	name := newName(t, db, "guarded")
 	makeShop(t, db, name, 50)
-	user := fmt.Sprintf("coffer_t_user_%d", os.Getpid())
-	run(t, db, fmt.Sprintf("CREATE USER '%s'@'%%' IDENTIFIED BY 'right \"pass\" \\\\ word'", user),
-		fmt.Sprintf("GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON %s.* TO '%s'@'%%'", quoteIdent(name), user))
-	t.Cleanup(func() { db.Exec(fmt.Sprintf("DROP USER IF EXISTS '%s'@'%%'", user)) })
+	user := dumpUser(t, db, name, "coffer_t_user", `'right "pass" \\ word'`)
 	userDSN := "mysql://" + user + "@" + server + "/" + name
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pwFile, []byte("right \"pass\" \\ word\n"), 0o600)
@@ -584,6 +591,70 @@ func TestBadInput(t *testing.T) {
 		readAll(t, ctx, s)
 		mustMatch(t, "dump as the limited user", want, s.Report().Tables)
 	})
+}
+
+// TestOptionFile reads user, password, host and port from a ~/.my.cnf
+// style file named by ?defaults-file=, as the clients do; what the
+// address gives wins, and the password still reaches the dump only
+// through the pipe.
+func TestOptionFile(t *testing.T) {
+	ctx := context.Background()
+	db := rootDB(t)
+	name := newName(t, db, "optfile")
+	makeShop(t, db, name, 50)
+	user := dumpUser(t, db, name, "coffer_t_cnf", `'cnf "pass" word'`)
+	want, err := Digests(ctx, rootDSN(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	host, port, _ := strings.Cut(server, ":")
+	cnf := filepath.Join(dir, "my.cnf")
+	os.WriteFile(cnf, []byte("[client]\nuser="+user+"\npassword=\"cnf \\\"pass\\\" word\"\nhost="+host+"\nport="+port+"\n[mysql]\nuser=ignored\n"), 0o600)
+	t.Setenv(EnvPassword, "")
+	t.Setenv(EnvPasswordFile, "")
+
+	t.Run("everything from the file", func(t *testing.T) {
+		s, err := Open(ctx, "mysql:///"+name+"?defaults-file="+cnf, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.c.user != user || strconv.Itoa(s.c.port) != port {
+			t.Fatalf("conn %v", s.c)
+		}
+		if args := strings.Join(s.c.dumpArgs(s.t, name), " "); strings.Contains(args, "pass") {
+			t.Fatalf("command line %q shows the password", args)
+		}
+		readAll(t, ctx, s)
+		mustMatch(t, "dump with the option file", want, s.Report().Tables)
+	})
+	t.Run("the address wins", func(t *testing.T) {
+		_, err := Open(ctx, "mysql://coffer_nobody@127.0.0.1:1/"+name+"?defaults-file="+cnf, Options{})
+		if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") {
+			t.Fatalf("address's host and port not used: %v", err)
+		}
+	})
+	for _, tc := range []struct {
+		name, file, content string
+		want                []string
+	}{
+		{"missing file", filepath.Join(dir, "nope.cnf"), "", []string{"nope.cnf", "no such file"}},
+		{"no user anywhere", filepath.Join(dir, "nouser.cnf"), "[client]\nhost=127.0.0.1\n", []string{"give the user", "[client]"}},
+		{"bad port", filepath.Join(dir, "port.cnf"), "[client]\nuser=x\nport=99999\n", []string{"port.cnf", "bad port"}},
+		{"relative", "my.cnf", "", []string{"absolute path"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.content != "" {
+				os.WriteFile(tc.file, []byte(tc.content), 0o600)
+			}
+			_, err := Open(ctx, "mysql:///"+name+"?defaults-file="+tc.file, Options{})
+			for _, w := range tc.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %v does not mention %q", err, w)
+				}
+			}
+		})
+	}
 }
 
 // TestDumpKilled kills the dump halfway: the stream fails, naming the

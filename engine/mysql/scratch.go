@@ -9,7 +9,7 @@ import (
 // OpenDatabase connects to database name on the server at dsn, for
 // queries against a restored database (drill assertions).
 func OpenDatabase(ctx context.Context, dsn, name string) (*sql.DB, error) {
-	c, err := newConn(dsn)
+	c, err := newConn(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -20,7 +20,7 @@ func OpenDatabase(ctx context.Context, dsn, name string) (*sql.DB, error) {
 // that defines its views, triggers and routines (coffer_definer_NAME); a
 // database that does not exist is not an error.
 func DropDatabase(ctx context.Context, dsn, name string) error {
-	c, err := newConn(dsn)
+	c, err := newConn(ctx, dsn)
 	if err != nil {
 		return err
 	}

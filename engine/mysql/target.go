@@ -64,11 +64,12 @@ func (x *mapping) swapping() bool { return x.into != x.to }
 // the user must be allowed to create accounts and to grant privileges on
 // the databases it restores (unless TrustSnapshot).
 func NewTarget(dsn string, opts TargetOptions) (*Target, error) {
-	c, err := newConn(dsn)
+	ctx := context.Background() // two short local commands: the option file, --version
+	c, err := newConn(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
-	t, err := findTools(context.Background())
+	t, err := findTools(ctx)
 	if err != nil {
 		return nil, err
 	}
