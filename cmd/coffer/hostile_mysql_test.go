@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coffer-backup/coffer/engine/mysql"
 )
 
 // MariaDB restores and drills treat a snapshot as hostile: these tests
@@ -68,8 +70,7 @@ func hmyDrop(t *testing.T, admin *sql.DB, names ...string) {
 				rows.Close()
 			}
 			for _, d := range append(dbs, name) {
-				admin.Exec("DROP DATABASE IF EXISTS " + hmyQuote(d))
-				admin.Exec("DROP USER IF EXISTS " + hmyQuote("coffer_definer_"+d) + "@localhost")
+				mysql.DropDatabase(context.Background(), hmyServer, d) // and its definer account
 			}
 		}
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -47,8 +48,26 @@ func (a account) definer() string { return a.user + "@" + a.host }
 // clause is the account's DEFINER clause as SHOW CREATE writes it.
 func (a account) clause() string { return "DEFINER=" + a.sql() }
 
-// definerFor is the definer account of the objects of database db.
-func definerFor(db string) account { return account{definerPrefix + db, definerHost} }
+// maxUser is the longest account name MySQL 8 takes (MariaDB takes 80).
+const maxUser = 32
+
+// definerFor is the definer account of the objects of database db:
+// coffer_definer_<db> when that fits in maxUser, otherwise
+// coffer_definer_<first 4 characters of db>_<12 hex digits of SHA-256 of db>.
+// A readable suffix is at most 16 characters and a hashed one exactly 17,
+// so no database name can be chosen to share another's definer (which
+// would give the objects of one the rights of the other).
+func definerFor(db string) account {
+	if utf8.RuneCountInString(db) <= maxUser-len(definerPrefix)-1 {
+		return account{definerPrefix + db, definerHost}
+	}
+	sum := sha256.Sum256([]byte(db))
+	return account{definerPrefix + string([]rune(db)[:4]) + "_" + hex.EncodeToString(sum[:6]), definerHost}
+}
+
+// legacyDefinerFor is the name earlier versions of coffer gave every definer,
+// for dropping what they made.
+func legacyDefinerFor(db string) account { return account{definerPrefix + db, definerHost} }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
 
@@ -262,9 +281,19 @@ func (a *admin) ensureDefiner(ctx context.Context, db string) (account, error) {
 	return d, nil
 }
 
-// dropDefiner drops db's definer account, if there is one.
+// dropDefiner drops db's definer account, if there is one (and the one
+// an older coffer named after the whole database name).
 func (a *admin) dropDefiner(ctx context.Context, db string) error {
 	d := definerFor(db)
+	if old := legacyDefinerFor(db); old != d && utf8.RuneCountInString(old.user) <= 80 {
+		if err := a.dropAccount(ctx, old); err != nil {
+			return err
+		}
+	}
+	return a.dropAccount(ctx, d)
+}
+
+func (a *admin) dropAccount(ctx context.Context, d account) error {
 	err := a.exec(ctx, "DROP USER IF EXISTS "+d.sql())
 	var me *mysql.MySQLError
 	if errors.As(err, &me) && me.Number == 1227 {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 type splitStmt struct {
@@ -256,5 +257,25 @@ func TestUnqualifyTrigger(t *testing.T) {
 	}
 	if got := string(unqualifyTrigger([]byte("CREATE TRIGGER `sh``op`.tr AFTER DELETE ON `sh``op`.t FOR EACH ROW DO 1"), "sh`op")); got != "CREATE TRIGGER  tr AFTER DELETE ON  t FOR EACH ROW DO 1" {
 		t.Errorf("quoted: %q", got)
+	}
+}
+
+// TestDefinerNames: every definer name fits MySQL 8's 32 characters, and
+// no database name can be chosen to share another database's definer.
+func TestDefinerNames(t *testing.T) {
+	long := "shop_" + strings.Repeat("x", 59)
+	hashed := definerFor(long).user
+	collider := strings.TrimPrefix(hashed, definerPrefix) // a tenant names a database after the hash
+	for _, db := range []string{"shop", "sixteen_chars_ab", "seventeen_chars_a", long, collider, "ünïcødé_ünïcødé_ünïcødé", "a`b"} {
+		u := definerFor(db).user
+		if n := utf8.RuneCountInString(u); n > maxUser {
+			t.Errorf("definer of %q is %q, %d characters", db, u, n)
+		}
+	}
+	if definerFor(collider) == definerFor(long) {
+		t.Fatalf("database %q shares the definer %q of %q", collider, hashed, long)
+	}
+	if definerFor("shop").user != "coffer_definer_shop" {
+		t.Fatalf("short names stay readable: %q", definerFor("shop").user)
 	}
 }
