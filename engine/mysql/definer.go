@@ -189,6 +189,11 @@ func indexAt(s []byte, i int, p string) int {
 var dumpWords = map[string]bool{"SET": true, "DROP": true, "CREATE": true, "ALTER": true,
 	"INSERT": true, "REPLACE": true, "LOCK": true, "UNLOCK": true}
 
+// accountWords, after one of dumpWords, make a statement about accounts
+// (SET PASSWORD, SET ROLE, SET DEFAULT ROLE, ALTER USER, CREATE USER,
+// DROP ROLE…), which no dump of one database holds.
+var accountWords = map[string]bool{"PASSWORD": true, "ROLE": true, "DEFAULT": true, "USER": true}
+
 // notDumpStatement names what stmt is when it is not a statement a dump
 // tool writes ("" when it is one, or only comments).
 func notDumpStatement(stmt []byte) string {
@@ -198,12 +203,21 @@ func notDumpStatement(stmt []byte) string {
 	}
 	w, j := headWord(stmt, i)
 	word := strings.ToUpper(string(w))
-	switch {
-	case word == "SET":
-		if w2, _ := headWord(stmt, skipHead(stmt, j)); asciiEqualFold(w2, "STATEMENT") {
-			return "SET STATEMENT … FOR"
+	w2, k := headWord(stmt, skipHead(stmt, j))
+	second := strings.ToUpper(string(w2))
+	if second == "OR" { // CREATE OR REPLACE USER
+		if w3, k3 := headWord(stmt, skipHead(stmt, k)); asciiEqualFold(w3, "REPLACE") {
+			w4, _ := headWord(stmt, skipHead(stmt, k3))
+			second = strings.ToUpper(string(w4))
 		}
-		return ""
+	}
+	switch {
+	case word == "SET" && second == "STATEMENT":
+		return "SET STATEMENT … FOR"
+	case dumpWords[word] && accountWords[second]:
+		// Any account may set its own password: the load account
+		// would then be the snapshot author's to log in as.
+		return word + " " + second
 	case dumpWords[word]:
 		return ""
 	case word == "":

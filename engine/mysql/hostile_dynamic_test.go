@@ -96,3 +96,33 @@ func TestHostileSystemDatabasePart(t *testing.T) {
 		}
 	}
 }
+
+// TestHostileAccountStatements: any account may set its own password, so
+// a dump that did would make the load account (ALL PRIVILEGES on the
+// target database) the snapshot author's to log in as while it loads.
+// Statements about accounts are no dump's: each is refused, by its text,
+// before the server sees it.
+func TestHostileAccountStatements(t *testing.T) {
+	db := rootDB(t)
+	for _, tc := range []struct{ name, stmts, refused string }{
+		{"set password", "SET PASSWORD = PASSWORD('known-to-the-backup-host')", "SET PASSWORD"},
+		{"set password behind a versioned comment", "/*!40101 SET */ /* x */ password = 'known'", "SET PASSWORD"},
+		{"alter user", "ALTER USER CURRENT_USER() IDENTIFIED BY 'known'", "ALTER USER"},
+		{"set role", "SET ROLE coffer_some_role", "SET ROLE"},
+		{"set default role", "SET DEFAULT ROLE coffer_some_role FOR CURRENT_USER", "SET DEFAULT"},
+		{"create or replace user", "CREATE OR REPLACE USER 'x'@'%' IDENTIFIED BY 'y'", "CREATE USER"},
+		{"drop user", "DROP USER IF EXISTS 'root'@'localhost'", "DROP USER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := dirLoad(t, db, tc.stmts)
+			if err == nil || !strings.Contains(err.Error(), tc.refused+" is not a statement that a dump tool writes") {
+				t.Errorf("load: %v, want %s refused", err, tc.refused)
+			}
+		})
+	}
+	// A column or table of such a name is data, not an account statement.
+	if _, err := dirLoad(t, db, "CREATE TABLE `user` (`password` INT, role INT, `default` INT)"); err != nil {
+		t.Errorf("a table named user: %v", err)
+	}
+	noLeftLoadAccounts(t, db)
+}

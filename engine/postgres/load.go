@@ -124,6 +124,9 @@ func (t *Target) loadDatabase(ctx context.Context, pc *pgx.Conn, x *loadDB, r io
 	if err := t.pgRestore(ctx, x, a, lr, r, spooled); err != nil {
 		return err
 	}
+	if err := t.closeLoadRole(ctx, pc, x.into, lr); err != nil {
+		return err
+	}
 	if err := t.applyOwnership(ctx, pc, x, own); err != nil {
 		return err
 	}

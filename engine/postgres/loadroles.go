@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,19 +122,23 @@ func randomHex(n int) string {
 type loadRole struct {
 	name     string
 	password string // given only to pg_restore, in its environment
+	verifier string // what the server stores for it
 }
 
 // createLoadRole creates the role that loads db: it can log in and owns
 // nothing yet. The server receives only a SCRAM verifier of its password
 // (which shows in no statement log); the password itself reaches only
 // pg_restore's environment. It expires in a day, should coffer be killed
-// before dropping it.
+// before dropping it, and takes no more connections than pg_restore
+// opens (one, or one per job), which the snapshot cannot change.
 func (t *Target) createLoadRole(ctx context.Context, pc *pgx.Conn, db string) (*loadRole, error) {
 	lr := &loadRole{name: loadRolePrefix + randomHex(8), password: randomHex(24)}
+	lr.verifier = scramVerifier(lr.password)
 	until := time.Now().Add(24 * time.Hour).UTC().Format("2006-01-02 15:04:05+00")
 	stmts := []string{
 		"CREATE ROLE " + quoteIdent(lr.name) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT" +
-			" PASSWORD " + quoteLiteral(scramVerifier(lr.password)) + " VALID UNTIL " + quoteLiteral(until),
+			" CONNECTION LIMIT " + strconv.Itoa(t.jobs) +
+			" PASSWORD " + quoteLiteral(lr.verifier) + " VALID UNTIL " + quoteLiteral(until),
 		"COMMENT ON ROLE " + quoteIdent(lr.name) + " IS " + quoteLiteral(loadComment+db),
 	}
 	if !t.srv.superuser {
