@@ -36,6 +36,14 @@ type PruneOptions struct {
 	// a local repository (.tmp-*) must be before it is removed (default
 	// DefaultTempGrace), judged by the storage's own clock.
 	TempGrace time.Duration
+	// Repack rewrites the live chunks of packs more than MaxUnused of
+	// whose bytes no snapshot references into new packs, and makes the
+	// old ones candidates of the marker (repack.go). It needs an
+	// operator's identity; without one, prune only reports what a repack
+	// would free. MaxUnused is a share in (0, 1); 0 means
+	// DefaultMaxUnused.
+	Repack    bool
+	MaxUnused float64
 }
 
 // DefaultTempGrace is the default PruneOptions.TempGrace: far longer than
@@ -74,6 +82,9 @@ type PruneReport struct {
 	WALDeleted     int  `json:"wal_deleted"`
 	IndexRewritten bool `json:"index_rewritten"`
 	Swept          bool `json:"swept"`
+	// Repack says how much repacking would free, or freed (with
+	// PruneOptions.Repack); absent when a pending marker was swept.
+	Repack *RepackReport `json:"repack,omitempty"`
 }
 
 // Prune removes packs that no snapshot needs, with the two-phase protocol
@@ -122,7 +133,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		return nil, fmt.Errorf("prune the WAL archive: %w", err)
 	}
 	if marker == nil {
-		cands, sizes, lists, err := r.pruneCandidates(ctx, rep)
+		cands, sizes, lists, err := r.pruneCandidates(ctx, opts, rep)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +278,8 @@ func (r *Repo) unreferencedLists(ctx context.Context, refs *references, rep *Pru
 // and the packs of earlier key generations whose referenced chunks a pack
 // of the current one holds (re-encrypted copies); and the chunk lists no
 // snapshot references.
-func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, []ID, error) {
+// With opts.Repack, the packs repack rewrote are candidates too.
+func (r *Repo) pruneCandidates(ctx context.Context, opts PruneOptions, rep *PruneReport) ([]ID, map[ID]int64, []ID, error) {
 	all, err := r.referenced(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -287,6 +299,9 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 		if packReferenced(e, refs) && !supersededByCurrent(e, r.cfg.Gen(), refs, current) {
 			needed[e.ID] = true
 		}
+	}
+	if err := r.repackLive(ctx, opts, entries, refs, needed, rep); err != nil {
+		return nil, nil, nil, err
 	}
 	sizes := map[ID]int64{}
 	err = r.be.List(ctx, "data/", func(fi storage.Info) error {
