@@ -1,0 +1,179 @@
+package main_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/coffer-backup/coffer/internal/testminio"
+)
+
+// table is a generated customer table, dumped in primary-key order: each
+// night some rows change (a few anywhere, more among the recent ones),
+// some are inserted (at the end, new keys) and some deleted.
+type table struct {
+	rng  *rand.Rand
+	rows map[int]string
+	next int
+}
+
+func newTable(seed uint64, n int) *table {
+	t := &table{rng: rand.New(rand.NewPCG(seed, 7)), rows: map[int]string{}}
+	for range n {
+		t.insert()
+	}
+	return t
+}
+
+func (t *table) row(id int) string {
+	return fmt.Sprintf("%d\tcustomer-%x\t%x@example.com\t%d.%02d\t%016x%016x%016x\n", id, t.rng.Uint32(), t.rng.Uint32(),
+		t.rng.IntN(100000), t.rng.IntN(100), t.rng.Uint64(), t.rng.Uint64(), t.rng.Uint64())
+}
+
+func (t *table) insert() { t.rows[t.next] = t.row(t.next); t.next++ }
+
+// night changes the table as a day of business does.
+func (t *table) night() {
+	ids := t.ids()
+	for range 6 { // a few old customers change
+		id := ids[t.rng.IntN(len(ids))]
+		t.rows[id] = t.row(id)
+	}
+	for range 4 { // a few leave
+		delete(t.rows, ids[t.rng.IntN(len(ids))])
+	}
+	recent := ids[len(ids)-len(ids)/20:]
+	for range len(recent) / 4 { // recent ones change often
+		id := recent[t.rng.IntN(len(recent))]
+		if _, ok := t.rows[id]; ok {
+			t.rows[id] = t.row(id)
+		}
+	}
+	for range len(ids) / 50 {
+		t.insert()
+	}
+}
+
+func (t *table) ids() []int {
+	out := make([]int, 0, len(t.rows))
+	for id := range t.rows {
+		out = append(out, id)
+	}
+	sort.Ints(out)
+	return out
+}
+
+func (t *table) dump() []byte {
+	var b bytes.Buffer
+	for _, id := range t.ids() {
+		b.WriteString(t.rows[id])
+	}
+	return b.Bytes()
+}
+
+type statsJSON struct {
+	Stored    int64 `json:"stored_bytes"`
+	PackBytes int64 `json:"pack_bytes"`
+	Sources   []struct {
+		Stored int64 `json:"stored_bytes"`
+	} `json:"sources"`
+	Unreferenced int64 `json:"unreferenced_bytes_in_live_packs"`
+}
+
+func (c *cli) stats() statsJSON {
+	c.t.Helper()
+	var st statsJSON
+	out := c.ok(nil, "stats", "--json")
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		c.t.Fatalf("stats --json: %v\n%s", err, out)
+	}
+	if len(st.Sources) != 1 {
+		c.t.Fatalf("stats: %d sources, want 1", len(st.Sources))
+	}
+	return st
+}
+
+// repackBackends runs f on a local repository and on MinIO.
+func repackBackends(t *testing.T, f func(t *testing.T, c *cli)) {
+	t.Run("local", func(t *testing.T) { f(t, newCLI(t, filepath.Join(t.TempDir(), "repo"))) })
+	t.Run("minio", func(t *testing.T) {
+		m := testminio.Server(t)
+		f(t, newCLI(t, "", m.Env(m.Bucket(t, false), "repack")...))
+	})
+}
+
+// nights backs up n nights of the table, night i dated n-1-i days ago,
+// each followed by forget with keep; it returns the digest of every
+// snapshot's stream.
+func nights(c *cli, tb *table, n int, keep ...string) map[string][32]byte {
+	digests := map[string][32]byte{}
+	w := c.without("COFFER_IDENTITY_FILE")
+	for i := range n {
+		if i > 0 {
+			tb.night()
+		}
+		data := tb.dump()
+		off := fmt.Sprintf("COFFER_TEST_CLOCK_OFFSET=%dh", -24*(n-1-i))
+		b := w.with(off).backup(bytes.NewReader(data), "--source", "shop", "--stdin")
+		digests[b.Snapshot] = sha256.Sum256(data)
+		if len(keep) > 0 {
+			w.ok(nil, append([]string{"forget"}, keep...)...)
+		}
+		if i%7 == 6 {
+			w.ok(nil, "prune") // the weekly prune, without repacking
+		}
+	}
+	return digests
+}
+
+// mustRestoreAll restores every snapshot left and compares it with its
+// digest, then runs check --read-data.
+func mustRestoreAll(t *testing.T, c *cli, digests map[string][32]byte) {
+	t.Helper()
+	rows := c.snapshots()
+	if len(rows) == 0 {
+		t.Fatal("no snapshot left")
+	}
+	for _, row := range rows {
+		if got := sha256.Sum256([]byte(c.ok(nil, "restore", row.ID))); got != digests[row.ID] {
+			t.Fatalf("snapshot %s does not restore byte-identical", row.ID[:8])
+		}
+	}
+	mustContain(t, "check --read-data", c.ok(nil, "check", "--read-data"), "no errors")
+}
+
+// TestRepackThirtyNights: after 30 nights with --keep-daily 7
+// --keep-weekly 4 and a weekly plain prune, prune --repack brings the
+// stored bytes to within 10 % of what the kept snapshots reference.
+func TestRepackThirtyNights(t *testing.T) {
+	repackBackends(t, func(t *testing.T, c *cli) {
+		c.ok(nil, "init", "--chunk-avg", "16K")
+		digests := nights(c, newTable(3, 30000), 30, "--keep-daily", "7", "--keep-weekly", "4")
+		w := c.without("COFFER_IDENTITY_FILE")
+		w.ok(nil, "prune") // what plain prune can free, it frees
+		before := c.stats()
+		mustContain(t, "prune without an identity", w.ok(nil, "prune", "--repack"), "repacking needs an operator identity")
+		if st := c.stats(); st.Stored != before.Stored {
+			t.Fatalf("prune --repack without an identity changed the stored bytes: %d → %d", before.Stored, st.Stored)
+		}
+		out := c.ok(nil, "prune", "--repack")
+		mustContain(t, "prune --repack", out, "repacked ")
+		after := c.stats()
+		ref := after.Sources[0].Stored
+		t.Logf("%d snapshots kept, referencing %d bytes; stored %d bytes (packs %d, %d unreferenced in live packs) before prune --repack, %d (packs %d, %d unreferenced) after: %.1f%% over",
+			len(c.snapshots()), ref, before.Stored, before.PackBytes, before.Unreferenced, after.Stored, after.PackBytes, after.Unreferenced,
+			100*float64(after.Stored-ref)/float64(ref))
+		if before.Stored <= ref*110/100 {
+			t.Fatalf("before the repack %d bytes were stored for %d referenced: the workload left no waste to test", before.Stored, ref)
+		}
+		if after.Stored > ref*110/100 {
+			t.Fatalf("after prune --repack %d bytes are stored for %d referenced: more than 10 %% over", after.Stored, ref)
+		}
+		mustRestoreAll(t, c, digests)
+	})
+}
