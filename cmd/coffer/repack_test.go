@@ -2,13 +2,18 @@ package main_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/coffer-backup/coffer/internal/testminio"
 )
@@ -176,4 +181,76 @@ func TestRepackThirtyNights(t *testing.T) {
 		}
 		mustRestoreAll(t, c, digests)
 	})
+}
+
+// TestRepackKilled kills prune --repack with SIGKILL at random points:
+// after each kill check --read-data passes and every kept snapshot
+// restores byte-identical; prune --repack run again then completes, and
+// leaves nothing to repack.
+func TestRepackKilled(t *testing.T) {
+	repackBackends(t, func(t *testing.T, c *cli) {
+		c.ok(nil, "init", "--chunk-avg", "16K")
+		digests := nights(c, newTable(5, 30000), 14)
+		forgetOldest := func() {
+			// Make waste in live packs: forget the oldest snapshot but two.
+			if rows := c.snapshots(); len(rows) > 3 {
+				c.ok(nil, "forget", rows[0].ID)
+				delete(digests, rows[0].ID)
+			}
+		}
+		// How long a repack takes here: kill within that.
+		forgetOldest()
+		start := time.Now()
+		mustContain(t, "prune --repack", c.ok(nil, "prune", "--repack"), "repacked ")
+		span := max(time.Since(start), 50*time.Millisecond)
+		rng := rand.New(rand.NewPCG(9, 9))
+		kills, marked := 0, 0
+		const rounds = 10
+		for i := range rounds {
+			forgetOldest()
+			// Kill points spread over the span: one at random in each tenth.
+			at := time.Duration((float64(i) + rng.Float64()) / rounds * float64(span))
+			if killRun(t, c, at, "prune", "--repack") {
+				kills++
+				var dry map[string]any
+				json.Unmarshal([]byte(c.ok(nil, "prune", "--dry-run", "--json")), &dry)
+				if m, _ := dry["marker"].(string); m != "" {
+					marked++ // killed between its marker and the end of its sweep
+				}
+			}
+			mustRestoreAll(t, c, digests)
+			if t.Failed() {
+				t.Fatalf("round %d", i)
+			}
+		}
+		t.Logf("prune --repack was killed %d times of 10 (within %s), %d of them after its marker, before the end of its sweep", kills, span, marked)
+		if kills < 3 {
+			t.Errorf("prune --repack was killed only %d times: it ran too fast for this test", kills)
+		}
+		c.ok(nil, "prune", "--repack")
+		mustContain(t, "the last prune --repack", c.ok(nil, "prune", "--repack"), "no live pack has more unreferenced data")
+		mustRestoreAll(t, c, digests)
+	})
+}
+
+// killRun starts coffer with args, kills it with SIGKILL after d, and
+// reports whether it was killed (rather than done by then).
+func killRun(t *testing.T, c *cli, d time.Duration, args ...string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := c.cmd(ctx, nil, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(d)
+	cmd.Process.Signal(syscall.SIGKILL)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.Sys().(syscall.WaitStatus).Signaled()
+	}
+	if err != nil {
+		t.Fatalf("coffer %s: %v", strings.Join(args, " "), err)
+	}
+	return false
 }
