@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -253,4 +254,80 @@ func killRun(t *testing.T, c *cli, d time.Duration, args ...string) bool {
 		t.Fatalf("coffer %s: %v", strings.Join(args, " "), err)
 	}
 	return false
+}
+
+// TestRepackDuringBackups runs prune --repack over and over while backups
+// of two sources run, each forgetting all but the last three snapshots;
+// every other night a backup also carries a dump of three nights before,
+// whose chunks a repack may have left out of its new packs as
+// unreferenced. No snapshot may end up referencing a deleted pack: every
+// one left restores byte-identical and check --read-data passes.
+func TestRepackDuringBackups(t *testing.T) {
+	repackBackends(t, func(t *testing.T, c *cli) {
+		c.ok(nil, "init", "--chunk-avg", "16K")
+		w := c.without("COFFER_IDENTITY_FILE")
+		const rounds, sources = 14, 2
+		tables := make([]*table, sources)
+		dumps := make([][][]byte, sources)
+		for s := range tables {
+			tables[s] = newTable(uint64(40+s), 20000)
+		}
+		digests := map[string][32]byte{}
+		var mu sync.Mutex
+		stop := make(chan struct{})
+		done := make(chan [3]int)
+		go func() { // the operator, repacking all the time
+			n, repacked, kept := 0, 0, 0
+			for {
+				select {
+				case <-stop:
+					done <- [3]int{n, repacked, kept}
+					return
+				default:
+				}
+				r := c.run(nil, "prune", "--repack", "--max-unused", "2%")
+				if r.code != 0 {
+					t.Errorf("prune --repack failed during backups: %s", r.stderr)
+				}
+				if strings.Contains(r.stdout, "repacked ") {
+					repacked++
+				}
+				if strings.Contains(r.stdout, "that a backup finished meanwhile came to use") {
+					kept++
+				}
+				n++
+			}
+		}()
+		for round := range rounds {
+			var wg sync.WaitGroup
+			for s := range sources {
+				tables[s].night()
+				dump := tables[s].dump()
+				dumps[s] = append(dumps[s], dump)
+				data := dump
+				if round >= 3 && round%2 == 1 {
+					data = append(append([]byte(nil), dump...), dumps[s][round-3]...)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					b := w.backup(bytes.NewReader(data), "--source", fmt.Sprintf("db%d", s), "--stdin")
+					mu.Lock()
+					digests[b.Snapshot] = sha256.Sum256(data)
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			w.ok(nil, "forget", "--keep-last", "3")
+		}
+		close(stop)
+		runs := <-done
+		t.Logf("%d rounds of %d concurrent backups; %d runs of prune --repack meanwhile, %d of which repacked, %d kept packs a backup came to use", rounds, sources, runs[0], runs[1], runs[2])
+		if runs[1] == 0 {
+			t.Error("no prune --repack repacked anything while backups ran: the test did not exercise the protocol")
+		}
+		c.ok(nil, "prune", "--repack")
+		c.ok(nil, "prune", "--repack")
+		mustRestoreAll(t, c, digests)
+	})
 }
