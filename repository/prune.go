@@ -293,6 +293,11 @@ func (r *Repo) pruneCandidates(ctx context.Context, opts PruneOptions, rep *Prun
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	stored, err := r.storedPacks(ctx, func(name string) { rep.Foreign = append(rep.Foreign, name) })
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	entries = onlyStored(entries, stored)
 	needed := map[ID]bool{}
 	current := currentChunks(entries, r.cfg.Gen())
 	for _, e := range entries {
@@ -304,17 +309,10 @@ func (r *Repo) pruneCandidates(ctx context.Context, opts PruneOptions, rep *Prun
 		return nil, nil, nil, err
 	}
 	sizes := map[ID]int64{}
-	err = r.be.List(ctx, "data/", func(fi storage.Info) error {
-		id, ok := parsePackName(fi.Name)
-		if !ok {
-			rep.Foreign = append(rep.Foreign, fi.Name)
-		} else if !needed[id] {
-			sizes[id] = fi.Size
+	for id, size := range stored {
+		if !needed[id] {
+			sizes[id] = size
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, nil, err
 	}
 	cands := make([]ID, 0, len(sizes))
 	for id := range sizes {
@@ -322,6 +320,35 @@ func (r *Repo) pruneCandidates(ctx context.Context, opts PruneOptions, rep *Prun
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].String() < cands[j].String() })
 	return cands, sizes, lists, nil
+}
+
+// storedPacks lists data/: the size of every pack stored, by id; foreign
+// is told of the names that are not a pack's.
+func (r *Repo) storedPacks(ctx context.Context, foreign func(string)) (map[ID]int64, error) {
+	out := map[ID]int64{}
+	err := r.be.List(ctx, "data/", func(fi storage.Info) error {
+		if id, ok := parsePackName(fi.Name); ok {
+			out[id] = fi.Size
+		} else if foreign != nil {
+			foreign(fi.Name)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// onlyStored returns the entries of the packs stored. An index entry of a
+// pack that is not (a replayed index object, a pack deleted by hand) holds
+// no copy of anything: counting its chunks as stored elsewhere would let
+// prune delete the copy that is.
+func onlyStored(entries []PackEntry, stored map[ID]int64) []PackEntry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if _, ok := stored[e.ID]; ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // parsePackName returns the id of a pack named as PackName names it.
@@ -351,10 +378,15 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 	for _, c := range m.Candidates {
 		doomed[c] = true
 	}
-	// A referenced chunk keeps its doomed pack unless a pack that stays
-	// holds a copy (a backup honouring the marker stored it again).
+	stored, err := r.storedPacks(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// A referenced chunk keeps its doomed pack unless a stored pack that
+	// stays holds a copy (a backup honouring the marker stored it again,
+	// or a repack copied it).
 	elsewhere := map[ID]bool{}
-	for _, e := range entries {
+	for _, e := range onlyStored(entries, stored) {
 		if !doomed[e.ID] {
 			for _, b := range e.Blobs {
 				elsewhere[b.ID] = true

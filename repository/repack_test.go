@@ -1,6 +1,7 @@
 package repository_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/coffer-backup/coffer/internal/synth"
 	"github.com/coffer-backup/coffer/repository"
+	"github.com/coffer-backup/coffer/repository/repotest"
+	"github.com/coffer-backup/coffer/storage"
 )
 
 // edited returns a copy of a with every eighth 64 KiB block replaced, so
@@ -87,39 +90,34 @@ func TestRepack(t *testing.T) {
 	}
 }
 
-// TestRepackRefusesAlteredPack: a pack the storage altered is not carried
-// into a new pack, not deleted, and named.
+// TestRepackRefusesAlteredPack: packs the storage altered are not carried
+// into new packs, not deleted, not changed, and named.
 func TestRepackRefusesAlteredPack(t *testing.T) {
 	ctx := context.Background()
 	m := mixedRepo(t)
-	var victim string
+	altered := map[string][]byte{}
 	filepath.Walk(filepath.Join(m.dir, "data"), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && !fi.IsDir() && victim == "" {
-			victim = p
+		if err == nil && !fi.IsDir() {
+			ct, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ct[len(ct)/2] ^= 1
+			if err := os.WriteFile(p, ct, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			altered[p] = ct
 		}
 		return nil
 	})
-	ct, err := os.ReadFile(victim)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ct[len(ct)/2] ^= 1
-	if err := os.WriteFile(victim, ct, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	rep, err := m.restorer.Prune(ctx, repository.PruneOptions{Repack: true})
-	if err != nil || len(rep.Repack.Damaged) != 1 {
-		t.Fatalf("repack with an altered pack: %v %+v", err, rep.Repack)
+	if err != nil || rep.Repack.Packs == 0 || len(rep.Repack.Damaged) != rep.Repack.Packs || rep.Repack.Rewritten != 0 || rep.Repack.Written != 0 {
+		t.Fatalf("repack of altered packs: %v %+v", err, rep.Repack)
 	}
-	if _, err := os.Stat(victim); err != nil {
-		t.Fatalf("the altered pack was deleted: %v", err)
-	}
-	got, err := os.ReadFile(victim)
-	if err != nil || string(got) != string(ct) {
-		t.Fatal("the altered pack was changed")
-	}
-	if rep.Repack.Rewritten == 0 {
-		t.Fatalf("the other packs were not repacked: %+v", rep.Repack)
+	for p, ct := range altered {
+		if got, err := os.ReadFile(p); err != nil || !bytes.Equal(got, ct) {
+			t.Fatalf("the altered pack %s was deleted or changed: %v", p, err)
+		}
 	}
 }
 
@@ -155,4 +153,63 @@ func TestRepackWaitsForOlderBackup(t *testing.T) {
 	mustRestore(t, tr.Restorer, &old, a)
 	mustRestore(t, tr.Restorer, sb, b)
 	mustCheck(t, tr.Restorer)
+}
+
+// TestRepackIgnoresPackNotStored: an index object (a writer's, or one the
+// storage replays after its pack was deleted) that lists a pack not stored
+// as holding every live chunk must not make repack skip copying them and
+// then delete the packs that do hold them.
+func TestRepackIgnoresPackNotStored(t *testing.T) {
+	ctx := context.Background()
+	tr := pruneRepo(t)
+	a := synth.Bytes(31, 6<<20)
+	b := edited(a, 5)
+	sa := snap(t, tr.Writer, a, "db")
+	sb := snap(t, tr.Writer, b, "db")
+	tr.Writer.DeleteSnapshot(ctx, sa.ID())
+	var ghost repository.PackEntry
+	ghost.ID[0], ghost.ID[1] = 0xde, 0xad
+	seen := map[repository.ID]bool{}
+	for _, c := range repotest.Chunks(t, tr.Writer, sb) {
+		if !seen[c] {
+			seen[c] = true
+			ghost.Blobs = append(ghost.Blobs, repository.Blob{ID: c, Off: uint32(ghost.Plain), Len: 100, Raw: 100})
+			ghost.Plain += 100
+		}
+	}
+	ghost.Size = ghost.Plain + 4096
+	_, err := tr.Writer.SaveIndex(ctx, &repository.IndexFile{Packs: []repository.PackEntry{ghost}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := tr.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	if err != nil || rep.Repack.Rewritten == 0 || !rep.Swept {
+		t.Fatalf("repack: %v %+v", err, rep.Repack)
+	}
+	// Every live chunk is still in a stored pack.
+	stored := map[string]bool{}
+	tr.Backend.List(ctx, "data/", func(fi storage.Info) error { stored[fi.Name] = true; return nil })
+	ids, err := tr.Restorer.ListIDs(ctx, "index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := map[repository.ID]bool{}
+	for _, id := range ids {
+		f, err := tr.Restorer.LoadIndexFile(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Packs {
+			for _, bl := range p.Blobs {
+				if stored[repository.PackName(p.ID)] {
+					held[bl.ID] = true
+				}
+			}
+		}
+	}
+	for c := range seen {
+		if !held[c] {
+			t.Fatalf("chunk %s of the kept snapshot is in no stored pack: the repack trusted the planted index", c.Short())
+		}
+	}
 }
