@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/coffer-backup/coffer/backup"
 	"github.com/coffer-backup/coffer/internal/synth"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/repository/repotest"
@@ -211,5 +212,26 @@ func TestRepackIgnoresPackNotStored(t *testing.T) {
 		if !held[c] {
 			t.Fatalf("chunk %s of the kept snapshot is in no stored pack: the repack trusted the planted index", c.Short())
 		}
+	}
+}
+
+// TestRepackObjectLock: live packs that Object Lock retains are not
+// rewritten (their bytes could not be freed) and are named.
+func TestRepackObjectLock(t *testing.T) {
+	ctx := context.Background()
+	r, _ := lockedRepo(t, "governance", 1)
+	a := synth.Bytes(41, 3<<20)
+	// A backup that fails after storing and indexing its packs, before its
+	// snapshot, leaves chunks no snapshot references; a backup of a alone
+	// then makes those packs live.
+	_, err := backup.Run(ctx, r.Writer, bytes.NewReader(append(append([]byte(nil), a...), synth.Bytes(42, 1<<20)...)),
+		backup.Options{Source: "db", Private: func() any { return make(chan int) }})
+	if err == nil {
+		t.Fatal("a backup with a private part JSON cannot encode succeeded")
+	}
+	snap(t, r.Writer, a, "db")
+	rep, err := r.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	if err != nil || rep.Repack.Packs == 0 || len(rep.Repack.Locked) != rep.Repack.Packs || rep.Repack.Rewritten != 0 || rep.Repack.Written != 0 {
+		t.Fatalf("repack of retained packs: %v %+v", err, rep.Repack)
 	}
 }
