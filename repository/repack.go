@@ -17,23 +17,23 @@ type RepackReport struct {
 	// Packs are the live packs more than MaxUnused of which no snapshot
 	// references, UnusedBytes the bytes of theirs no snapshot references:
 	// what a repack frees (the whole of them, less what it writes anew).
-	Packs       int   `json:"repack_packs"`
-	UnusedBytes int64 `json:"repack_unused_bytes"`
+	Packs       int   `json:"packs"`
+	UnusedBytes int64 `json:"unused_bytes"`
 	// Rewritten are those whose live blobs were copied into the Written
 	// new packs of WrittenBytes; they are candidates of the prune marker
 	// from then on, like packs no snapshot references.
-	Rewritten    int   `json:"repacked_packs"`
-	Written      int   `json:"repack_new_packs"`
-	WrittenBytes int64 `json:"repack_written_bytes"`
+	Rewritten    int   `json:"rewritten_packs"`
+	Written      int   `json:"new_packs"`
+	WrittenBytes int64 `json:"written_bytes"`
 	// NeedsIdentity says that repacking was asked for but prune has only
 	// the writer key, which cannot decrypt packs.
-	NeedsIdentity bool `json:"repack_needs_identity,omitempty"`
+	NeedsIdentity bool `json:"needs_identity,omitempty"`
 	// Locked are packs Object Lock retains now: rewriting them would add
 	// bytes that could not be freed, so they are left.
-	Locked []string `json:"repack_locked,omitempty"`
+	Locked []string `json:"locked,omitempty"`
 	// Damaged are packs that failed verification: they are left as they
 	// are for check --read-data to report.
-	Damaged []string `json:"repack_damaged,omitempty"`
+	Damaged []string `json:"damaged,omitempty"`
 }
 
 // repackPlan is the live packs to rewrite and, for each live chunk that
@@ -44,9 +44,8 @@ type repackPlan struct {
 }
 
 // planRepack chooses, among the packs that stay (needed), those more than
-// opts.MaxUnused of whose blob bytes no snapshot references, and counts
-// them in rep. Object Lock's retained packs are left out when retained is
-// given.
+// maxUnused of whose blob bytes no snapshot references, and counts them in
+// rep (dropLocked then leaves out those Object Lock retains).
 func planRepack(entries []PackEntry, refs, needed map[ID]bool, maxUnused float64, rep *RepackReport) *repackPlan {
 	use := packUsage(entries, refs)
 	plan := &repackPlan{from: map[ID]ID{}}
