@@ -55,16 +55,16 @@ func printRepack(w io.Writer, rep *repository.PruneReport, asked, dryRun bool) {
 		}
 		return
 	case rp.Rewritten > 0:
-		fmt.Fprintf(w, "repacked %s (%s of them unreferenced) into %s (%s); the old ones go with the packs above\n",
-			count(rp.Rewritten, "pack"), bytesStr(rp.UnusedBytes), count(rp.Written, "new pack"), bytesStr(rp.WrittenBytes))
+		fmt.Fprintf(w, "repacked %s into %s of %s, leaving out %s that no snapshot references; the old packs are deleted with the candidates above\n",
+			count(rp.Rewritten, "pack"), count(rp.Written, "new pack"), bytesStr(rp.WrittenBytes), bytesStr(rp.UnusedBytes))
 	case asked && rp.NeedsIdentity:
-		fmt.Fprintf(w, "repack: %s hold %s that no snapshot references; repacking needs an operator identity (COFFER_IDENTITY_FILE): nothing was repacked\n",
-			count(rp.Packs, "live pack"), bytesStr(rp.UnusedBytes))
+		fmt.Fprintf(w, "repack: %s %s that no snapshot references; repacking needs an operator identity (COFFER_IDENTITY_FILE): nothing was repacked\n",
+			livePacksHold(rp.Packs), bytesStr(rp.UnusedBytes))
 	case asked && dryRun:
 		fmt.Fprintf(w, "would repack %s, freeing about %s (nothing was changed)\n", count(rp.Packs, "pack"), bytesStr(rp.UnusedBytes))
 	case !asked:
-		fmt.Fprintf(w, "%s hold %s that no snapshot references: prune --repack (with an operator identity) would free it\n",
-			count(rp.Packs, "live pack"), bytesStr(rp.UnusedBytes))
+		fmt.Fprintf(w, "%s %s that no snapshot references: prune --repack (with an operator identity) would free it\n",
+			livePacksHold(rp.Packs), bytesStr(rp.UnusedBytes))
 	}
 	printObjects(w, rp.Locked, "packs are under retention (Object Lock) and were not repacked: rewriting them would add bytes that cannot be freed yet")
 	printObjects(w, rp.Damaged, "packs failed verification and were left as they are; run check --read-data")
@@ -76,4 +76,11 @@ func printObjects(w io.Writer, names []string, what string) {
 	if len(names) > 0 {
 		fmt.Fprintf(w, "%d %s:\n  %s\n", len(names), what, strings.Join(termsafe.Strings(names), "\n  "))
 	}
+}
+
+func livePacksHold(n int) string {
+	if n == 1 {
+		return "1 live pack holds"
+	}
+	return count(n, "live pack") + " hold"
 }

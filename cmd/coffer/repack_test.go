@@ -161,6 +161,9 @@ func TestRepackThirtyNights(t *testing.T) {
 		c.ok(nil, "init", "--chunk-avg", "16K")
 		digests := nights(c, newTable(3, 30000), 30, "--keep-daily", "7", "--keep-weekly", "4")
 		w := c.without("COFFER_IDENTITY_FILE")
+		for _, bad := range []string{"120%", "-1%", "ten"} {
+			mustContain(t, "--max-unused "+bad, c.fail(nil, "prune", "--repack", "--max-unused", bad), "--max-unused", "percentage")
+		}
 		w.ok(nil, "prune") // what plain prune can free, it frees
 		before := c.stats()
 		mustContain(t, "prune without an identity", w.ok(nil, "prune", "--repack"), "repacking needs an operator identity")
