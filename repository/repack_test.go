@@ -24,26 +24,24 @@ func edited(a []byte, seed uint64) []byte {
 	return b
 }
 
-// mixedRepo stores a and an edited a, forgets a: every old pack is live
-// and partly unreferenced.
-func mixedRepo(t *testing.T) (r *repoAndData) {
+// mixedRepo stores a and an edited a (b), forgets a: every old pack is
+// live and partly unreferenced.
+func mixedRepo(t *testing.T) *mixed {
 	t.Helper()
-	tr := pruneRepo(t)
-	a := synth.Bytes(11, 6<<20)
-	b := edited(a, 99)
-	sa := snap(t, tr.Writer, a, "db")
-	sb := snap(t, tr.Writer, b, "db")
-	if err := tr.Writer.DeleteSnapshot(context.Background(), sa.ID()); err != nil {
+	m := &mixed{Repo: pruneRepo(t), a: synth.Bytes(11, 6<<20)}
+	m.b = edited(m.a, 99)
+	m.sa = snap(t, m.Writer, m.a, "db")
+	m.sb = snap(t, m.Writer, m.b, "db")
+	if err := m.Writer.DeleteSnapshot(context.Background(), m.sa.ID()); err != nil {
 		t.Fatal(err)
 	}
-	return &repoAndData{tr.Writer, tr.Restorer, tr.Backend.Location(), sb, b}
+	return m
 }
 
-type repoAndData struct {
-	writer, restorer *repository.Repo
-	dir              string
-	snap             *repository.Snapshot
-	data             []byte
+type mixed struct {
+	*repotest.Repo
+	a, b   []byte
+	sa, sb *repository.Snapshot // sa forgotten
 }
 
 func packBytes(t *testing.T, r *repository.Repo) int64 {
@@ -61,31 +59,31 @@ func packBytes(t *testing.T, r *repository.Repo) int64 {
 func TestRepack(t *testing.T) {
 	ctx := context.Background()
 	m := mixedRepo(t)
-	before := packBytes(t, m.restorer)
-	rep := prune(t, m.writer)
+	before := packBytes(t, m.Restorer)
+	rep := prune(t, m.Writer)
 	if rep.Candidates != 0 || rep.Repack == nil || rep.Repack.Packs == 0 || rep.Repack.UnusedBytes == 0 || rep.Repack.Rewritten != 0 {
 		t.Fatalf("plain prune of live packs: %+v %+v", rep, rep.Repack)
 	}
-	rep, err := m.writer.Prune(ctx, repository.PruneOptions{Repack: true})
+	rep, err := m.Writer.Prune(ctx, repository.PruneOptions{Repack: true})
 	if err != nil || !rep.Repack.NeedsIdentity || rep.Repack.Rewritten != 0 || rep.Candidates != 0 {
 		t.Fatalf("repack with the writer key: %v %+v", err, rep.Repack)
 	}
-	rep, err = m.restorer.Prune(ctx, repository.PruneOptions{Repack: true, DryRun: true})
-	if err != nil || rep.Repack.Rewritten != 0 || rep.Candidates != 0 || packBytes(t, m.restorer) != before {
+	rep, err = m.Restorer.Prune(ctx, repository.PruneOptions{Repack: true, DryRun: true})
+	if err != nil || rep.Repack.Rewritten != 0 || rep.Candidates != 0 || packBytes(t, m.Restorer) != before {
 		t.Fatalf("repack dry run: %v %+v", err, rep.Repack)
 	}
-	rep, err = m.restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	rep, err = m.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
 	if err != nil || rep.Repack.Rewritten == 0 || !rep.Swept || rep.Deleted < rep.Repack.Rewritten {
 		t.Fatalf("repack: %v %+v %+v", err, rep, rep.Repack)
 	}
-	after := packBytes(t, m.restorer)
+	after := packBytes(t, m.Restorer)
 	t.Logf("pack bytes %d before, %d after repacking (%d unused)", before, after, rep.Repack.UnusedBytes)
 	if after > before-rep.Repack.UnusedBytes*9/10 {
 		t.Fatalf("repack freed %d of %d unused bytes", before-after, rep.Repack.UnusedBytes)
 	}
-	mustRestore(t, m.restorer, m.snap, m.data)
-	mustCheck(t, m.restorer)
-	again, err := m.restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	mustRestore(t, m.Restorer, m.sb, m.b)
+	mustCheck(t, m.Restorer)
+	again, err := m.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
 	if err != nil || again.Repack.Packs != 0 || again.Candidates != 0 {
 		t.Fatalf("second repack: %v %+v", err, again.Repack)
 	}
@@ -97,7 +95,7 @@ func TestRepackRefusesAlteredPack(t *testing.T) {
 	ctx := context.Background()
 	m := mixedRepo(t)
 	altered := map[string][]byte{}
-	filepath.Walk(filepath.Join(m.dir, "data"), func(p string, fi os.FileInfo, err error) error {
+	filepath.Walk(filepath.Join(m.Backend.Location(), "data"), func(p string, fi os.FileInfo, err error) error {
 		if err == nil && !fi.IsDir() {
 			ct, err := os.ReadFile(p)
 			if err != nil {
@@ -111,7 +109,7 @@ func TestRepackRefusesAlteredPack(t *testing.T) {
 		}
 		return nil
 	})
-	rep, err := m.restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	rep, err := m.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
 	if err != nil || rep.Repack.Packs == 0 || len(rep.Repack.Damaged) != rep.Repack.Packs || rep.Repack.Rewritten != 0 || rep.Repack.Written != 0 {
 		t.Fatalf("repack of altered packs: %v %+v", err, rep.Repack)
 	}
@@ -127,12 +125,8 @@ func TestRepackRefusesAlteredPack(t *testing.T) {
 // the repack chose what to copy keeps the old pack that holds it.
 func TestRepackWaitsForOlderBackup(t *testing.T) {
 	ctx := context.Background()
-	tr := pruneRepo(t)
-	a := synth.Bytes(21, 6<<20)
-	b := edited(a, 7)
-	sa := snap(t, tr.Writer, a, "db")
-	sb := snap(t, tr.Writer, b, "db")
-	tr.Writer.DeleteSnapshot(ctx, sa.ID())
+	m := mixedRepo(t)
+	tr, a, b, sa, sb := m.Repo, m.a, m.b, m.sa, m.sb
 	lock, err := tr.Writer.AcquireLock(ctx, repository.LockOptions{Host: "db2", PID: 77})
 	if err != nil {
 		t.Fatal(err)
@@ -162,12 +156,8 @@ func TestRepackWaitsForOlderBackup(t *testing.T) {
 // then delete the packs that do hold them.
 func TestRepackIgnoresPackNotStored(t *testing.T) {
 	ctx := context.Background()
-	tr := pruneRepo(t)
-	a := synth.Bytes(31, 6<<20)
-	b := edited(a, 5)
-	sa := snap(t, tr.Writer, a, "db")
-	sb := snap(t, tr.Writer, b, "db")
-	tr.Writer.DeleteSnapshot(ctx, sa.ID())
+	m := mixedRepo(t)
+	tr, sb := m.Repo, m.sb
 	var ghost repository.PackEntry
 	ghost.ID[0], ghost.ID[1] = 0xde, 0xad
 	seen := map[repository.ID]bool{}
@@ -221,16 +211,16 @@ func TestRepackObjectLock(t *testing.T) {
 	ctx := context.Background()
 	r, _ := lockedRepo(t, "governance", 1)
 	a := synth.Bytes(41, 3<<20)
-	// A backup that fails after storing and indexing its packs, before its
-	// snapshot, leaves chunks no snapshot references; a backup of a alone
-	// then makes those packs live.
-	_, err := backup.Run(ctx, r.Writer, bytes.NewReader(append(append([]byte(nil), a...), synth.Bytes(42, 1<<20)...)),
+	// A backup of an edited a that fails after storing and indexing its
+	// packs, before its snapshot, leaves chunks no snapshot references; a
+	// backup of a then makes those packs live.
+	_, err := backup.Run(ctx, r.Writer, bytes.NewReader(edited(a, 42)),
 		backup.Options{Source: "db", Private: func() any { return make(chan int) }})
 	if err == nil {
 		t.Fatal("a backup with a private part JSON cannot encode succeeded")
 	}
 	snap(t, r.Writer, a, "db")
-	rep, err := r.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	rep, err := r.Restorer.Prune(ctx, repository.PruneOptions{Repack: true, MaxUnused: 0.01})
 	if err != nil || rep.Repack.Packs == 0 || len(rep.Repack.Locked) != rep.Repack.Packs || rep.Repack.Rewritten != 0 || rep.Repack.Written != 0 {
 		t.Fatalf("repack of retained packs: %v %+v", err, rep.Repack)
 	}
