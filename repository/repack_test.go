@@ -89,9 +89,9 @@ func TestRepack(t *testing.T) {
 	}
 }
 
-// TestRepackRefusesAlteredPack: packs the storage altered are not carried
+// TestHostileRepackAlteredPack: packs the storage altered are not carried
 // into new packs, not deleted, not changed, and named.
-func TestRepackRefusesAlteredPack(t *testing.T) {
+func TestHostileRepackAlteredPack(t *testing.T) {
 	ctx := context.Background()
 	m := mixedRepo(t)
 	altered := map[string][]byte{}
@@ -150,11 +150,11 @@ func TestRepackWaitsForOlderBackup(t *testing.T) {
 	mustCheck(t, tr.Restorer)
 }
 
-// TestRepackIgnoresPackNotStored: an index object (a writer's, or one the
+// TestHostileRepackPackNotStored: an index object (a writer's, or one the
 // storage replays after its pack was deleted) that lists a pack not stored
 // as holding every live chunk must not make repack skip copying them and
 // then delete the packs that do hold them.
-func TestRepackIgnoresPackNotStored(t *testing.T) {
+func TestHostileRepackPackNotStored(t *testing.T) {
 	ctx := context.Background()
 	m := mixedRepo(t)
 	tr, sb := m.Repo, m.sb
