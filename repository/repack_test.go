@@ -225,3 +225,42 @@ func TestRepackObjectLock(t *testing.T) {
 		t.Fatalf("repack of retained packs: %v %+v", err, rep.Repack)
 	}
 }
+
+// TestHostileRepackWrongBlob: an index object (a writer-key holder's) that
+// names the chunks of a stored pack wrongly, so the pack's name checks out
+// but its blobs are not the chunks their entries say, makes repack refuse
+// the pack: no blob is copied without matching its chunk id.
+func TestHostileRepackWrongBlob(t *testing.T) {
+	ctx := context.Background()
+	m := mixedRepo(t)
+	ids, err := m.Writer.ListIDs(ctx, "index")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		f, err := m.Writer.LoadIndexFile(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Packs {
+			first := p.Blobs[0].ID
+			for i := range p.Blobs {
+				if i+1 < len(p.Blobs) {
+					p.Blobs[i].ID = p.Blobs[i+1].ID
+				} else {
+					p.Blobs[i].ID = first
+				}
+			}
+		}
+		if _, err := m.Writer.SaveIndex(ctx, &repository.IndexFile{Packs: f.Packs}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Backend.Delete(ctx, "index/"+id.String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := m.Restorer.Prune(ctx, repository.PruneOptions{Repack: true})
+	if err != nil || rep.Repack.Packs == 0 || len(rep.Repack.Damaged) != rep.Repack.Packs || rep.Repack.Written != 0 || rep.Deleted != 0 {
+		t.Fatalf("repack of packs whose index entries lie: %v %+v %+v", err, rep, rep.Repack)
+	}
+}
