@@ -36,6 +36,14 @@ type PruneOptions struct {
 	// a local repository (.tmp-*) must be before it is removed (default
 	// DefaultTempGrace), judged by the storage's own clock.
 	TempGrace time.Duration
+	// Repack rewrites the live chunks of packs more than MaxUnused of
+	// whose bytes no snapshot references into new packs, and makes the
+	// old ones candidates of the marker (repack.go). It needs an
+	// operator's identity; without one, prune only reports what a repack
+	// would free. MaxUnused is a share in (0, 1); 0 means
+	// DefaultMaxUnused.
+	Repack    bool
+	MaxUnused float64
 }
 
 // DefaultTempGrace is the default PruneOptions.TempGrace: far longer than
@@ -74,6 +82,9 @@ type PruneReport struct {
 	WALDeleted     int  `json:"wal_deleted"`
 	IndexRewritten bool `json:"index_rewritten"`
 	Swept          bool `json:"swept"`
+	// Repack says how much repacking would free, or freed (with
+	// PruneOptions.Repack); absent when a pending marker was swept.
+	Repack *RepackReport `json:"repack,omitempty"`
 }
 
 // Prune removes packs that no snapshot needs, with the two-phase protocol
@@ -122,7 +133,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneReport, erro
 		return nil, fmt.Errorf("prune the WAL archive: %w", err)
 	}
 	if marker == nil {
-		cands, sizes, lists, err := r.pruneCandidates(ctx, rep)
+		cands, sizes, lists, err := r.pruneCandidates(ctx, opts, rep)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +278,8 @@ func (r *Repo) unreferencedLists(ctx context.Context, refs *references, rep *Pru
 // and the packs of earlier key generations whose referenced chunks a pack
 // of the current one holds (re-encrypted copies); and the chunk lists no
 // snapshot references.
-func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map[ID]int64, []ID, error) {
+// With opts.Repack, the packs repack rewrote are candidates too.
+func (r *Repo) pruneCandidates(ctx context.Context, opts PruneOptions, rep *PruneReport) ([]ID, map[ID]int64, []ID, error) {
 	all, err := r.referenced(ctx)
 	if err != nil {
 		return nil, nil, nil, err
@@ -281,6 +293,11 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	stored, err := r.storedPacks(ctx, func(name string) { rep.Foreign = append(rep.Foreign, name) })
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	entries = onlyStored(entries, stored)
 	needed := map[ID]bool{}
 	current := currentChunks(entries, r.cfg.Gen())
 	for _, e := range entries {
@@ -288,18 +305,14 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 			needed[e.ID] = true
 		}
 	}
-	sizes := map[ID]int64{}
-	err = r.be.List(ctx, "data/", func(fi storage.Info) error {
-		id, ok := parsePackName(fi.Name)
-		if !ok {
-			rep.Foreign = append(rep.Foreign, fi.Name)
-		} else if !needed[id] {
-			sizes[id] = fi.Size
-		}
-		return nil
-	})
-	if err != nil {
+	if err := r.repackLive(ctx, opts, entries, refs, needed, rep); err != nil {
 		return nil, nil, nil, err
+	}
+	sizes := map[ID]int64{}
+	for id, size := range stored {
+		if !needed[id] {
+			sizes[id] = size
+		}
 	}
 	cands := make([]ID, 0, len(sizes))
 	for id := range sizes {
@@ -307,6 +320,35 @@ func (r *Repo) pruneCandidates(ctx context.Context, rep *PruneReport) ([]ID, map
 	}
 	sort.Slice(cands, func(i, j int) bool { return cands[i].String() < cands[j].String() })
 	return cands, sizes, lists, nil
+}
+
+// storedPacks lists data/: the size of every pack stored, by id; foreign
+// is told of the names that are not a pack's.
+func (r *Repo) storedPacks(ctx context.Context, foreign func(string)) (map[ID]int64, error) {
+	out := map[ID]int64{}
+	err := r.be.List(ctx, "data/", func(fi storage.Info) error {
+		if id, ok := parsePackName(fi.Name); ok {
+			out[id] = fi.Size
+		} else if foreign != nil {
+			foreign(fi.Name)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// onlyStored returns the entries of the packs stored. An index entry of a
+// pack that is not (a replayed index object, a pack deleted by hand) holds
+// no copy of anything: counting its chunks as stored elsewhere would let
+// prune delete the copy that is.
+func onlyStored(entries []PackEntry, stored map[ID]int64) []PackEntry {
+	out := entries[:0:0]
+	for _, e := range entries {
+		if _, ok := stored[e.ID]; ok {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // parsePackName returns the id of a pack named as PackName names it.
@@ -336,10 +378,15 @@ func (r *Repo) sweep(ctx context.Context, markerID ID, m *PruneMarker, rep *Prun
 	for _, c := range m.Candidates {
 		doomed[c] = true
 	}
-	// A referenced chunk keeps its doomed pack unless a pack that stays
-	// holds a copy (a backup honouring the marker stored it again).
+	stored, err := r.storedPacks(ctx, nil)
+	if err != nil {
+		return err
+	}
+	// A referenced chunk keeps its doomed pack unless a stored pack that
+	// stays holds a copy (a backup honouring the marker stored it again,
+	// or a repack copied it).
 	elsewhere := map[ID]bool{}
-	for _, e := range entries {
+	for _, e := range onlyStored(entries, stored) {
 		if !doomed[e.ID] {
 			for _, b := range e.Blobs {
 				elsewhere[b.ID] = true

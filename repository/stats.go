@@ -4,9 +4,6 @@ import (
 	"context"
 	"math/bits"
 	"sort"
-	"sync/atomic"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/storage"
 )
@@ -115,27 +112,19 @@ func (r *Repo) Stats(ctx context.Context) (*Stats, error) {
 }
 
 func (r *Repo) lockedBytes(ctx context.Context, packs map[string]int64) (int64, error) {
-	ret, ok := storage.Find[storage.Retainer](r.be)
-	if r.cfg.Lock == nil || !ok {
-		return 0, nil
+	names := make([]string, 0, len(packs))
+	for name := range packs {
+		names = append(names, name)
 	}
-	now := r.clock()
-	var locked atomic.Int64
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
-	for name, size := range packs {
-		g.Go(func() error {
-			until, err := ret.Retention(gctx, name)
-			if err == nil && until.After(now) {
-				locked.Add(size)
-			}
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	retained, err := r.retainedPacks(ctx, names)
+	if err != nil {
 		return 0, err
 	}
-	return locked.Load(), nil
+	var locked int64
+	for name := range retained {
+		locked += packs[name]
+	}
+	return locked, nil
 }
 
 // maxSourceBits is how many sources referencedBytes tells apart: each
@@ -165,7 +154,6 @@ func (r *Repo) referencedBytes(ctx context.Context, st *Stats, snaps []*Snapshot
 			return err
 		}
 	}
-	type packUse struct{ ref, unref, size int64 }
 	packs := map[ID]*packUse{}
 	err := idx.ForEachBlob(func(p PackInfo, b Blob) {
 		st.Chunks++
@@ -176,12 +164,8 @@ func (r *Repo) referencedBytes(ctx context.Context, st *Stats, snaps []*Snapshot
 			packs[p.ID] = u
 		}
 		mask, ok := refs[b.ID]
-		if !ok {
-			u.unref += int64(b.Len)
-			return
-		}
-		u.ref += int64(b.Len)
-		if !st.PerSource {
+		u.add(b, ok)
+		if !ok || !st.PerSource {
 			return
 		}
 		for m := mask; m != 0; m &= m - 1 {
@@ -197,7 +181,7 @@ func (r *Repo) referencedBytes(ctx context.Context, st *Stats, snaps []*Snapshot
 	}
 	for _, u := range packs {
 		if u.ref > 0 {
-			st.Unreferenced += u.unref
+			st.Unreferenced += u.unused()
 		} else {
 			st.UnreferencedPacks += u.size
 		}

@@ -91,7 +91,7 @@ func runForget(cmd *cobra.Command, g *globals, o *forgetOptions, ids []string) e
 		}
 	}
 	if o.prune {
-		return runPrune(cmd, g, false, repository.DefaultTempGrace)
+		return runPrune(cmd, g, false, repository.DefaultTempGrace, repackFlags{maxUnused: "10%"})
 	}
 	return nil
 }

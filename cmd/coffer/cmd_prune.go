@@ -15,8 +15,9 @@ import (
 func newPruneCmd(g *globals) *cobra.Command {
 	var dryRun bool
 	var tempGrace time.Duration
+	var rp repackFlags
 	cmd := &cobra.Command{
-		Use:   "prune [--dry-run]",
+		Use:   "prune [--dry-run] [--repack [--max-unused 10%]]",
 		Short: "Delete stored data that no snapshot needs",
 		Long: `prune deletes the packs that no snapshot references (after forget, or left by
 an interrupted backup). It is safe while backups run on other hosts: it marks
@@ -27,16 +28,27 @@ than 30 minutes ago (no host's clock is trusted), or at once when its process
 died on this host. It needs only the writer key. With S3 Object Lock, objects
 still under retention are left and listed. In a local repository it also removes
 the temporary files (.tmp-*) of writers killed mid-write, once older than
---temp-grace by the file system's clock and held by no running writer.`,
+--temp-grace by the file system's clock and held by no running writer.
+
+--repack also rewrites the packs more than --max-unused of which no snapshot
+references: their live chunks, each verified, go into new packs, and the old
+packs are deleted like unreferenced ones, once no backup that might reuse them
+runs. It needs an operator's identity (COFFER_IDENTITY_FILE); without one, prune
+says how much a repack would free. Packs under Object Lock retention are left.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, g, dryRun, tempGrace) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return runPrune(cmd, g, dryRun, tempGrace, rp) },
 	}
 	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "show what would be deleted and how much space it frees")
 	cmd.Flags().DurationVar(&tempGrace, "temp-grace", repository.DefaultTempGrace, "local repositories: remove temporary files of killed writers once this old")
+	rp.register(cmd)
 	return cmd
 }
 
-func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Duration) error {
+func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Duration, rp repackFlags) error {
+	maxUnused, err := rp.share()
+	if err != nil {
+		return err
+	}
 	repo, err := g.openRepo(cmd.Context(), false)
 	if err != nil {
 		return err
@@ -45,8 +57,9 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Durati
 	if tempGrace <= 0 {
 		return fmt.Errorf("prune: --temp-grace %s: give a positive duration, e.g. 1h", tempGrace)
 	}
-	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host, TempGrace: tempGrace, Now: clock()})
-	if !dryRun && (err != nil || rep.Swept || rep.TempFiles > 0) {
+	rep, err := repo.Prune(cmd.Context(), repository.PruneOptions{DryRun: dryRun, Host: host, TempGrace: tempGrace, Now: clock(),
+		Repack: rp.repack, MaxUnused: maxUnused})
+	if !dryRun && (err != nil || rep.Swept || rep.TempFiles > 0 || repacked(rep)) {
 		rec := repository.AuditRecord{Detail: map[string]string{}}
 		if rep != nil {
 			rec.Detail["deleted_packs"], rec.Detail["deleted_bytes"] = fmt.Sprint(rep.Deleted), fmt.Sprint(rep.DeletedBytes)
@@ -55,6 +68,9 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Durati
 			}
 			if rep.TempFiles > 0 {
 				rec.Detail["temp_files_removed"] = fmt.Sprint(rep.TempFiles)
+			}
+			if rp := rep.Repack; rp != nil && rp.Rewritten > 0 {
+				rec.Detail["repacked_packs"], rec.Detail["repack_written_bytes"] = fmt.Sprint(rp.Rewritten), fmt.Sprint(rp.WrittenBytes)
 			}
 		}
 		audit(cmd.Context(), repo, "prune", err, rec)
@@ -66,6 +82,7 @@ func runPrune(cmd *cobra.Command, g *globals, dryRun bool, tempGrace time.Durati
 		return printJSON(cmd.OutOrStdout(), rep)
 	}
 	printPrune(cmd, rep, dryRun)
+	printRepack(cmd.OutOrStdout(), rep, rp.repack, dryRun)
 	return nil
 }
 
