@@ -32,6 +32,12 @@ func NewMasker(k Key) *Masker {
 	return &Masker{key: k, prfs: map[string]*prf{}, tag: k.derive("tag"), seed: maphash.MakeSeed()}
 }
 
+// Fork returns a Masker under the same key with state of its own, for
+// another goroutine: a value's pseudonym is the same from either. A
+// unique column's pseudonyms stay unique only among the values one Column
+// masked, so each column is masked by one Column, on one goroutine.
+func (m *Masker) Fork() *Masker { return NewMasker(m.key) }
+
 func (m *Masker) prf(purpose string) *prf {
 	p, ok := m.prfs[purpose]
 	if !ok {

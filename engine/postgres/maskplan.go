@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -14,6 +15,20 @@ import (
 type Masking struct {
 	Rules  *mask.Rules
 	Masker *mask.Masker
+
+	forks []*mask.Masker // Masker and its forks, one per masking goroutine
+}
+
+// workers returns the Maskers of the goroutines that mask a table's
+// columns at once (maskwork.go): one per core, Masker the first.
+func (m *Masking) workers() []*mask.Masker {
+	if m.forks == nil {
+		m.forks = []*mask.Masker{m.Masker}
+		for len(m.forks) < min(runtime.GOMAXPROCS(0), maxMaskWorkers) {
+			m.forks = append(m.forks, m.Masker.Fork())
+		}
+	}
+	return m.forks
 }
 
 // maskCarried is the closed list of what a masked load carries: tables,
@@ -44,6 +59,8 @@ type maskTable struct {
 	cols     []string
 	maskers  []*mask.Column // nil for a kept column
 	collect  []bool         // remember the column's originals (verification)
+	owner    []int          // which masking goroutine masks the column
+	workers  int            // how many goroutines mask the table's columns
 }
 
 // planMask checks the archive's table of contents against the rules and
@@ -100,15 +117,19 @@ func aclOfCarried(a *archive, acl *tocEntry) bool {
 func newMaskTable(m *Masking, key string, e *tocEntry, cols []string, unique map[string]bool) *maskTable {
 	t := &maskTable{name: e.namespace + "." + e.tag, cols: cols, maskers: make([]*mask.Column, len(cols)), collect: make([]bool, len(cols))}
 	q := make([]string, len(cols))
+	rules := make([]mask.Rule, len(cols))
 	for i, c := range cols {
 		q[i] = quoteIdent(c)
-		r, _ := m.Rules.Lookup(key, c)
-		if !r.Masks() {
-			continue
+		rules[i], _ = m.Rules.Lookup(key, c)
+		rules[i].Unique = rules[i].Unique || unique[c]
+	}
+	w := m.workers()
+	t.owner, t.workers = assignColumns(rules, len(w))
+	for i, r := range rules {
+		if r.Masks() {
+			t.maskers[i] = w[t.owner[i]].Column(key+"."+cols[i], r)
+			t.collect[i] = checkedKind(r)
 		}
-		r.Unique = r.Unique || unique[c]
-		t.maskers[i] = m.Masker.Column(key+"."+c, r)
-		t.collect[i] = checkedKind(r)
 	}
 	t.copyStmt = "COPY " + quoteIdent(e.namespace) + "." + quoteIdent(e.tag) + " (" + strings.Join(q, ", ") + ") FROM stdin;\n"
 	if len(cols) == 0 {

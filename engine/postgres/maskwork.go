@@ -1,0 +1,171 @@
+package postgres
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/coffer-backup/coffer/mask"
+)
+
+// maxMaskWorkers bounds the goroutines that mask one table's columns.
+const maxMaskWorkers = 4
+
+// assignColumns shares a table's masked columns among n goroutines by
+// what they cost to mask, each column to one goroutine (a unique column's
+// pseudonyms depend on the order of its values, which one goroutine
+// keeps); it returns each column's goroutine and how many have columns.
+func assignColumns(rules []mask.Rule, n int) ([]int, int) {
+	owner := make([]int, len(rules))
+	var masked []int
+	for i, r := range rules {
+		if r.Masks() {
+			masked = append(masked, i)
+		}
+	}
+	slices.SortStableFunc(masked, func(a, b int) int { return maskCost(rules[b]) - maskCost(rules[a]) })
+	load := make([]int, max(min(n, len(masked)), 1))
+	for _, i := range masked {
+		w := 0
+		for j := range load {
+			if load[j] < load[w] {
+				w = j
+			}
+		}
+		owner[i] = w
+		load[w] += maskCost(rules[i])
+	}
+	return owner, len(load)
+}
+
+// maskCost is about what masking a value under r costs, in HMAC-SHA256
+// computations (measured with BenchmarkMask in package mask).
+func maskCost(r mask.Rule) int {
+	switch {
+	case r.Action == mask.Keep:
+		return 0
+	case r.Action == mask.Null, r.Action == mask.Redact:
+		return 1
+	case r.Action == mask.KeepDomain, r.Kind == mask.Email:
+		return 4
+	case r.Kind == mask.Phone, r.Kind == mask.Card, r.Kind == mask.IBAN, r.Kind == mask.Text:
+		return 3
+	}
+	return 2
+}
+
+// maskWork is one batch of a table's rows, split into fields, as the
+// masking goroutines share it: each masks its own columns of every row.
+type maskWork struct {
+	t      *maskTable
+	fields [][]byte // row by row, len(t.cols) a row
+	out    []string // the masked fields, where the column masks
+	null   []bool   // the masked field is NULL
+	empty  int      // rows of a table without columns
+	seen   []originals
+}
+
+// maskBatch masks a batch of rows, each ended by a newline: the table's
+// goroutines mask their columns at once, then the rows are put together.
+func (m *maskedArchive) maskBatch(t *maskTable, batch []byte) ([]byte, error) {
+	w := &maskWork{t: t, seen: make([]originals, t.workers)}
+	if err := m.split(w, batch); err != nil {
+		return nil, err
+	}
+	w.out, w.null = make([]string, len(w.fields)), make([]bool, len(w.fields))
+	var g errgroup.Group
+	for k := 1; k < t.workers; k++ {
+		g.Go(func() error { return m.maskColumns(w, k) })
+	}
+	err := m.maskColumns(w, 0)
+	if gerr := g.Wait(); err == nil {
+		err = gerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	for k := range w.seen {
+		m.seen.h = append(m.seen.h, w.seen[k].h...)
+	}
+	return w.join(len(batch)), nil
+}
+
+// split cuts a batch into its rows' fields, checking that each row has
+// one field per column.
+func (m *maskedArchive) split(w *maskWork, batch []byte) error {
+	t := w.t
+	for row := range bytes.SplitSeq(batch[:len(batch)-1], []byte{'\n'}) {
+		n := 0
+		if len(t.cols) == 0 && len(row) == 0 {
+			w.empty++
+			continue
+		}
+		for f := range bytes.SplitSeq(row, []byte{'\t'}) {
+			if n >= len(t.cols) {
+				return m.a.errorf("a row of table %s has more fields than its %d columns: the archive is corrupt", display(t.name), len(t.cols))
+			}
+			w.fields = append(w.fields, f)
+			n++
+		}
+		if n != len(t.cols) {
+			return m.a.errorf("a row of table %s has %d fields, not its %d columns: the archive is corrupt", display(t.name), n, len(t.cols))
+		}
+	}
+	return nil
+}
+
+// maskColumns masks, in every row, the columns goroutine k owns.
+func (m *maskedArchive) maskColumns(w *maskWork, k int) error {
+	t := w.t
+	n := len(t.cols)
+	for i, c := range t.maskers {
+		if c == nil || t.owner[i] != k {
+			continue
+		}
+		for j := i; j < len(w.fields); j += n {
+			if string(w.fields[j]) == copyNull {
+				continue
+			}
+			v := decodeField(w.fields[j])
+			if t.collect[i] {
+				w.seen[k].add(v)
+			}
+			mv, null, err := c.Mask(v)
+			if err != nil {
+				return fmt.Errorf("masked load of database %q: %w", m.a.label, err)
+			}
+			w.out[j], w.null[j] = mv, null
+		}
+	}
+	return nil
+}
+
+// join puts the rows together: kept fields as they were, masked ones
+// encoded, each row ended by a newline.
+func (w *maskWork) join(size int) []byte {
+	t := w.t
+	out := make([]byte, 0, size+size/4)
+	if len(t.cols) == 0 {
+		return append(out, bytes.Repeat([]byte{'\n'}, w.empty)...)
+	}
+	for j, f := range w.fields {
+		i := j % len(t.cols)
+		if i > 0 {
+			out = append(out, '\t')
+		}
+		switch {
+		case t.maskers[i] == nil || string(f) == copyNull:
+			out = append(out, f...)
+		case w.null[j]:
+			out = append(out, copyNull...)
+		default:
+			out = appendField(out, w.out[j])
+		}
+		if i == len(t.cols)-1 {
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
