@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"fmt"
-	"runtime"
 	"sort"
 	"strings"
 
@@ -15,20 +14,6 @@ import (
 type Masking struct {
 	Rules  *mask.Rules
 	Masker *mask.Masker
-
-	forks []*mask.Masker // Masker and its forks, one per masking goroutine
-}
-
-// workers returns the Maskers of the goroutines that mask a table's
-// columns at once (maskwork.go): one per core, Masker the first.
-func (m *Masking) workers() []*mask.Masker {
-	if m.forks == nil {
-		m.forks = []*mask.Masker{m.Masker}
-		for len(m.forks) < min(runtime.GOMAXPROCS(0), maxMaskWorkers) {
-			m.forks = append(m.forks, m.Masker.Fork())
-		}
-	}
-	return m.forks
 }
 
 // maskCarried is the closed list of what a masked load carries: tables,
@@ -59,7 +44,7 @@ type maskTable struct {
 	cols     []string
 	maskers  []*mask.Column // nil for a kept column
 	collect  []bool         // remember the column's originals (verification)
-	owner    []int          // which masking goroutine masks the column
+	order    []int          // the masked columns, costliest first (maskwork.go)
 	workers  int            // how many goroutines mask the table's columns
 }
 
@@ -123,14 +108,14 @@ func newMaskTable(m *Masking, key string, e *tocEntry, cols []string, unique map
 		rules[i], _ = m.Rules.Lookup(key, c)
 		rules[i].Unique = rules[i].Unique || unique[c]
 	}
-	w := m.workers()
-	t.owner, t.workers = assignColumns(rules, len(w))
 	for i, r := range rules {
 		if r.Masks() {
-			t.maskers[i] = w[t.owner[i]].Column(key+"."+cols[i], r)
+			// A Masker of its own, so that any goroutine may mask it.
+			t.maskers[i] = m.Masker.Fork().Column(key+"."+cols[i], r)
 			t.collect[i] = checkedKind(r)
 		}
 	}
+	t.order, t.workers = maskOrder(rules)
 	t.copyStmt = "COPY " + quoteIdent(e.namespace) + "." + quoteIdent(e.tag) + " (" + strings.Join(q, ", ") + ") FROM stdin;\n"
 	if len(cols) == 0 {
 		t.copyStmt = "COPY " + quoteIdent(e.namespace) + "." + quoteIdent(e.tag) + " FROM stdin;\n"

@@ -3,7 +3,9 @@ package postgres
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -13,35 +15,23 @@ import (
 // maxMaskWorkers bounds the goroutines that mask one table's columns.
 const maxMaskWorkers = 4
 
-// assignColumns shares a table's masked columns among n goroutines by
-// what they cost to mask, each column to one goroutine (a unique column's
-// pseudonyms depend on the order of its values, which one goroutine
-// keeps); it returns each column's goroutine and how many have columns.
-func assignColumns(rules []mask.Rule, n int) ([]int, int) {
-	owner := make([]int, len(rules))
-	var masked []int
+// maskOrder lists a table's masked columns, costliest first, the order in
+// which the masking goroutines take them from a batch, and how many
+// goroutines share them: one per core, no more than there are columns.
+func maskOrder(rules []mask.Rule) ([]int, int) {
+	var order []int
 	for i, r := range rules {
 		if r.Masks() {
-			masked = append(masked, i)
+			order = append(order, i)
 		}
 	}
-	slices.SortStableFunc(masked, func(a, b int) int { return maskCost(rules[b]) - maskCost(rules[a]) })
-	load := make([]int, max(min(n, len(masked)), 1))
-	for _, i := range masked {
-		w := 0
-		for j := range load {
-			if load[j] < load[w] {
-				w = j
-			}
-		}
-		owner[i] = w
-		load[w] += maskCost(rules[i])
-	}
-	return owner, len(load)
+	slices.SortStableFunc(order, func(a, b int) int { return maskCost(rules[b]) - maskCost(rules[a]) })
+	return order, max(min(runtime.GOMAXPROCS(0), maxMaskWorkers, len(order)), 1)
 }
 
 // maskCost is about what masking a value under r costs, in HMAC-SHA256
-// computations (measured with BenchmarkMask in package mask).
+// computations (measured with BenchmarkMask in package mask), before the
+// memo of repeated values.
 func maskCost(r mask.Rule) int {
 	switch {
 	case r.Action == mask.Keep:
@@ -57,13 +47,17 @@ func maskCost(r mask.Rule) int {
 }
 
 // maskWork is one batch of a table's rows, split into fields, as the
-// masking goroutines share it: each masks its own columns of every row.
+// masking goroutines share it: each takes the next column not taken and
+// masks it in every row, in order, so that a column is masked by one
+// goroutine at a time, its values in the order of the rows (on which a
+// unique column's pseudonyms depend).
 type maskWork struct {
 	t      *maskTable
 	fields [][]byte // row by row, len(t.cols) a row
 	out    []string // the masked fields, where the column masks
 	null   []bool   // the masked field is NULL
 	empty  int      // rows of a table without columns
+	next   atomic.Int32
 	seen   []originals
 }
 
@@ -116,14 +110,17 @@ func (m *maskedArchive) split(w *maskWork, batch []byte) error {
 	return nil
 }
 
-// maskColumns masks, in every row, the columns goroutine k owns.
+// maskColumns masks, in every row, the columns goroutine k takes.
 func (m *maskedArchive) maskColumns(w *maskWork, k int) error {
 	t := w.t
 	n := len(t.cols)
-	for i, c := range t.maskers {
-		if c == nil || t.owner[i] != k {
-			continue
+	for {
+		next := int(w.next.Add(1)) - 1
+		if next >= len(t.order) {
+			return nil
 		}
+		i := t.order[next]
+		c := t.maskers[i]
 		for j := i; j < len(w.fields); j += n {
 			if string(w.fields[j]) == copyNull {
 				continue
@@ -139,7 +136,6 @@ func (m *maskedArchive) maskColumns(w *maskWork, k int) error {
 			w.out[j], w.null[j] = mv, null
 		}
 	}
-	return nil
 }
 
 // join puts the rows together: kept fields as they were, masked ones

@@ -105,7 +105,11 @@ func (m *maskedArchive) writeData() error {
 		switch {
 		case t != nil && typ == blockData:
 			m.blockAt[id] = m.pos
-			return m.table(e, t)
+			err := m.table(e, t)
+			// A table's data comes once (eachBlock): its maskers' memos
+			// and unique sets go now, not with the plan.
+			clear(t.maskers)
+			return err
 		case t != nil:
 			return a.errorf("the data of table %s is a large-object block: the archive is corrupt", display(t.name))
 		case typ == blockData:
