@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -42,14 +43,24 @@ func TestMaskCost(t *testing.T) {
 		if prof != "" {
 			cc = c.with("COFFER_CPUPROFILE=" + filepath.Join(prof, fmt.Sprintf("%s-%d.prof", what, i)))
 		}
+		cmd := cc.cmd(context.Background(), nil, append([]string{"restore", snap.Snapshot, "--to", pgURL + target, "--json"}, args...)...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
 		start := time.Now()
-		out := cc.ok(nil, append([]string{"restore", snap.Snapshot, "--to", pgURL + target, "--json"}, args...)...)
+		out, err := cmd.Output()
 		r := benchRun{total: time.Since(start)}
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
+		if err != nil {
+			t.Fatalf("restore %s: %v\n%s", what, err, stderr.String())
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
 			t.Fatalf("restore --json: %v\n%s", err, out)
 		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		r.cpu = time.Duration(syscall.TimevalToNsec(ru.Utime) + syscall.TimevalToNsec(ru.Stime))
+		r.maxRSS = ru.Maxrss << 10
 		dropLike(t, target)
-		t.Logf("%s round %d: %s (load %.2f s, verify %.2f s)", what, i, r.total.Round(time.Millisecond), r.Load, r.Verify)
+		t.Logf("%s round %d: %s (load %.2f s, verify %.2f s; CPU of coffer and its pg_restore, pg_dump %.2f s, max RSS %d MiB)", what, i, r.total.Round(time.Millisecond), r.Load, r.Verify,
+			r.cpu.Seconds(), r.maxRSS>>20)
 		return r
 	}
 	var plain, masked []benchRun
@@ -68,6 +79,8 @@ func TestMaskCost(t *testing.T) {
 // benchRun is one timed restore: its wall time and what it reported.
 type benchRun struct {
 	total  time.Duration
+	cpu    time.Duration // of coffer and the pg_restore and pg_dump it ran, user and system
+	maxRSS int64
 	Load   float64 `json:"load_seconds"`
 	Verify float64 `json:"verify_seconds"`
 }

@@ -158,18 +158,19 @@ func (m *maskedArchive) table(e *tocEntry, t *maskTable) error {
 		}
 		return nil
 	})
-	var batch []byte
+	newBatch := func() []byte { return make([]byte, 0, maskBatchBytes+maskBatchBytes/4) }
+	batch := newBatch()
 	err := m.a.eachRow(e, func(row []byte) error {
 		m.proj = keptRow(m.proj[:0], row, keep)
 		kept.Add(m.proj)
 		batch = append(append(batch, row...), '\n')
-		if len(batch) >= 128<<10 {
+		if len(batch) >= maskBatchBytes {
 			select {
 			case parsed <- batch:
 			case <-stop:
 				return errMaskStopped
 			}
-			batch = nil
+			batch = newBatch()
 		}
 		return nil
 	})
@@ -193,6 +194,9 @@ func (m *maskedArchive) table(e *tocEntry, t *maskTable) error {
 }
 
 var errMaskStopped = errors.New("masking stopped")
+
+// maskBatchBytes is about how many bytes of rows are masked at a time.
+const maskBatchBytes = 128 << 10
 
 // patchOffsets writes each kept table's data offset into its TOC entry.
 func (m *maskedArchive) patchOffsets() error {
