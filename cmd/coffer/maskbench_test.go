@@ -69,8 +69,9 @@ func TestMaskCost(t *testing.T) {
 		masked = append(masked, run("masked", i, "--mask", rules))
 	}
 	p, m := median(plain), median(masked)
-	t.Logf("%s customers, %d rounds, medians: unmasked restore %s (load %.2f s, verify %.2f s), masked %s (load %.2f s, verify %.2f s): %.2f×",
-		n, rounds, p.total.Round(time.Millisecond), p.Load, p.Verify, m.total.Round(time.Millisecond), m.Load, m.Verify, float64(m.total)/float64(p.total))
+	t.Logf("%s customers, %d rounds, medians: unmasked restore %s (load %.2f s, verify %.2f s, CPU %.2f s), masked %s (load %.2f s, verify %.2f s, CPU %.2f s): %.2f×",
+		n, rounds, p.total.Round(time.Millisecond), p.Load, p.Verify, p.cpu.Seconds(), m.total.Round(time.Millisecond), m.Load, m.Verify, m.cpu.Seconds(),
+		float64(m.total)/float64(p.total))
 	if m.total >= 2*p.total {
 		t.Fatalf("masking costs %.2f× the unmasked restore", float64(m.total)/float64(p.total))
 	}
