@@ -94,7 +94,8 @@ func (p *prf) stream(in string, attempt int) *stream {
 	p.in = binary.BigEndian.AppendUint32(append(p.in[:0], in...), uint32(attempt))
 	p.h.Reset()
 	p.h.Write(p.in)
-	copy(s.seed[:], p.h.Sum(p.buf[:0]))
+	p.buf = p.h.Sum(p.buf[:0])
+	copy(s.seed[:], p.buf)
 	s.buf = s.seed[:]
 	return s
 }

@@ -90,6 +90,7 @@ func (m *maskedArchive) maskBatch(t *maskTable, batch []byte) ([]byte, error) {
 // one field per column.
 func (m *maskedArchive) split(w *maskWork, batch []byte) error {
 	t := w.t
+	w.fields = make([][]byte, 0, bytes.Count(batch, []byte{'\n'})*len(t.cols))
 	for row := range bytes.SplitSeq(batch[:len(batch)-1], []byte{'\n'}) {
 		n := 0
 		if len(t.cols) == 0 && len(row) == 0 {
