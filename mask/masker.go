@@ -54,7 +54,18 @@ type Column struct {
 	rule Rule
 	prf  *prf
 	seen map[uint64]uint64 // with Rule.Unique: pseudonym → original, by hash
+
+	looked, found int  // memo look-ups and hits, in the first memoTrial
+	noMemo        bool // the column's values do not repeat enough
 }
+
+// memoTrial is how many values of a column tell whether they repeat
+// enough for the memo to pay (a hit in memoPays of them): a column of
+// e-mails or card numbers then skips it.
+const (
+	memoTrial = 8192
+	memoPays  = 8
+)
 
 // Column returns the masker of a column under rule r.
 func (m *Masker) Column(name string, r Rule) *Column {
@@ -95,7 +106,7 @@ func (c *Column) Mask(v string) (out string, null bool, err error) {
 	if v == "" {
 		return "", false, nil
 	}
-	if c.seen == nil {
+	if c.seen == nil && !c.noMemo {
 		return c.memoized(v)
 	}
 	out, err = c.pseudonym(v)
@@ -109,6 +120,13 @@ func (c *Column) memoized(v string) (string, bool, error) {
 		c.prf.memo = newMemo()
 	}
 	out, h, ok := c.prf.memo.get(v)
+	if c.looked < memoTrial {
+		c.looked++
+		if ok {
+			c.found++
+		}
+		c.noMemo = c.looked == memoTrial && c.found*memoPays < memoTrial
+	}
 	if ok {
 		return out, false, nil
 	}
