@@ -20,25 +20,35 @@ func pick(s *stream, list []string) string { return list[s.intn(len(list))] }
 
 func fakeName(s *stream) string { return pick(s, words.first) + " " + pick(s, words.last) }
 
-// fakeLocal is an e-mail local part: first.last. and six random base-36
-// characters, then three that tag it as coffer's (see Masker.Recognise).
-func (m *Masker) fakeLocal(s *stream) string {
-	var b strings.Builder
-	b.WriteString(strings.ToLower(pick(s, words.first) + "." + pick(s, words.last) + "."))
+// appendLocal makes an e-mail local part: first.last. and six random
+// base-36 characters, then three that tag it as coffer's (see
+// Masker.Recognise). It is made in m's scratch buffer, after the prefix of
+// its tag's input, and valid until the next call.
+func (m *Masker) appendLocal(s *stream) []byte {
+	b := append(m.scratch[:0], emailTagPrefix...)
+	b = append(b, pick(s, words.lowerFirst)...)
+	b = append(b, '.')
+	b = append(b, pick(s, words.lowerLast)...)
+	b = append(b, '.')
 	for range 6 {
-		b.WriteByte(base36[s.intn(36)])
+		b = append(b, base36[s.intn(36)])
 	}
-	body := b.String()
-	return body + m.emailTag(body)
+	t := m.tag.sum(b)
+	b = append(b, base36[int(t[0])%36], base36[int(t[1])%36], base36[int(t[2])%36])
+	m.scratch = b
+	return b[len(emailTagPrefix):]
 }
 
+const emailTagPrefix = "email\x00"
+
 func (m *Masker) emailTag(body string) string {
-	t := m.tag.sum([]byte("email\x00" + body))
+	t := m.tag.sum([]byte(emailTagPrefix + body))
 	return string([]byte{base36[int(t[0])%36], base36[int(t[1])%36], base36[int(t[2])%36]})
 }
 
 func (m *Masker) fakeEmail(s *stream) string {
-	return m.fakeLocal(s) + "@" + pick(s, fakeDomains)
+	local := m.appendLocal(s)
+	return string(local) + "@" + pick(s, fakeDomains)
 }
 
 // keepDomain replaces the local part of an e-mail and keeps its domain; a
@@ -48,7 +58,7 @@ func (m *Masker) keepDomain(s *stream, orig string) string {
 	if i < 0 {
 		return m.fakeEmail(s)
 	}
-	return m.fakeLocal(s) + orig[i:]
+	return string(m.appendLocal(s)) + orig[i:]
 }
 
 // fakePhone keeps the shape of a phone number (its separators, its length,
@@ -56,7 +66,7 @@ func (m *Masker) keepDomain(s *stream, orig string) string {
 // digits; the last two tag it as coffer's.
 func (m *Masker) fakePhone(s *stream, orig string) string {
 	out := []byte(orig)
-	var pos []int
+	pos := make([]int, 0, 24)
 	for i := range out {
 		if out[i] >= '0' && out[i] <= '9' {
 			pos = append(pos, i)
@@ -97,11 +107,12 @@ func phoneKept(orig string, pos []int) int {
 // phoneTag is the two tag digits of a phone number: a keyed function of
 // its other digits.
 func (m *Masker) phoneTag(out []byte, pos []int) int {
-	d := make([]byte, 0, len(pos))
+	d := append(m.scratch[:0], "phone\x00"...)
 	for _, p := range pos[:len(pos)-2] {
 		d = append(d, out[p])
 	}
-	t := m.tag.sum(append([]byte("phone\x00"), d...))
+	m.scratch = d
+	t := m.tag.sum(d)
 	return (int(t[0])<<8 | int(t[1])) % 100
 }
 
@@ -109,7 +120,7 @@ func (m *Masker) phoneTag(out []byte, pos []int) int {
 // (16 digits when that is not a card length), with its separators, a tag
 // digit before the Luhn check digit, and a valid check digit.
 func (m *Masker) fakeCard(s *stream, orig string) string {
-	var pos []int
+	pos := make([]int, 0, 24)
 	for i := 0; i < len(orig); i++ {
 		if orig[i] >= '0' && orig[i] <= '9' {
 			pos = append(pos, i)
@@ -122,11 +133,12 @@ func (m *Masker) fakeCard(s *stream, orig string) string {
 			pos = append(pos, i)
 		}
 	}
-	d := []byte(cardPrefix)
+	d := append(make([]byte, 0, 24), cardPrefix...)
 	for len(d) < n-2 {
 		d = append(d, '0'+byte(s.intn(10)))
 	}
-	d = append(d, '0'+byte(m.tag.sum(append([]byte("card\x00"), d...))[0]%10))
+	m.scratch = append(append(m.scratch[:0], "card\x00"...), d...)
+	d = append(d, '0'+byte(m.tag.sum(m.scratch)[0]%10))
 	d = append(d, luhnDigit(d))
 	out := []byte(orig)
 	for i, p := range pos {

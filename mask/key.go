@@ -52,9 +52,12 @@ func (k Key) Fingerprint() string {
 // separate key is derived per purpose, so that two purposes never share
 // outputs. It keeps its keyed hash to reuse: not safe for concurrent use.
 type prf struct {
-	key []byte
-	h   hash.Hash
-	buf []byte
+	key  []byte
+	h    hash.Hash
+	buf  []byte
+	in   []byte // the input of stream, reused
+	st   stream // reused by every call of stream
+	memo *memo  // pseudonyms of recent values, made on first use
 }
 
 func (k Key) derive(purpose string) *prf {
@@ -77,17 +80,22 @@ func (p *prf) sum(in []byte) []byte {
 // needed (a fixed construction, so pseudonyms never change with releases).
 type stream struct {
 	seed [32]byte
-	buf  []byte
+	blk  [32]byte // the current SHA-256 block
+	buf  []byte   // what is left of seed or blk
 	ctr  uint32
 	tmp  [36]byte
 }
 
-func (p *prf) stream(in []byte, attempt int) *stream {
-	s := &stream{}
+// stream returns the stream of in and attempt. It is the prf's own, valid
+// until the next call.
+func (p *prf) stream(in string, attempt int) *stream {
+	s := &p.st
+	s.ctr = 0
+	p.in = binary.BigEndian.AppendUint32(append(p.in[:0], in...), uint32(attempt))
 	p.h.Reset()
-	p.h.Write(in)
-	p.h.Write(binary.BigEndian.AppendUint32(s.tmp[:0], uint32(attempt)))
-	copy(s.seed[:], p.h.Sum(p.buf[:0]))
+	p.h.Write(p.in)
+	p.buf = p.h.Sum(p.buf[:0])
+	copy(s.seed[:], p.buf)
 	s.buf = s.seed[:]
 	return s
 }
@@ -96,8 +104,8 @@ func (s *stream) refill() {
 	copy(s.tmp[:32], s.seed[:])
 	binary.BigEndian.PutUint32(s.tmp[32:], s.ctr)
 	s.ctr++
-	h := sha256.Sum256(s.tmp[:])
-	s.buf = append(s.buf[:0:0], h[:]...)
+	s.blk = sha256.Sum256(s.tmp[:])
+	s.buf = s.blk[:]
 }
 
 func (s *stream) next() byte {

@@ -1,10 +1,9 @@
 package mask
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"hash/maphash"
 	"strings"
 )
 
@@ -22,13 +21,22 @@ const maxAttempts = 64
 type Masker struct {
 	key  Key
 	prfs map[string]*prf
-	tag  *prf // tags pseudonyms as coffer's (Recognise)
+	tag  *prf         // tags pseudonyms as coffer's (Recognise)
+	seed maphash.Seed // of the hashes that keep unique columns unique
+	// scratch is where pseudonyms are made before they become strings.
+	scratch []byte
 }
 
 // NewMasker returns a Masker under key k.
 func NewMasker(k Key) *Masker {
-	return &Masker{key: k, prfs: map[string]*prf{}, tag: k.derive("tag")}
+	return &Masker{key: k, prfs: map[string]*prf{}, tag: k.derive("tag"), seed: maphash.MakeSeed()}
 }
+
+// Fork returns a Masker under the same key with state of its own, for
+// another goroutine: a value's pseudonym is the same from either. A
+// unique column's pseudonyms stay unique only among the values one Column
+// masked, so each column is masked by one Column, on one goroutine.
+func (m *Masker) Fork() *Masker { return NewMasker(m.key) }
 
 func (m *Masker) prf(purpose string) *prf {
 	p, ok := m.prfs[purpose]
@@ -46,7 +54,18 @@ type Column struct {
 	rule Rule
 	prf  *prf
 	seen map[uint64]uint64 // with Rule.Unique: pseudonym → original, by hash
+
+	looked, found int  // memo look-ups and hits, in the first memoTrial
+	noMemo        bool // the column's values do not repeat enough
 }
+
+// memoTrial is how many values of a column tell whether they repeat
+// enough for the memo to pay (a hit in memoPays of them): a column of
+// e-mails or card numbers then skips it.
+const (
+	memoTrial = 8192
+	memoPays  = 8
+)
 
 // Column returns the masker of a column under rule r.
 func (m *Masker) Column(name string, r Rule) *Column {
@@ -87,17 +106,52 @@ func (c *Column) Mask(v string) (out string, null bool, err error) {
 	if v == "" {
 		return "", false, nil
 	}
+	if c.seen == nil && !c.noMemo {
+		return c.memoized(v)
+	}
+	out, err = c.pseudonym(v)
+	return out, false, err
+}
+
+// memoized is the pseudonym of v in a column that is not unique, where it
+// depends on v alone: remembered for values that repeat.
+func (c *Column) memoized(v string) (string, bool, error) {
+	if c.prf.memo == nil {
+		c.prf.memo = newMemo()
+	}
+	out, h, ok := c.prf.memo.get(v)
+	if c.looked < memoTrial {
+		c.looked++
+		if ok {
+			c.found++
+		}
+		c.noMemo = c.looked == memoTrial && c.found*memoPays < memoTrial
+	}
+	if ok {
+		return out, false, nil
+	}
+	out, err := c.pseudonym(v)
+	if err != nil {
+		return "", false, err
+	}
+	c.prf.memo.put(v, h, out)
+	return out, false, nil
+}
+
+// pseudonym derives v's pseudonym: the first attempt that differs from v
+// and, in a unique column, from the other values' pseudonyms.
+func (c *Column) pseudonym(v string) (string, error) {
 	for attempt := range maxAttempts {
 		out, err := c.derive(v, attempt)
 		if err != nil {
-			return "", false, fmt.Errorf("column %s: %w", c.name, err)
+			return "", fmt.Errorf("column %s: %w", c.name, err)
 		}
 		if out == v || !c.unique(out, v) {
 			continue
 		}
-		return out, false, nil
+		return out, nil
 	}
-	return "", false, fmt.Errorf("column %s: no unique pseudonym for a value after %d attempts: the column holds more distinct values than the %s rule can tell apart; use hash", c.name, maxAttempts, c.rule)
+	return "", fmt.Errorf("column %s: no unique pseudonym for a value after %d attempts: the column holds more distinct values than the %s rule can tell apart; use hash", c.name, maxAttempts, c.rule)
 }
 
 // unique records out as v's pseudonym in a unique column; false when out
@@ -106,7 +160,7 @@ func (c *Column) unique(out, v string) bool {
 	if c.seen == nil {
 		return true
 	}
-	ho, hv := hash64(out), hash64(v)
+	ho, hv := maphash.String(c.m.seed, out), maphash.String(c.m.seed, v)
 	if prev, ok := c.seen[ho]; ok {
 		return prev == hv
 	}
@@ -114,17 +168,14 @@ func (c *Column) unique(out, v string) bool {
 	return true
 }
 
-func hash64(s string) uint64 {
-	h := sha256.Sum256([]byte(s))
-	return binary.BigEndian.Uint64(h[:8])
-}
-
 func (c *Column) derive(v string, attempt int) (string, error) {
-	s := c.prf.stream([]byte(v), attempt)
+	if c.rule.Action == Hash {
+		c.prf.in = append(append(c.prf.in[:0], v...), 0, byte(attempt))
+		return hex.EncodeToString(c.prf.sum(c.prf.in)[:16]), nil
+	}
+	s := c.prf.stream(v, attempt)
 	m := c.m
 	switch c.rule.Action {
-	case Hash:
-		return hex.EncodeToString(c.prf.sum(append([]byte(v), 0, byte(attempt)))[:16]), nil
 	case KeepDomain:
 		return m.keepDomain(s, v), nil
 	case ShiftDate:

@@ -152,3 +152,28 @@ func TestNullRedact(t *testing.T) {
 		t.Fatalf("shift_date of a non-date: %v", err)
 	}
 }
+
+// The memo of repeated values changes no pseudonym: a column whose values
+// repeat uses it, one whose values do not stops, and both give what a
+// Masker gives a value it has never seen.
+func TestMemo(t *testing.T) {
+	m := NewMasker(testKey(5))
+	r := Rule{Action: Fake, Kind: Phone}
+	repeats, distinct := m.Column("t.a", r), m.Fork().Column("t.b", r)
+	ref := NewMasker(testKey(5)).Column("ref", r)
+	ref.noMemo = true // derives every value
+	for i := range 2 * memoTrial {
+		for _, c := range []struct {
+			col *Column
+			v   string
+		}{{repeats, fmt.Sprintf("+44 20 7946 %04d", i%50)}, {distinct, fmt.Sprintf("+44 20 %08d", i)}} {
+			got, _, err := c.col.Mask(c.v)
+			if want, _, _ := ref.Mask(c.v); err != nil || got != want {
+				t.Fatalf("%s(%q) = %q, %v; want %q", c.col.name, c.v, got, err, want)
+			}
+		}
+	}
+	if repeats.noMemo || !distinct.noMemo || repeats.found == 0 {
+		t.Fatalf("memo: repeated values %v (%d hits), distinct values %v", !repeats.noMemo, repeats.found, !distinct.noMemo)
+	}
+}

@@ -11,11 +11,24 @@ var wordFS embed.FS
 // words are the synthetic lists pseudonyms are made from.
 var words = struct {
 	first, last, streets, text []string
+	lowerFirst, lowerLast      []string // in lower case, for e-mails
 }{
 	first:   wordList("first.txt"),
 	last:    wordList("last.txt"),
 	streets: wordList("streets.txt"),
 	text:    wordList("text.txt"),
+}
+
+func init() {
+	words.lowerFirst, words.lowerLast = lower(words.first), lower(words.last)
+}
+
+func lower(list []string) []string {
+	out := make([]string, len(list))
+	for i, w := range list {
+		out[i] = strings.ToLower(w)
+	}
+	return out
 }
 
 func wordList(name string) []string {

@@ -44,6 +44,8 @@ type maskTable struct {
 	cols     []string
 	maskers  []*mask.Column // nil for a kept column
 	collect  []bool         // remember the column's originals (verification)
+	order    []int          // the masked columns, costliest first (maskwork.go)
+	workers  int            // how many goroutines mask the table's columns
 }
 
 // planMask checks the archive's table of contents against the rules and
@@ -100,16 +102,20 @@ func aclOfCarried(a *archive, acl *tocEntry) bool {
 func newMaskTable(m *Masking, key string, e *tocEntry, cols []string, unique map[string]bool) *maskTable {
 	t := &maskTable{name: e.namespace + "." + e.tag, cols: cols, maskers: make([]*mask.Column, len(cols)), collect: make([]bool, len(cols))}
 	q := make([]string, len(cols))
+	rules := make([]mask.Rule, len(cols))
 	for i, c := range cols {
 		q[i] = quoteIdent(c)
-		r, _ := m.Rules.Lookup(key, c)
-		if !r.Masks() {
-			continue
-		}
-		r.Unique = r.Unique || unique[c]
-		t.maskers[i] = m.Masker.Column(key+"."+c, r)
-		t.collect[i] = checkedKind(r)
+		rules[i], _ = m.Rules.Lookup(key, c)
+		rules[i].Unique = rules[i].Unique || unique[c]
 	}
+	for i, r := range rules {
+		if r.Masks() {
+			// A Masker of its own, so that any goroutine may mask it.
+			t.maskers[i] = m.Masker.Fork().Column(key+"."+cols[i], r)
+			t.collect[i] = checkedKind(r)
+		}
+	}
+	t.order, t.workers = maskOrder(rules)
 	t.copyStmt = "COPY " + quoteIdent(e.namespace) + "." + quoteIdent(e.tag) + " (" + strings.Join(q, ", ") + ") FROM stdin;\n"
 	if len(cols) == 0 {
 		t.copyStmt = "COPY " + quoteIdent(e.namespace) + "." + quoteIdent(e.tag) + " FROM stdin;\n"

@@ -30,7 +30,6 @@ type maskedArchive struct {
 	want *engine.Digester // digests of the masked rows, as the target must hold them
 	kept *engine.Digester // digests of the original rows' kept columns
 	seen *originals
-	row  []byte
 	proj []byte
 
 	blockAt map[int64]int64 // dump id → where its data block is in f
@@ -106,7 +105,11 @@ func (m *maskedArchive) writeData() error {
 		switch {
 		case t != nil && typ == blockData:
 			m.blockAt[id] = m.pos
-			return m.table(e, t)
+			err := m.table(e, t)
+			// A table's data comes once (eachBlock): its maskers' memos
+			// and unique sets go now, not with the plan.
+			clear(t.maskers)
+			return err
 		case t != nil:
 			return a.errorf("the data of table %s is a large-object block: the archive is corrupt", display(t.name))
 		case typ == blockData:
@@ -155,18 +158,19 @@ func (m *maskedArchive) table(e *tocEntry, t *maskTable) error {
 		}
 		return nil
 	})
-	var batch []byte
+	newBatch := func() []byte { return make([]byte, 0, maskBatchBytes+maskBatchBytes/4) }
+	batch := newBatch()
 	err := m.a.eachRow(e, func(row []byte) error {
 		m.proj = keptRow(m.proj[:0], row, keep)
 		kept.Add(m.proj)
 		batch = append(append(batch, row...), '\n')
-		if len(batch) >= 128<<10 {
+		if len(batch) >= maskBatchBytes {
 			select {
 			case parsed <- batch:
 			case <-stop:
 				return errMaskStopped
 			}
-			batch = nil
+			batch = newBatch()
 		}
 		return nil
 	})
@@ -191,57 +195,8 @@ func (m *maskedArchive) table(e *tocEntry, t *maskTable) error {
 
 var errMaskStopped = errors.New("masking stopped")
 
-// maskBatch masks a batch of rows, each ended by a newline.
-func (m *maskedArchive) maskBatch(t *maskTable, batch []byte) ([]byte, error) {
-	out := make([]byte, 0, len(batch)+len(batch)/4)
-	for row := range bytes.SplitSeq(batch[:len(batch)-1], []byte{'\n'}) {
-		r, err := m.maskRow(t, row)
-		if err != nil {
-			return nil, err
-		}
-		out = append(append(out, r...), '\n')
-	}
-	return out, nil
-}
-
-// maskRow masks the fields of one COPY text row that the rules mask.
-func (m *maskedArchive) maskRow(t *maskTable, row []byte) ([]byte, error) {
-	out := m.row[:0]
-	n := 0
-	for f := range bytes.SplitSeq(row, []byte{'\t'}) {
-		if n > 0 {
-			out = append(out, '\t')
-		}
-		if n >= len(t.cols) {
-			return nil, m.a.errorf("a row of table %s has more fields than its %d columns: the archive is corrupt", display(t.name), len(t.cols))
-		}
-		c := t.maskers[n]
-		switch {
-		case c == nil || string(f) == copyNull:
-			out = append(out, f...)
-		default:
-			v := decodeField(f)
-			if t.collect[n] {
-				m.seen.add(v)
-			}
-			mv, null, err := c.Mask(v)
-			if err != nil {
-				return nil, fmt.Errorf("masked load of database %q: %w", m.a.label, err)
-			}
-			if null {
-				out = append(out, copyNull...)
-			} else {
-				out = appendField(out, mv)
-			}
-		}
-		n++
-	}
-	if n != len(t.cols) && !(len(t.cols) == 0 && len(row) == 0) {
-		return nil, m.a.errorf("a row of table %s has %d fields, not its %d columns: the archive is corrupt", display(t.name), n, len(t.cols))
-	}
-	m.row = out
-	return out, nil
-}
+// maskBatchBytes is about how many bytes of rows are masked at a time.
+const maskBatchBytes = 128 << 10
 
 // patchOffsets writes each kept table's data offset into its TOC entry.
 func (m *maskedArchive) patchOffsets() error {
