@@ -207,6 +207,9 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 	} else {
 		what += " (every chunk and the stream's digest checked)"
 	}
+	if g.json {
+		return printRestoreJSON(cmd, snap, o.output, part, sum)
+	}
 	if !toStdout {
 		fmt.Fprintf(cmd.ErrOrStderr(), "restored %s of snapshot %s (%s) to %s in %s\n", termsafe.String(what), snap.ID().Short(),
 			bytesStr(sum.Bytes), termsafe.String(o.output), sum.Duration.Round(time.Millisecond))
