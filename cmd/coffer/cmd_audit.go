@@ -107,7 +107,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 // auditJSON is an audit record as audit --json prints it: the stored
 // record, with its id and its detail's values typed (auditlog.Detail).
 type auditJSON struct {
-	Record   string         `json:"record"`
+	ID       string         `json:"id"` // the record's id, as audit verify's head names it
 	Version  int            `json:"version"`
 	Time     time.Time      `json:"time"`
 	Event    string         `json:"event"`
@@ -122,7 +122,7 @@ type auditJSON struct {
 }
 
 func toAuditJSON(r *repository.AuditRecord) auditJSON {
-	return auditJSON{Record: r.ID().String(), Version: r.Version, Time: r.Time, Event: r.Event, Actor: r.Actor, Host: r.Host,
+	return auditJSON{ID: r.ID().String(), Version: r.Version, Time: r.Time, Event: r.Event, Actor: r.Actor, Host: r.Host,
 		Outcome: r.Outcome, Snapshot: r.Snapshot, Source: r.Source, Detail: auditlog.Detail(r.Detail), Prev: r.Prev, Signer: r.Signer}
 }
 

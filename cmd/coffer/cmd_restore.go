@@ -138,6 +138,9 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 		return err
 	}
 	if o.pg.dir != "" {
+		if g.json {
+			return failf("--pgdata", "run it without --json", "restore --pgdata prints no JSON yet")
+		}
 		snap, err := pickBase(cmd, repo, ref, o.source, o.pg.target.Time)
 		if err != nil {
 			return err

@@ -55,9 +55,9 @@ func hintFlagError(cmd *cobra.Command, err error) error {
 		return err
 	}
 	if hint, ok := flagHints[cmd.Name()][name]; ok {
-		return fmt.Errorf("%w: coffer %s has no --%s; %s", err, cmd.Name(), name, hint)
+		return &userError{msg: fmt.Sprintf("%v: coffer %s has no --%s", err, cmd.Name(), name), object: "--" + name, remedy: hint, err: err}
 	}
-	return fmt.Errorf("%w (coffer %s --help lists its flags)", err, cmd.Name())
+	return &userError{msg: err.Error(), object: "--" + name, remedy: fmt.Sprintf("coffer %s --help lists its flags", cmd.Name()), err: err}
 }
 
 func newVersionCmd(g *globals) *cobra.Command {

@@ -286,8 +286,9 @@ func TestInitJSON(t *testing.T) {
 		c := newCLI(t, repo)
 		out := c.ok(nil, "init", "--json")
 		var res struct {
+			JSONVersion int      `json:"json_version"`
 			Repository  string   `json:"repository"`
-			ID          string   `json:"id"`
+			ID          string   `json:"repository_id"`
 			Operators   []string `json:"operators"`
 			Fingerprint string   `json:"writer_key_fingerprint"`
 			WriterKey   string   `json:"writer_key_file"`

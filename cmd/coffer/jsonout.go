@@ -141,9 +141,14 @@ func noJSON(cmd *cobra.Command, why string) *cobra.Command {
 // refuseJSON is the root's check of noJSON commands.
 func refuseJSON(g *globals) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
-		if why, ok := cmd.Annotations["no-json"]; ok && g.json {
-			name := strings.TrimPrefix(cmd.CommandPath(), "coffer ")
-			return failf("--json", "run it without --json", "coffer %s prints no JSON (%s)", name, why)
+		if !g.json {
+			return nil
+		}
+		for c := cmd; c != nil; c = c.Parent() {
+			if why, ok := c.Annotations["no-json"]; ok {
+				name := strings.TrimPrefix(cmd.CommandPath(), "coffer ")
+				return failf("--json", "run it without --json", "coffer %s prints no JSON (%s)", name, why)
+			}
 		}
 		return nil
 	}

@@ -133,5 +133,15 @@ Environment:
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON for machines")
 	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newUnlockCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newPolicyCmd(g), newKeyCmd(g), newDaemonCmd(), newScheduleCmd(g), newConfigCmd(g), newDemoCmd(), newWALPushCmd(g), newWALFetchCmd(g), newWALStatusCmd(g), newCopyCmd(g), newTraceCmd(g), newClassifyCmd(g))
 	addHabits(root, g)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			noJSON(c, "it prints help")
+		case "completion":
+			noJSON(c, "it prints shell scripts")
+		}
+	}
 	return root
 }
