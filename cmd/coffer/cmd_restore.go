@@ -151,7 +151,7 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 	if err != nil {
 		return err
 	}
-	if ref == "latest" {
+	if ref == "latest" && !g.json {
 		fmt.Fprintf(cmd.ErrOrStderr(), "latest is snapshot %s of source %s on %s, taken %s\n", snap.ID().Short(),
 			termsafe.String(snap.Source), termsafe.String(snap.Host), snap.Time.Local().Format(time.DateTime))
 	}

@@ -72,16 +72,20 @@ func printCleanupJSON(w io.Writer, res *drill.CleanupResult) error {
 	return printJSON(w, out)
 }
 
-func toDrillRPO(r drill.RPO) drillRPOJSON {
-	return drillRPOJSON{Age: r.Age.Seconds(), Gap: r.Gap.Seconds()}
+// drillRun is what a report's run and a summary's have in common.
+func drillRun(r drill.RunSummary) drillRunJSON {
+	return drillRunJSON{Snapshot: r.Snapshot, Source: r.Source, Engine: r.Engine, SnapshotAt: r.SnapshotAt, Size: r.Size,
+		Passed: r.Passed, Checks: []drillCheckJSON{}, RTO: r.RTO.Seconds(),
+		RPO: drillRPOJSON{Age: r.RPO.Age.Seconds(), Gap: r.RPO.Gap.Seconds()}}
 }
 
 func toDrillJSON(r *drill.Report) drillJSON {
 	out := drillJSON{Version: r.Version, Drill: r.ID, Started: r.Started, Finished: r.Finished, Host: r.Host, Tool: r.Tool,
 		Passed: r.Passed, Runs: []drillRunJSON{}, Warnings: r.Warnings, Damaged: r.Damaged}
 	for _, run := range r.Runs {
-		j := drillRunJSON{Snapshot: run.Snapshot, Source: run.Source, Engine: run.Engine, SnapshotAt: run.SnapshotAt, Size: run.Size,
-			Target: run.Target, Passed: run.Passed, Checks: []drillCheckJSON{}, RTO: run.RTO.Seconds(), RPO: toDrillRPO(run.RPO)}
+		j := drillRun(drill.RunSummary{Snapshot: run.Snapshot, Source: run.Source, Engine: run.Engine, SnapshotAt: run.SnapshotAt,
+			Size: run.Size, Passed: run.Passed, RTO: run.RTO, RPO: run.RPO})
+		j.Target = run.Target
 		for _, c := range run.Checks {
 			j.Checks = append(j.Checks, drillCheckJSON{Name: c.Name, Passed: c.Passed, Detail: c.Detail})
 		}
@@ -100,8 +104,7 @@ func toDrillSummaryJSON(s *drill.Stored) drillJSON {
 	out := drillJSON{Version: s.Version, Drill: s.ID, Started: s.Started, Finished: s.Finished, Host: s.Host, Tool: s.Tool,
 		Passed: s.Passed, Runs: []drillRunJSON{}}
 	for _, run := range s.Runs {
-		j := drillRunJSON{Snapshot: run.Snapshot, Source: run.Source, Engine: run.Engine, SnapshotAt: run.SnapshotAt, Size: run.Size,
-			Passed: run.Passed, Checks: []drillCheckJSON{}, RTO: run.RTO.Seconds(), RPO: toDrillRPO(run.RPO)}
+		j := drillRun(run)
 		for _, c := range run.Checks {
 			j.Checks = append(j.Checks, drillCheckJSON{Name: c.Name, Passed: c.Passed})
 		}

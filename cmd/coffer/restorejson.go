@@ -30,9 +30,10 @@ func printRestoreJSON(cmd *cobra.Command, snap *repository.Snapshot, output stri
 	if part != nil {
 		res.Part = part.Name
 	}
-	w := cmd.OutOrStdout()
 	if output == "" || output == "-" {
-		res.Output, w = "-", cmd.ErrOrStderr()
+		// One line, among what else standard error may carry (warnings).
+		res.Output = "-"
+		return printJSONLine(cmd.ErrOrStderr(), res)
 	}
-	return printJSON(w, res)
+	return printJSON(cmd.OutOrStdout(), res)
 }
