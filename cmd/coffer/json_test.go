@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 )
@@ -235,8 +236,13 @@ func TestJSONEveryCommand(t *testing.T) {
 	cfg := file("coffer.yaml", "repository:\n  url: "+filepath.Join(dir, "repo")+"\n  writer_key_file: "+filepath.Join(c.dir, "writer.key")+
 		"\n  time_zone: UTC\nsources:\n  - name: notes\n    exec: \"cat /dev/null\"\n    schedule: \"@daily\"\n")
 	sched := j.run(w, jsonCase{}, "schedule", "--json", "--config", cfg)[0].([]any)
-	if len(sched) == 0 {
-		t.Error("schedule --json lists no job")
+	checkScheduleFromNow(t, sched)
+	// The text's IN column says the same, to the second.
+	text := strings.Split(strings.TrimSpace(w.ok(nil, "schedule", "--config", cfg)), "\n")
+	in, _ := sched[0].(map[string]any)["in_seconds"].(json.Number).Float64()
+	fields := strings.Fields(text[len(text)-1])
+	if d, err := time.ParseDuration(fields[len(fields)-1]); err != nil || d.Seconds()-in > 2 || in-d.Seconds() > 2 {
+		t.Errorf("schedule: IN column %q, want %.0fs from now", text[len(text)-1], in)
 	}
 	j.run(w, jsonCase{}, "config", "check", cfg, "--json")
 	j.run(w, jsonCase{}, "config", "check", cfg, "--offline", "--json")
@@ -282,6 +288,23 @@ func TestJSONEveryCommand(t *testing.T) {
 	}
 
 	j.checkCoverage()
+}
+
+// checkScheduleFromNow checks that schedule's in_seconds counts from now:
+// the time of the next run less in_seconds is this moment, not the start
+// of this minute.
+func checkScheduleFromNow(t *testing.T, sched []any) {
+	t.Helper()
+	if len(sched) == 0 {
+		t.Fatal("schedule --json lists no job")
+	}
+	for _, p := range sched {
+		at, err := time.Parse(time.RFC3339Nano, str(p, "time"))
+		in, _ := p.(map[string]any)["in_seconds"].(json.Number).Float64()
+		if off := time.Until(at).Seconds() - in; err != nil || off > 2 || off < -2 {
+			t.Errorf("schedule: %v runs at %s, in %.0fs: %.0fs from now", err, at, in, off)
+		}
+	}
 }
 
 // checkAuditDetail checks that the audit log's numbers are numbers.
