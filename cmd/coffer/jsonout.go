@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/coffer-backup/coffer/internal/termsafe"
 )
 
 // jsonVersion is the version of coffer's JSON vocabulary (docs/json.md).
@@ -43,7 +45,15 @@ func printJSONLine(w io.Writer, v any) error {
 	return err
 }
 
+// versioned encodes v with its json_version, and with every rune a
+// terminal would interpret escaped (termsafe.JSON): names from snapshots
+// may hold them, and JSON is read on terminals too.
 func versioned(v any) ([]byte, error) {
+	b, err := versionedRaw(v)
+	return termsafe.JSON(b), err
+}
+
+func versionedRaw(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
