@@ -231,6 +231,7 @@ func TestJSONEveryCommand(t *testing.T) {
 	audit := j.run(w, jsonCase{}, "audit", "--json")[0].([]any)
 	j.run(c, jsonCase{}, "audit", "verify", "--json")
 	checkAuditDetail(t, audit)
+	checkAuditText(t, w.ok(nil, "audit"))
 	j.run(w, jsonCase{code: -1}, "status", "--json")
 
 	cfg := file("coffer.yaml", "repository:\n  url: "+filepath.Join(dir, "repo")+"\n  writer_key_file: "+filepath.Join(c.dir, "writer.key")+
@@ -303,6 +304,28 @@ func checkScheduleFromNow(t *testing.T, sched []any) {
 		in, _ := p.(map[string]any)["in_seconds"].(json.Number).Float64()
 		if off := time.Until(at).Seconds() - in; err != nil || off > 2 || off < -2 {
 			t.Errorf("schedule: %v runs at %s, in %.0fs: %.0fs from now", err, at, in, off)
+		}
+	}
+}
+
+// checkAuditText checks the text DETAIL column: key=value pairs in sorted
+// order on every line, under the names --json uses.
+func checkAuditText(t *testing.T, text string) {
+	t.Helper()
+	for _, want := range []string{" size_bytes=", " stored_bytes=", " rto_seconds=", " verified=true"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("audit: no %q in\n%s", want, text)
+		}
+	}
+	for _, l := range strings.Split(text, "\n") {
+		var keys []string
+		for _, f := range strings.Fields(l) {
+			if k, _, ok := strings.Cut(f, "="); ok {
+				keys = append(keys, k)
+			}
+		}
+		if !sort.StringsAreSorted(keys) {
+			t.Errorf("audit: DETAIL keys out of order: %q", l)
 		}
 	}
 }
