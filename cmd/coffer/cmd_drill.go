@@ -212,7 +212,8 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: the report could not be stored in the repository: %v\n", serr)
 	}
 	if !rep.Passed {
-		return &exitError{code: 1, msg: "drill FAILED: see the failed checks above and the report"}
+		return &exitError{code: 1, msg: "drill FAILED: see the failed checks above and the report", object: "drill " + rep.ID,
+			remedy: "see the failed checks and the report"}
 	}
 	return nil
 }

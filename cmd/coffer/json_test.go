@@ -288,6 +288,29 @@ func TestJSONEveryCommand(t *testing.T) {
 		t.Errorf("ls with the writer key: %v, want object COFFER_IDENTITY_FILE and a remedy", e)
 	}
 
+	// A report, then an error naming the damaged pack: check on a pack
+	// with a byte flipped.
+	packs, _ := filepath.Glob(filepath.Join(dir, "repo", "data", "*", "*"))
+	if len(packs) == 0 {
+		t.Fatal("no pack in the repository")
+	}
+	pack, _ := os.ReadFile(packs[0])
+	pack[len(pack)/2] ^= 1
+	if err := os.WriteFile(packs[0], pack, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rotated := c.with("COFFER_WRITER_KEY_FILE=" + newKey)
+	r := rotated.run(nil, "check", "--read-data", "--json")
+	vs, err := decodeAll([]byte(r.stdout))
+	if r.code != 1 || err != nil || len(doc.validate("check", vs[0])) > 0 {
+		t.Fatalf("check of a damaged pack: exit %d, %v %v\n%s", r.code, err, doc.validate("check", vs[0]), r.stdout)
+	}
+	r.stdout = ""
+	e = j.errorLine(r, []string{"check", "--read-data", "--json"})
+	if want := "data/" + filepath.Base(filepath.Dir(packs[0])) + "/" + filepath.Base(packs[0]); e["object"] != want || e["remedy"] == "" {
+		t.Errorf("check of a damaged pack: %v, want object %s and a remedy", e, want)
+	}
+
 	j.checkCoverage()
 }
 

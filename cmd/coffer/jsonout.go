@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -100,19 +99,35 @@ type errorJSON struct {
 type objectError interface{ ErrorObject() string }
 type remedyError interface{ ErrorRemedy() string }
 
-// describe builds the JSON form of err from the first error in its chain
+// describe builds the JSON form of err from the first error in its tree
 // that names an object and the first that gives a remedy.
 func describe(msg string, err error) errorJSON {
 	e := errorJSON{Error: msg}
-	var oe objectError
-	if errors.As(err, &oe) {
-		e.Object = oe.ErrorObject()
-	}
-	var re remedyError
-	if errors.As(err, &re) {
-		e.Remedy = re.ErrorRemedy()
-	}
+	walkErrors(err, func(x error) {
+		if oe, ok := x.(objectError); ok && e.Object == "" {
+			e.Object = oe.ErrorObject()
+		}
+		if re, ok := x.(remedyError); ok && e.Remedy == "" {
+			e.Remedy = re.ErrorRemedy()
+		}
+	})
 	return e
+}
+
+// walkErrors calls fn on err and every error it wraps, depth first.
+func walkErrors(err error, fn func(error)) {
+	if err == nil {
+		return
+	}
+	fn(err)
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		walkErrors(u.Unwrap(), fn)
+	case interface{ Unwrap() []error }:
+		for _, x := range u.Unwrap() {
+			walkErrors(x, fn)
+		}
+	}
 }
 
 // userError is an error of coffer's own making that names its object and

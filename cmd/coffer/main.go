@@ -99,13 +99,16 @@ func interruptedResult(command string) string {
 
 // exitError ends the command with a given status.
 type exitError struct {
-	code int
-	msg  string
-	err  error // the cause, if any, for the object and remedy of --json
+	code           int
+	msg            string
+	err            error  // the cause, if any, for the object and remedy of --json
+	object, remedy string // for --json, when err gives none
 }
 
-func (e *exitError) Error() string { return e.msg }
-func (e *exitError) Unwrap() error { return e.err }
+func (e *exitError) Error() string       { return e.msg }
+func (e *exitError) Unwrap() error       { return e.err }
+func (e *exitError) ErrorObject() string { return e.object }
+func (e *exitError) ErrorRemedy() string { return e.remedy }
 
 func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
