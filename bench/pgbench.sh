@@ -35,7 +35,7 @@ export COFFER_REPO=$work/coffer-repo COFFER_WRITER_KEY_FILE=$work/writer.key COF
 "$work/coffer" init >/dev/null
 # The dump's size is known once coffer has read it; time first, rate after.
 /usr/bin/time -f "%e %M" -o "$work/time" "$work/coffer" backup --source pgbench --postgres "$pgurl/$db" --json > "$work/b.json"
-dump=$(sed -n 's/.*"bytes_read": \([0-9]*\).*/\1/p' "$work/b.json")
+dump=$(sed -n 's/.*"size_bytes": \([0-9]*\).*/\1/p' "$work/b.json")
 read -r secs rss < "$work/time"
 printf 'dump (pg_dump -Fc -Z0 + globals): %d MB\n' "$((dump / 1000000))"
 printf '%-8s %-22s %7.1f s %8.1f MB/s %6d MiB peak RSS\n' coffer "backup --postgres" "$secs" "$(echo "$dump / 1000000 / $secs" | bc -l)" "$((rss / 1024))"

@@ -34,7 +34,7 @@ size=$(psql -c "SELECT pg_database_size('postgres') / 1048576")
 night() { # night LABEL: a base backup into both repositories; prints stored bytes
   for avg in 64 16; do
     COFFER_REPO=$work/repo$avg COFFER_WRITER_KEY_FILE=$work/writer$([ $avg = 16 ] && echo 16).key \
-      "$work/coffer" backup --json --source pg --physical --postgres "$(pgurl)" | jq -r '.bytes_stored' > "$work/$1.$avg"
+      "$work/coffer" backup --json --source pg --physical --postgres "$(pgurl)" | jq -r '.stored_bytes' > "$work/$1.$avg"
   done
 }
 night n0

@@ -36,6 +36,18 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
+// ErrorObject names the file, line and column, and the key.
+func (e *Error) ErrorObject() string {
+	s := e.File
+	if e.Line > 0 {
+		s += fmt.Sprintf(":%d:%d", e.Line, e.Column)
+	}
+	if e.Key != "" {
+		s += " " + e.Key
+	}
+	return s
+}
+
 type position struct{ line, col int }
 
 // decoder fills a struct from a yaml.Node strictly, by the fields' yaml

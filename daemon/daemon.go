@@ -206,7 +206,11 @@ func (d *Daemon) walStatusJob(s config.Source) func(context.Context) error {
 		if st, err := parseJSON[walStatus](out); err == nil {
 			d.m.wal.archived.WithLabelValues(s.Name).Set(float64(st.Archived))
 			d.m.wal.failed.WithLabelValues(s.Name).Set(float64(st.Failed))
-			d.m.wal.lastArchived.WithLabelValues(s.Name).Set(st.LastTime)
+			last := 0.0 // none yet
+			if !st.LastTime.IsZero() {
+				last = float64(st.LastTime.UnixNano()) / 1e9
+			}
+			d.m.wal.lastArchived.WithLabelValues(s.Name).Set(last)
 			d.m.wal.ready.WithLabelValues(s.Name).Set(float64(st.Ready))
 		}
 		return runErr
@@ -250,7 +254,7 @@ func (d *Daemon) drillJob(dr config.Drill, src string) func(context.Context) err
 			l := []string{"drill " + src, "drill", src}
 			d.m.drillPassed.WithLabelValues(l...).Set(map[bool]float64{true: 1, false: 0}[res.Passed])
 			if len(res.Runs) > 0 {
-				d.m.drillRTO.WithLabelValues(l...).Set(time.Duration(res.Runs[0].RTO).Seconds())
+				d.m.drillRTO.WithLabelValues(l...).Set(res.Runs[0].RTO)
 			}
 		}
 		return err

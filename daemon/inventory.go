@@ -76,7 +76,7 @@ func (inv *inventory) Collect(ch chan<- prometheus.Metric) {
 type snapshotRow struct {
 	Source string    `json:"source"`
 	Time   time.Time `json:"time"`
-	Stored int64     `json:"stored"`
+	Stored int64     `json:"stored_bytes"`
 }
 
 // refresh reads the repository's snapshots.

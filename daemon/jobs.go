@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/coffer-backup/coffer/config"
 	"github.com/coffer-backup/coffer/engine/command"
@@ -203,15 +204,15 @@ func forgetArgs(s config.Source, tz string) []string {
 // backupResult is what the daemon reads of `coffer backup --json`.
 type backupResult struct {
 	Snapshot    string `json:"snapshot"`
-	BytesRead   int64  `json:"bytes_read"`
-	BytesStored int64  `json:"bytes_stored"`
+	BytesRead   int64  `json:"size_bytes"`
+	BytesStored int64  `json:"stored_bytes"`
 }
 
 // forgetResult is what the daemon reads of `coffer forget --json`: one
 // group per source and host.
 type forgetResult struct {
 	Snapshots []struct {
-		ID   string `json:"id"`
+		ID   string `json:"snapshot"`
 		Keep bool   `json:"keep"`
 	} `json:"snapshots"`
 }
@@ -220,7 +221,7 @@ type forgetResult struct {
 type drillResult struct {
 	Passed bool `json:"passed"`
 	Runs   []struct {
-		RTO int64 `json:"rto_ns"`
+		RTO float64 `json:"rto_seconds"`
 	} `json:"runs"`
 }
 
@@ -232,9 +233,9 @@ func parseJSON[T any](b []byte) (T, error) {
 
 // walStatus is what the daemon reads of `coffer wal-status --json`.
 type walStatus struct {
-	Archived     int64   `json:"archived_count"`
-	Failed       int64   `json:"failed_count"`
-	LastArchived string  `json:"last_archived_wal"`
-	LastTime     float64 `json:"last_archived_unix"`
-	Ready        int64   `json:"ready_files"`
+	Archived     int64     `json:"archived_count"`
+	Failed       int64     `json:"failed_count"`
+	LastArchived string    `json:"last_archived_wal"`
+	LastTime     time.Time `json:"last_archived_time"`
+	Ready        int64     `json:"ready_files"`
 }

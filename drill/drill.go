@@ -53,6 +53,9 @@ type Options struct {
 	Tool     string
 	Now      func() time.Time
 
+	// Events, when set, is told of each step as the drill runs it.
+	Events func(Event)
+
 	// AfterLoad, when set, runs between load and verification (tests use
 	// it to alter the scratch database and prove the drill notices).
 	AfterLoad func(ctx context.Context, db Queryer) error

@@ -46,9 +46,12 @@ func (r *runner) check(name string, err error, okDetail string) bool {
 // phase runs fn and records how long it took.
 func (r *runner) phase(name string, fn func() error) error {
 	start := time.Now()
+	r.emit(PhaseStart, name, 0)
 	err := fn()
-	r.run.Phases = append(r.run.Phases, Phase{Name: name, Duration: time.Since(start)})
-	r.run.RTO += time.Since(start)
+	d := time.Since(start)
+	r.run.Phases = append(r.run.Phases, Phase{Name: name, Duration: d})
+	r.run.RTO += d
+	r.emit(PhaseEnd, name, d)
 	return err
 }
 
@@ -59,12 +62,14 @@ func (r *runner) verdict() {
 	for _, c := range r.run.Checks {
 		r.run.Passed = r.run.Passed && c.Passed
 	}
+	r.emit(SnapshotEnd, "", r.run.RTO)
 }
 
 // begin saves the run's marker and makes its work directory. The marker
 // comes first, and names each resource before it exists: a drill killed
 // at any point leaves nothing that cleanup does not know of.
 func (r *runner) begin(name string) (string, *marker, bool) {
+	r.emit(SnapshotStart, "", 0)
 	dir := filepath.Join(tempDir(r.opts.TempDir), workPrefix+name)
 	m := &marker{ID: name, PID: os.Getpid(), Started: r.opts.Now().UTC(), Dir: dir}
 	if err := m.save(r.opts.StateDir); !r.must("scratch", err) {

@@ -25,6 +25,14 @@ func (e *Error) Error() string {
 	return e.File + ": " + e.Msg
 }
 
+// ErrorObject names the file, line and column.
+func (e *Error) ErrorObject() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
+	}
+	return e.File
+}
+
 // maxShiftDays bounds shift_date: ten years.
 const maxShiftDays = 3650
 

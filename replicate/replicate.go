@@ -59,11 +59,11 @@ type Summary struct {
 	SnapshotsDropped int           `json:"snapshots_dropped"` // carried before, since forgotten at the destination
 	Packs            int           `json:"packs"`             // packs copied
 	PacksPresent     int           `json:"packs_present"`     // packs the destination already held, unindexed
-	Bytes            int64         `json:"bytes"`             // bytes of packs copied
+	Bytes            int64         `json:"copied_bytes"`      // bytes of packs copied
 	Lists            int           `json:"lists"`             // chunk lists copied
 	Records          int           `json:"records"`           // audit, drill and WAL objects copied
 	Refused          []string      `json:"refused,omitempty"` // source objects not carried, and why
-	Duration         time.Duration `json:"duration_ns"`
+	Duration         time.Duration `json:"-"`                 // cmd/coffer prints duration_seconds
 }
 
 // Copy copies the selected snapshots of src (opened with the writer key),

@@ -72,7 +72,7 @@ type PruneReport struct {
 	StaleLocks     int      `json:"stale_locks_removed"`
 	DeadLocks      []string `json:"dead_locks_removed,omitempty"` // locks of processes that died on this host
 	TempFiles      int      `json:"temp_files_removed"`           // temporary files of killed writers (local repositories)
-	TempBytes      int64    `json:"temp_bytes_removed"`
+	TempBytes      int64    `json:"temp_removed_bytes"`
 	// Foreign are objects under data/, index/ or snapshots/ whose names
 	// are not coffer's (a .DS_Store, a stray copy): prune leaves them.
 	Foreign []string `json:"foreign_objects,omitempty"`

@@ -186,6 +186,14 @@ func (e *WrongIdentityError) Error() string {
 
 func (e *WrongIdentityError) Unwrap() error { return e.Err }
 
+// ErrorObject names the object that no identity decrypts.
+func (e *WrongIdentityError) ErrorObject() string { return e.Object }
+
+// ErrorRemedy says what to do about it.
+func (e *WrongIdentityError) ErrorRemedy() string {
+	return "use an operator's identity file (COFFER_IDENTITY_FILE)"
+}
+
 // OpenOptions adjust OpenRestorer.
 type OpenOptions struct {
 	// WriterKey, if set, is used instead of decrypting keys/writer.age.

@@ -12,7 +12,7 @@ import (
 type SourceStats struct {
 	Source    string `json:"source"`
 	Snapshots int    `json:"snapshots"`
-	Logical   int64  `json:"logical_bytes"` // the sum of their stream sizes
+	Logical   int64  `json:"size_bytes"` // the sum of their stream sizes
 	// Stored is the compressed size of the distinct chunks its snapshots
 	// reference; Unique the part of it no other source references (what
 	// forgetting every snapshot of the source would free, less the
@@ -25,9 +25,9 @@ type SourceStats struct {
 type Stats struct {
 	Sources    []SourceStats `json:"sources"`
 	Snapshots  int           `json:"snapshots"`
-	Logical    int64         `json:"logical_bytes"` // every snapshot's stream, added up
-	Chunks     int           `json:"chunks"`        // distinct chunks indexed
-	ChunkBytes int64         `json:"chunk_bytes"`   // their plaintext size
+	Logical    int64         `json:"size_bytes"`  // every snapshot's stream, added up
+	Chunks     int           `json:"chunks"`      // distinct chunks indexed
+	ChunkBytes int64         `json:"chunk_bytes"` // their plaintext size
 	Packs      int           `json:"packs"`
 	Stored     int64         `json:"stored_bytes"` // packs and the metadata of snapshots (data/, index/, snapshots/, chunklists/)
 	PackBytes  int64         `json:"pack_bytes"`   // the packs alone
@@ -42,7 +42,7 @@ type Stats struct {
 	// references inside packs that hold a referenced one too: what
 	// repacking would free. UnreferencedPacks are the bytes of packs no
 	// snapshot references at all, which prune deletes.
-	Unreferenced      int64 `json:"unreferenced_bytes_in_live_packs"`
+	Unreferenced      int64 `json:"unreferenced_live_pack_bytes"`
 	UnreferencedPacks int64 `json:"unreferenced_pack_bytes"`
 	// PerSource says whether the sources' Stored and Unique were counted
 	// (at most 64 sources).

@@ -274,7 +274,7 @@ type WALSummary struct {
 	Bytes  int64     `json:"stored_bytes"`
 	First  string    `json:"first_segment,omitempty"`
 	Last   string    `json:"last_segment,omitempty"`
-	Newest time.Time `json:"newest_stored,omitempty"` // the storage's time of the newest object: the RPO of point-in-time recovery
+	Newest time.Time `json:"newest_time,omitzero"` // the storage's time of the newest object: the RPO of point-in-time recovery
 }
 
 // SummarizeWAL adds up the WAL archive.

@@ -48,14 +48,14 @@ type Source struct {
 
 // Snapshot is a snapshot's identity and age.
 type Snapshot struct {
-	ID         string    `json:"id"`
+	ID         string    `json:"snapshot"`
 	Time       time.Time `json:"time"`
 	AgeSeconds float64   `json:"age_seconds"`
 }
 
 // Drill is a drill run's verdict.
 type Drill struct {
-	ID         string    `json:"id"`
+	ID         string    `json:"drill"`
 	Time       time.Time `json:"time"`
 	Passed     bool      `json:"passed"`
 	RTOSeconds float64   `json:"rto_seconds"`
@@ -64,7 +64,7 @@ type Drill struct {
 // Audit is the audit log's head.
 type Audit struct {
 	Records  int       `json:"records"`
-	Newest   time.Time `json:"newest"`
+	Newest   time.Time `json:"time"`
 	Event    string    `json:"event"`
 	Problems int       `json:"problems"`
 }

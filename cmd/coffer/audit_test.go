@@ -21,7 +21,7 @@ func TestCLIAudit(t *testing.T) {
 
 	var recs []struct {
 		Event, Outcome, Actor, Snapshot string
-		Detail                          map[string]string
+		Detail                          map[string]any
 	}
 	if err := json.Unmarshal([]byte(w.ok(nil, "audit", "--json")), &recs); err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func TestCLIAudit(t *testing.T) {
 	for _, r := range recs {
 		events = append(events, r.Event+":"+r.Outcome)
 	}
-	if strings.Join(events, " ") != "init:ok backup:ok restore:ok backup:failed forget:ok" || recs[2].Detail["to"] == "" || recs[1].Snapshot != b.Snapshot {
+	if strings.Join(events, " ") != "init:ok backup:ok restore:ok backup:failed forget:ok" || recs[2].Detail["to"] == nil || recs[1].Snapshot != b.Snapshot {
 		t.Fatalf("audit log: %v %+v", events, recs)
 	}
 	mustContain(t, "audit verify", w.ok(nil, "audit", "verify"), "5 records, chain intact")

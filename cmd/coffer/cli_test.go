@@ -14,9 +14,9 @@ import (
 )
 
 type snapshotRow struct {
-	ID     string   `json:"id"`
+	ID     string   `json:"snapshot"`
 	Source string   `json:"source"`
-	Size   int64    `json:"size"`
+	Size   int64    `json:"size_bytes"`
 	Tags   []string `json:"tags"`
 	Host   string   `json:"host"`
 }
@@ -33,8 +33,8 @@ func (c *cli) snapshots(args ...string) []snapshotRow {
 
 type backupJSON struct {
 	Snapshot    string `json:"snapshot"`
-	BytesRead   int64  `json:"bytes_read"`
-	BytesStored int64  `json:"bytes_stored"`
+	BytesRead   int64  `json:"size_bytes"`
+	BytesStored int64  `json:"stored_bytes"`
 	ChunksTotal int    `json:"chunks_total"`
 	ChunksNew   int    `json:"chunks_new"`
 }

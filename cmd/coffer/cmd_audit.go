@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/coffer-backup/coffer/auditlog"
 	"github.com/coffer-backup/coffer/internal/termsafe"
 	"github.com/coffer-backup/coffer/repository"
 	"github.com/coffer-backup/coffer/retention"
@@ -71,17 +72,18 @@ func newAuditCmd(g *globals) *cobra.Command {
 				}
 			}
 			if g.json {
-				if shown == nil {
-					shown = []*repository.AuditRecord{}
+				out := []auditJSON{}
+				for _, r := range shown {
+					out = append(out, toAuditJSON(r))
 				}
-				return printJSON(cmd.OutOrStdout(), shown)
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tEVENT\tOUTCOME\tWHO\tSNAPSHOT\tDETAIL")
 			for _, r := range shown {
 				var d []string
-				for k, v := range r.Detail {
-					d = append(d, termsafe.String(k)+"="+termsafe.String(v))
+				for k, v := range auditlog.Detail(r.Detail) {
+					d = append(d, termsafe.String(k)+"="+termsafe.String(fmt.Sprint(v)))
 				}
 				sort.Strings(d)
 				snap := r.Snapshot
@@ -100,6 +102,28 @@ func newAuditCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&since, "since", "", "only records from this long ago (30d) or this date (2026-01-01) on")
 	cmd.AddCommand(newAuditVerifyCmd(g))
 	return cmd
+}
+
+// auditJSON is an audit record as audit --json prints it: the stored
+// record, with its id and its detail's values typed (auditlog.Detail).
+type auditJSON struct {
+	ID       string         `json:"id"` // the record's id, as audit verify's head names it
+	Version  int            `json:"version"`
+	Time     time.Time      `json:"time"`
+	Event    string         `json:"event"`
+	Actor    string         `json:"actor"`
+	Host     string         `json:"host"`
+	Outcome  string         `json:"outcome"`
+	Snapshot string         `json:"snapshot,omitempty"`
+	Source   string         `json:"source,omitempty"`
+	Detail   map[string]any `json:"detail"`
+	Prev     string         `json:"prev"`
+	Signer   string         `json:"signer,omitempty"`
+}
+
+func toAuditJSON(r *repository.AuditRecord) auditJSON {
+	return auditJSON{ID: r.ID().String(), Version: r.Version, Time: r.Time, Event: r.Event, Actor: r.Actor, Host: r.Host,
+		Outcome: r.Outcome, Snapshot: r.Snapshot, Source: r.Source, Detail: auditlog.Detail(r.Detail), Prev: r.Prev, Signer: r.Signer}
 }
 
 func loadAudit(cmd *cobra.Command, g *globals) ([]*repository.AuditRecord, []repository.Problem, error) {

@@ -93,7 +93,8 @@ func runAuditVerify(cmd *cobra.Command, g *globals) error {
 		printAuditReport(w, rep, pin, path, saved)
 	}
 	if len(rep.Problems) > 0 {
-		return &exitError{code: 1, msg: fmt.Sprintf("the audit log was tampered with: %d problem(s); the head this machine verified is kept as it was", len(rep.Problems))}
+		return &exitError{code: 1, msg: fmt.Sprintf("the audit log was tampered with: %d problem(s); the head this machine verified is kept as it was", len(rep.Problems)),
+			object: rep.Problems[0].Object, remedy: "find out who could write the repository's audit/ objects; the problems above name the records"}
 	}
 	return nil
 }

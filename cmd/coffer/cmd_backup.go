@@ -78,13 +78,13 @@ PGPASSFILE for PostgreSQL, MYSQL_PWD or COFFER_MYSQL_PASSWORD_FILE for MySQL.`,
 type backupResult struct {
 	Snapshot    string  `json:"snapshot"`
 	Source      string  `json:"source"`
-	BytesRead   int64   `json:"bytes_read"`
-	BytesNew    int64   `json:"bytes_new"`
-	BytesStored int64   `json:"bytes_stored"`
+	BytesRead   int64   `json:"size_bytes"`   // the stream read: the snapshot's size
+	BytesNew    int64   `json:"new_bytes"`    // of which the repository did not have yet
+	BytesStored int64   `json:"stored_bytes"` // what that took, compressed and encrypted
 	ChunksTotal int     `json:"chunks_total"`
 	ChunksNew   int     `json:"chunks_new"`
 	Packs       int     `json:"packs"`
-	Seconds     float64 `json:"seconds"`
+	Seconds     float64 `json:"duration_seconds"`
 }
 
 func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
@@ -174,7 +174,7 @@ func runBackup(cmd *cobra.Command, g *globals, o *backupOptions) error {
 	rec := repository.AuditRecord{Source: o.source, Detail: map[string]string{"engine": opts.Engine}}
 	if err == nil {
 		rec.Snapshot = sum.Snapshot.ID().String()
-		rec.Detail["bytes_read"], rec.Detail["bytes_stored"] = fmt.Sprint(sum.BytesRead), fmt.Sprint(sum.BytesStored)
+		rec.Detail["size_bytes"], rec.Detail["stored_bytes"] = fmt.Sprint(sum.BytesRead), fmt.Sprint(sum.BytesStored)
 	}
 	audit(ctx, repo, "backup", err, rec)
 	if err != nil {

@@ -52,7 +52,9 @@ exit status is 1 when there is one.`,
 				printCheck(cmd, rep)
 			}
 			if !rep.OK() {
-				return &exitError{code: 1, msg: fmt.Sprintf("check found %d problem(s): restore what you can from a good copy, and see docs/format.md", len(rep.Problems))}
+				remedy := "restore what you can from a good copy, and see docs/format.md"
+				return &exitError{code: 1, msg: fmt.Sprintf("check found %d problem(s): %s", len(rep.Problems), remedy),
+					object: rep.Problems[0].Object, remedy: remedy}
 			}
 			return nil
 		},

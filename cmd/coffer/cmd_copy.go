@@ -86,7 +86,10 @@ func runCopy(cmd *cobra.Command, g *globals, o *copyOptions) error {
 		return err
 	}
 	if g.json {
-		return printJSON(cmd.OutOrStdout(), sum)
+		return printJSON(cmd.OutOrStdout(), struct {
+			*replicate.Summary
+			Seconds float64 `json:"duration_seconds"`
+		}{sum, sum.Duration.Seconds()})
 	}
 	out := cmd.OutOrStdout()
 	if sum.Initialised {

@@ -57,10 +57,16 @@ On SIGTERM or Ctrl-C no new job starts and a running one is let finish.`,
 		},
 	}
 	cmd.Flags().StringVar(&path, "config", "", "the config file")
-	return cmd
+	return noJSON(cmd, "it runs until stopped and logs through daemon.log_format, which can be json")
 }
 
-func newScheduleCmd() *cobra.Command {
+type scheduleJSON struct {
+	Job       string    `json:"job"`
+	Time      time.Time `json:"time"`
+	InSeconds float64   `json:"in_seconds"`
+}
+
+func newScheduleCmd(g *globals) *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "schedule --config coffer.yaml",
@@ -71,14 +77,22 @@ func newScheduleCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			next, err := d.Next(time.Now())
+			now := time.Now()
+			next, err := d.Next(now)
 			if err != nil {
 				return err
+			}
+			if g.json {
+				out := make([]scheduleJSON, len(next))
+				for i, p := range next {
+					out[i] = scheduleJSON{Job: p.Job, Time: p.At, InSeconds: p.At.Sub(now).Seconds()}
+				}
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "JOB\tNEXT RUN\tIN")
 			for _, p := range next {
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", termsafe.String(p.Job), p.At.In(c.Repository.Location).Format("2006-01-02 15:04 MST"), time.Until(p.At).Round(time.Minute))
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", termsafe.String(p.Job), p.At.In(c.Repository.Location).Format("2006-01-02 15:04 MST"), untilStr(p.At.Sub(now)))
 			}
 			return tw.Flush()
 		},
@@ -87,7 +101,23 @@ func newScheduleCmd() *cobra.Command {
 	return cmd
 }
 
-func newConfigCmd() *cobra.Command {
+// untilStr says how long until a run, from now to the second: a run at
+// 12:05 seen at 12:03:40 is in 1m20s, not in 2m.
+func untilStr(d time.Duration) string {
+	if d < 0 {
+		return "due"
+	}
+	return d.Round(time.Second).String()
+}
+
+type configCheckJSON struct {
+	File    string `json:"file"`
+	Valid   bool   `json:"valid"`
+	Offline bool   `json:"offline"` // secrets and files were not read
+	Sources int    `json:"sources"`
+}
+
+func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Check coffer.yaml, or print a commented example"}
 	var offline bool
 	check := &cobra.Command{
@@ -103,19 +133,24 @@ goes to the backup host.`,
 			if err != nil {
 				return err
 			}
-			if offline {
+			if !offline {
+				if err := c.CheckSecrets(os.LookupEnv); err != nil {
+					return err
+				}
+			}
+			switch {
+			case g.json:
+				return printJSON(cmd.OutOrStdout(), configCheckJSON{File: args[0], Valid: true, Offline: offline, Sources: len(c.Sources)})
+			case offline:
 				fmt.Fprintf(cmd.OutOrStdout(), "%s is valid (syntax, keys and values; secrets and files not read: --offline)\n", args[0])
-				return nil
+			default:
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is valid\n", args[0])
 			}
-			if err := c.CheckSecrets(os.LookupEnv); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s is valid\n", args[0])
 			return nil
 		},
 	}
 	check.Flags().BoolVar(&offline, "offline", false, "check syntax, keys and values only: read no secret and no file the config names")
-	cmd.AddCommand(check, &cobra.Command{
+	cmd.AddCommand(check, noJSON(&cobra.Command{
 		Use:   "example",
 		Short: "Print a commented example config that documents every key",
 		Args:  cobra.NoArgs,
@@ -123,6 +158,6 @@ goes to the backup host.`,
 			fmt.Fprint(cmd.OutOrStdout(), config.Example())
 			return nil
 		},
-	})
+	}, "it prints a YAML file"))
 	return cmd
 }

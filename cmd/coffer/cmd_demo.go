@@ -57,5 +57,5 @@ in a temporary directory that is removed at the end.`,
 	}
 	cmd.Flags().StringVar(&dir, "dir", "", "work in this directory and keep it (default: a temporary one, removed)")
 	cmd.Flags().IntVar(&customers, "customers", 20000, "customers to generate")
-	return cmd
+	return noJSON(cmd, "it is a guided tour for a person")
 }

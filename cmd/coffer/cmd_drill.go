@@ -25,6 +25,7 @@ type drillFlags struct {
 	cleanup    bool
 	targetTime string
 	mask       string
+	events     bool
 }
 
 func newDrillCmd(g *globals) *cobra.Command {
@@ -40,6 +41,8 @@ count and digest recorded at backup time, and that the assertions of
 and the gap between backups (RPO), writes a JSON and an HTML report to
 --report-dir and into the repository (list them with coffer drills), and drops
 the scratch database. The exit status is 0 only when every check passed.
+While it runs, each phase is shown on standard error when that is a terminal;
+--json --events prints them as JSON lines instead (docs/json.md).
 
 Scratch: --scratch postgres://USER@HOST:PORT/ or mysql://USER@HOST:PORT/ creates
 a database named coffer_drill_… there; --ephemeral starts a throwaway
@@ -94,6 +97,7 @@ and coffer-drill-…/pgephemeral-… directories in the temporary directory.`,
 	fl.StringVar(&f.targetTime, "target-time", "", "with --pitr: recover to this time (RFC 3339, e.g. 2026-12-01T14:05:00Z)")
 	fl.StringVar(&f.opts.Superuser, "pitr-superuser", "", "with --pitr: the backed-up cluster's superuser (the one initdb made), which the drill logs in as (default: the one the base backup recorded, else postgres)")
 	fl.StringVar(&f.opts.Database, "pitr-database", "postgres", "with --pitr: the database the assertions run in")
+	fl.BoolVar(&f.events, "events", false, "with --json: print each phase as it starts and ends, as JSON lines, before the report (its last line)")
 	return cmd
 }
 
@@ -119,7 +123,11 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 	}
 	if f.cleanup {
 		res, err := drill.Cleanup(ctx, drill.CleanupOptions{StateDir: f.stateDir, TempDir: f.opts.TempDir, Scratch: f.opts.Scratch})
-		if res != nil {
+		if res != nil && g.json {
+			if perr := printCleanupJSON(w, res); perr != nil {
+				return perr
+			}
+		} else if res != nil {
 			for _, c := range res.Removed {
 				if c.Drill == "" {
 					fmt.Fprintf(w, "removed %s\n", termsafe.String(c.Removed))
@@ -161,6 +169,9 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 			return err
 		}
 	}
+	if f.opts.Events, err = drillEvents(g, f.events, w); err != nil {
+		return err
+	}
 	f.opts.StateDir, f.opts.Tool = f.stateDir, "coffer "+version
 	f.opts.Host, _ = os.Hostname()
 	rep, err := drill.Run(ctx, repo, f.opts)
@@ -179,12 +190,16 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 		// The scratch target is left out: the audit log is readable with the
 		// writer key, the target only in the sealed report.
 		audit(ctx, repo, "drill", nil, repository.AuditRecord{Snapshot: run.Snapshot, Source: run.Source,
-			Detail: map[string]string{"drill": rep.ID, "verdict": verdict, "rto": run.RTO.Round(time.Millisecond).String()}})
+			Detail: map[string]string{"drill": rep.ID, "verdict": verdict, "rto_seconds": secondsStr(run.RTO.Round(time.Millisecond))}})
 	}
 	paths, werr := writeReports(f.reportDir, rep)
 	serr := drill.Save(ctx, repo, rep)
 	if g.json {
-		if err := printJSON(w, rep); err != nil {
+		print := printJSON
+		if f.events {
+			print = printJSONLine // the last of the JSON lines
+		}
+		if err := print(w, toDrillJSON(rep)); err != nil {
 			return err
 		}
 	} else {
@@ -197,7 +212,8 @@ func runDrill(cmd *cobra.Command, g *globals, f *drillFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "warning: the report could not be stored in the repository: %v\n", serr)
 	}
 	if !rep.Passed {
-		return &exitError{code: 1, msg: "drill FAILED: see the failed checks above and the report"}
+		return &exitError{code: 1, msg: "drill FAILED: see the failed checks above and the report", object: "drill " + rep.ID,
+			remedy: "see the failed checks and the report"}
 	}
 	return nil
 }
@@ -209,7 +225,7 @@ func writeReports(dir string, rep *drill.Report) ([]string, error) {
 		return nil, err
 	}
 	base := filepath.Join(dir, "drill-"+rep.ID)
-	if err := atomicfile.Write(base+".json", atomicfile.Options{Perm: 0o600}, func(w io.Writer) error { return printJSON(w, rep) }); err != nil {
+	if err := atomicfile.Write(base+".json", atomicfile.Options{Perm: 0o600}, func(w io.Writer) error { return printJSON(w, toDrillJSON(rep)) }); err != nil {
 		return nil, err
 	}
 	err := atomicfile.Write(base+".html", atomicfile.Options{Perm: 0o600}, func(w io.Writer) error { return drill.WriteHTML(w, rep) })

@@ -40,15 +40,17 @@ see docs/format.md.`,
 			w := cmd.OutOrStdout()
 			if full {
 				reps := []*drill.Report{}
+				out := []drillJSON{}
 				for _, s := range stored {
 					r, err := s.Report(repo)
 					if err != nil {
 						return fmt.Errorf("drill %s: %w", termsafe.String(s.ID), err)
 					}
 					reps = append(reps, r)
+					out = append(out, toDrillJSON(r))
 				}
 				if g.json {
-					return printJSON(w, reps)
+					return printJSON(w, out)
 				}
 				for i, r := range reps {
 					if i > 0 {
@@ -62,10 +64,11 @@ see docs/format.md.`,
 				return nil
 			}
 			if g.json {
-				if stored == nil {
-					stored = []*drill.Stored{}
+				out := []drillJSON{}
+				for _, s := range stored {
+					out = append(out, toDrillSummaryJSON(s))
 				}
-				return printJSON(w, stored)
+				return printJSON(w, out)
 			}
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "DRILL\tTIME\tHOST\tVERDICT\tSNAPSHOTS\tRTO\tRPO (AGE)")

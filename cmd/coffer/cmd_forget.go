@@ -68,6 +68,11 @@ func runForget(cmd *cobra.Command, g *globals, o *forgetOptions, ids []string) e
 	} else if doomed, err = applyPolicy(cmd, g, o, repo); err != nil {
 		return err
 	}
+	if len(ids) > 0 && g.json {
+		if err := printJSON(cmd.OutOrStdout(), forgottenJSON(doomed)); err != nil {
+			return err
+		}
+	}
 	if o.dryRun {
 		return nil
 	}

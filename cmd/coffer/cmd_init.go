@@ -62,7 +62,7 @@ COFFER_WRITER_FINGERPRINT.`,
 
 type initResult struct {
 	Repository  string   `json:"repository"`
-	ID          string   `json:"id"`
+	ID          string   `json:"repository_id"`
 	Operators   []string `json:"operators"`
 	Fingerprint string   `json:"writer_key_fingerprint"`
 	WriterKey   string   `json:"writer_key_file"`

@@ -40,7 +40,7 @@ and the one it has now, and pins the new one (see coffer key trust --help).`,
 				return err
 			}
 			if g.json {
-				return printJSON(cmd.OutOrStdout(), repo.Config().Operators)
+				return printJSON(cmd.OutOrStdout(), operatorsJSON{Operators: repo.Config().Operators})
 			}
 			for _, o := range repo.Config().Operators {
 				fmt.Fprintln(cmd.OutOrStdout(), termsafe.String(o))
@@ -69,6 +69,9 @@ and the one it has now, and pins the new one (see coffer key trust --help).`,
 				if err != nil {
 					return err
 				}
+				if g.json {
+					return printJSON(cmd.OutOrStdout(), operatorsJSON{Operators: names})
+				}
 				fmt.Fprintf(cmd.OutOrStdout(), "the repository and writer keys are now encrypted to %d operator(s)\n", len(names))
 				if use[:3] == "rem" {
 					fmt.Fprintln(cmd.OutOrStdout(), "the removed operator may have kept the keys: run `coffer key rotate --reencrypt --writer-key-out FILE` so that they read nothing stored")
@@ -93,6 +96,11 @@ and the one it has now, and pins the new one (see coffer key trust --help).`,
 		return slices.Delete(ops, i, i+1), nil
 	}))
 	return cmd
+}
+
+// operatorsJSON is what key list, add and remove print with --json.
+type operatorsJSON struct {
+	Operators []string `json:"operators"`
 }
 
 func parseRecipients(names []string) ([]age.Recipient, error) {

@@ -94,6 +94,13 @@ func newKeyExportWriterCmd(g *globals) *cobra.Command {
 			if err := writeSecret(args[0], repo.WriterKey().Marshal()); err != nil {
 				return err
 			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), struct {
+					File        string `json:"writer_key_file"`
+					Fingerprint string `json:"writer_key_fingerprint"`
+					Generation  int    `json:"generation"`
+				}{args[0], repo.WriterKey().Fingerprint(), repo.Config().Gen()})
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote the writer key (fingerprint %s, generation %d) to %s\n", repo.WriterKey().Fingerprint(), repo.Config().Gen(), termsafe.String(args[0]))
 			return nil
 		},

@@ -12,8 +12,17 @@ import (
 )
 
 type lsJSON struct {
-	Parts  []engine.Part        `json:"parts"`
-	Tables []engine.TableDigest `json:"tables"`
+	Snapshot string               `json:"snapshot"`
+	Parts    []lsPartJSON         `json:"parts"`
+	Tables   []engine.TableDigest `json:"tables"`
+}
+
+// lsPartJSON is a part of the stream, in the names of docs/json.md (the
+// snapshot stores it as engine.Part).
+type lsPartJSON struct {
+	Name   string `json:"name"`
+	Offset int64  `json:"offset_bytes"`
+	Size   int64  `json:"size_bytes"`
 }
 
 func newLsCmd(g *globals) *cobra.Command {
@@ -48,9 +57,9 @@ identity (COFFER_IDENTITY_FILE).`,
 				return err
 			}
 			if g.json {
-				out := lsJSON{Parts: parts, Tables: rep.Tables}
-				if out.Parts == nil {
-					out.Parts = []engine.Part{}
+				out := lsJSON{Snapshot: snap.ID().String(), Parts: []lsPartJSON{}, Tables: rep.Tables}
+				for _, p := range parts {
+					out.Parts = append(out.Parts, lsPartJSON{Name: p.Name, Offset: p.Offset, Size: p.Size})
 				}
 				if out.Tables == nil {
 					out.Tables = []engine.TableDigest{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -64,12 +65,25 @@ bucket versioned or under Object Lock (coffer init warns when it is neither).`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "note: this policy does not require If-None-Match (s3:if-none-match), so the role can overwrite objects it may put: "+
 					"keep the bucket versioned or under Object Lock; pass --if-none-match require if the server's policy engine supports the key (AWS S3 does)")
 			}
+			if g.json {
+				return printJSON(cmd.OutOrStdout(), policyJSON{Role: args[0], Bucket: bucket, Prefix: prefix, IfNoneMatch: require, Policy: json.RawMessage(p)})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), p)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&ifNoneMatch, "if-none-match", ifNoneMatch, "require conditional puts in the policy: auto (only for AWS endpoints), require or omit")
 	return cmd
+}
+
+// policyJSON is what policy prints with --json: the IAM policy document
+// under "policy".
+type policyJSON struct {
+	Role        string          `json:"role"`
+	Bucket      string          `json:"bucket"`
+	Prefix      string          `json:"prefix"`
+	IfNoneMatch bool            `json:"if_none_match"`
+	Policy      json.RawMessage `json:"policy"`
 }
 
 // awsEndpoint reports whether the S3 endpoint is AWS's (empty means AWS),

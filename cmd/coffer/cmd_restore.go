@@ -138,6 +138,9 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 		return err
 	}
 	if o.pg.dir != "" {
+		if g.json {
+			return failf("--pgdata", "run it without --json", "restore --pgdata prints no JSON yet")
+		}
 		snap, err := pickBase(cmd, repo, ref, o.source, o.pg.target.Time)
 		if err != nil {
 			return err
@@ -148,7 +151,7 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 	if err != nil {
 		return err
 	}
-	if ref == "latest" {
+	if ref == "latest" && !g.json {
 		fmt.Fprintf(cmd.ErrOrStderr(), "latest is snapshot %s of source %s on %s, taken %s\n", snap.ID().Short(),
 			termsafe.String(snap.Source), termsafe.String(snap.Host), snap.Time.Local().Format(time.DateTime))
 	}
@@ -206,6 +209,9 @@ func runRestore(cmd *cobra.Command, g *globals, o *restoreOptions, ref string) e
 		what += " (every chunk checked against its id)"
 	} else {
 		what += " (every chunk and the stream's digest checked)"
+	}
+	if g.json {
+		return printRestoreJSON(cmd, snap, o.output, part, sum)
 	}
 	if !toStdout {
 		fmt.Fprintf(cmd.ErrOrStderr(), "restored %s of snapshot %s (%s) to %s in %s\n", termsafe.String(what), snap.ID().Short(),

@@ -118,7 +118,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 }
 
 type snapshotJSON struct {
-	ID          string    `json:"id"`
+	ID          string    `json:"snapshot"`
 	Time        time.Time `json:"time"`
 	Source      string    `json:"source"`
 	Host        string    `json:"host"`
@@ -127,8 +127,8 @@ type snapshotJSON struct {
 	Format      string    `json:"format"`
 	Server      string    `json:"server_version,omitempty"`
 	Databases   []string  `json:"databases,omitempty"`
-	Size        int64     `json:"size"`
-	Stored      int64     `json:"stored"`
+	Size        int64     `json:"size_bytes"`
+	Stored      int64     `json:"stored_bytes"`
 	ChunksTotal int       `json:"chunks_total"`
 	ChunksNew   int       `json:"chunks_new"`
 	Tool        string    `json:"tool"`

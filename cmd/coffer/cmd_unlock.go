@@ -37,6 +37,9 @@ only when you know that no backup runs.`,
 				return err
 			}
 			if g.json {
+				if rep.Removed == nil {
+					rep.Removed = []string{}
+				}
 				return printJSON(cmd.OutOrStdout(), rep)
 			}
 			w := cmd.OutOrStdout()

@@ -65,7 +65,7 @@ of PATH alone.`,
 		},
 	}
 	cmd.Flags().IntVar(&parallel, "parallel", 1, "store up to this many WAL files at once (the next ready ones ahead)")
-	return cmd
+	return noJSON(cmd, "it is PostgreSQL's archive_command and prints nothing; its exit status is the answer")
 }
 
 // readyAfter returns up to n WAL files that PostgreSQL marked ready for
@@ -108,7 +108,7 @@ func readWALFile(path string) ([]byte, error) {
 }
 
 func newWALFetchCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	return noJSON(&cobra.Command{
 		Use:   "wal-fetch FILE PATH",
 		Short: "Restore one archived WAL file to PATH (restore_command = 'coffer wal-fetch %f %p')",
 		Long: `wal-fetch writes the archived WAL file FILE to PATH, after decrypting it and
@@ -124,17 +124,17 @@ then recovery stops rather than replay wrong WAL.`,
 			}
 			content, err := repo.FetchWAL(cmd.Context(), args[0])
 			if errors.Is(err, storage.ErrNotFound) {
-				return &exitError{code: 1, msg: err.Error()}
+				return &exitError{code: 1, msg: err.Error(), err: err}
 			}
 			if err != nil {
-				return &exitError{code: 2, msg: err.Error()}
+				return &exitError{code: 2, msg: err.Error(), err: err}
 			}
 			return atomicfile.Write(args[1], atomicfile.Options{}, func(w io.Writer) error {
 				_, err := w.Write(content)
 				return err
 			})
 		},
-	}
+	}, "it is PostgreSQL's restore_command and prints nothing; its exit status is the answer")
 }
 
 func newWALStatusCmd(g *globals) *cobra.Command {

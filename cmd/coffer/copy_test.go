@@ -19,7 +19,7 @@ type copyJSON struct {
 	Snapshots        int      `json:"snapshots"`
 	SnapshotsPresent int      `json:"snapshots_present"`
 	Packs            int      `json:"packs"`
-	Bytes            int64    `json:"bytes"`
+	Bytes            int64    `json:"copied_bytes"`
 	Refused          []string `json:"refused"`
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 type drillJSON struct {
-	ID     string `json:"id"`
+	ID     string `json:"drill"`
 	Passed bool   `json:"passed"`
 	Runs   []struct {
 		Target string `json:"target"`
@@ -28,8 +28,8 @@ type drillJSON struct {
 			Passed bool   `json:"passed"`
 		} `json:"checks"`
 		Phases []struct {
-			Name     string `json:"name"`
-			Duration int64  `json:"duration_ns"`
+			Name     string  `json:"name"`
+			Duration float64 `json:"duration_seconds"`
 		} `json:"phases"`
 	} `json:"runs"`
 }

@@ -25,7 +25,7 @@ func TestCLIForget(t *testing.T) {
 	var groups []struct {
 		Source    string `json:"source"`
 		Snapshots []struct {
-			ID      string   `json:"id"`
+			ID      string   `json:"snapshot"`
 			Keep    bool     `json:"keep"`
 			Reasons []string `json:"reasons"`
 		} `json:"snapshots"`

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +33,7 @@ func (g *globals) repoURL() (string, error) {
 	if v := os.Getenv("COFFER_REPO"); v != "" {
 		return v, nil
 	}
-	return "", errors.New("no repository: set COFFER_REPO or pass --repo (a path, file:///path or s3://BUCKET/PREFIX)")
+	return "", failf("COFFER_REPO", "set COFFER_REPO or pass --repo (a path, file:///path or s3://BUCKET/PREFIX)", "no repository")
 }
 
 func (g *globals) backend(ctx context.Context, create, objectLock bool) (storage.Backend, error) {
@@ -89,7 +87,7 @@ func writerKey() (*repository.WriterKey, error) {
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("writer key: %w (check COFFER_WRITER_KEY_FILE)", err)
+		return nil, &userError{msg: fmt.Sprintf("writer key: %v", err), object: path, remedy: "check COFFER_WRITER_KEY_FILE", err: err}
 	}
 	return repository.ParseWriterKey(b, path)
 }
@@ -127,7 +125,7 @@ func (g *globals) openUnpinned(ctx context.Context, read bool) (*repository.Repo
 		r, err := repository.OpenRestorer(ctx, be, ids, repository.OpenOptions{WriterKey: wk, Fingerprint: os.Getenv("COFFER_WRITER_FINGERPRINT")})
 		var wi *repository.WrongIdentityError
 		if errors.As(err, &wi) {
-			return nil, "", fmt.Errorf("%s is encrypted to %s; none matches the identity in %s: use an operator's identity", wi.Object, strings.Join(wi.Operators, ", "), idPath)
+			return nil, "", failf(wi.Object, "use an operator's identity", "%s is encrypted to %s; none matches the identity in %s", wi.Object, strings.Join(wi.Operators, ", "), idPath)
 		}
 		if err == nil {
 			r.SetWarn(warnSkipped)
@@ -139,7 +137,7 @@ func (g *globals) openUnpinned(ctx context.Context, read bool) (*repository.Repo
 		return nil, "", repository.ErrNeedIdentity
 	}
 	if wk == nil {
-		return nil, "", errors.New("no key: set COFFER_WRITER_KEY_FILE (backup host, maintainer) or COFFER_IDENTITY_FILE (operator)")
+		return nil, "", failf("COFFER_WRITER_KEY_FILE", "set COFFER_WRITER_KEY_FILE (backup host, maintainer) or COFFER_IDENTITY_FILE (operator)", "no key")
 	}
 	r, err := repository.OpenWriter(ctx, be, wk)
 	if err == nil {
@@ -171,12 +169,6 @@ func indexCacheDir() string {
 // warnSkipped tells of a damaged or foreign object that was skipped.
 func warnSkipped(err error) {
 	fmt.Fprintf(os.Stderr, "warning: skipped %s\n", termsafe.Lines(err.Error()))
-}
-
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }

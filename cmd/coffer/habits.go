@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"strings"
@@ -56,9 +55,9 @@ func hintFlagError(cmd *cobra.Command, err error) error {
 		return err
 	}
 	if hint, ok := flagHints[cmd.Name()][name]; ok {
-		return fmt.Errorf("%w: coffer %s has no --%s; %s", err, cmd.Name(), name, hint)
+		return &userError{msg: fmt.Sprintf("%v: coffer %s has no --%s", err, cmd.Name(), name), object: "--" + name, remedy: hint, err: err}
 	}
-	return fmt.Errorf("%w (coffer %s --help lists its flags)", err, cmd.Name())
+	return &userError{msg: err.Error(), object: "--" + name, remedy: fmt.Sprintf("coffer %s --help lists its flags", cmd.Name()), err: err}
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
@@ -69,7 +68,7 @@ func newVersionCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			w := cmd.OutOrStdout()
 			if g.json {
-				return json.NewEncoder(w).Encode(map[string]string{"version": version, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
+				return printJSON(w, map[string]string{"version": version, "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
 			}
 			_, err := fmt.Fprintf(w, "coffer %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return err

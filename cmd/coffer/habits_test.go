@@ -38,7 +38,7 @@ func TestCLIHabits(t *testing.T) {
 		}
 	}
 	mustContain(t, "coffer version", c.ok(nil, "version"), "coffer 0.1.0", runtime.Version())
-	var v map[string]string
+	var v map[string]any
 	if err := json.Unmarshal([]byte(c.ok(nil, "version", "--json")), &v); err != nil || v["version"] != "0.1.0" || v["go"] == "" {
 		t.Fatalf("version --json: %v %v", v, err)
 	}

@@ -110,6 +110,11 @@ func TestHostileCLITerminalNames(t *testing.T) {
 	}
 	// JSON stays exact: the names decode to what the snapshot holds.
 	mustContain(t, "ls --json", c.ok(nil, "ls", b.Snapshot, "--json"), `"t\u001b]0;pwned\u0007\u001b[2J"`)
+	// ... and shows nothing raw: C1 controls and bidi overrides, which
+	// encoding/json leaves as they are, are escaped too.
+	for _, args := range [][]string{{"ls", b.Snapshot, "--json"}, {"snapshots", "--json"}, {"audit", "--json"}, {"ls", "latest", "--source", evilName + "\u009b", "--json"}} {
+		noRawControl(t, fmt.Sprint(args), c.run(nil, args...))
+	}
 	rows := c.snapshots()
 	if len(rows) != 1 || rows[0].Source != evilName {
 		t.Fatalf("snapshots --json: %+v", rows)

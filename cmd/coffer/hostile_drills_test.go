@@ -74,12 +74,12 @@ func TestHostileWriterReadsDrillReports(t *testing.T) {
 		}
 	}
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(summary), &list); err != nil || len(list) != 1 || list[0]["id"] != d.ID || list[0]["version"] != 2.0 {
+	if err := json.Unmarshal([]byte(summary), &list); err != nil || len(list) != 1 || list[0]["drill"] != d.ID || list[0]["version"] != 2.0 {
 		t.Fatalf("drills --json: %v\n%s", err, summary)
 	}
-	allowed := map[string]bool{"version": true, "id": true, "started": true, "finished": true, "host": true, "tool": true, "passed": true,
-		"runs": true, "snapshot": true, "source": true, "engine": true, "snapshot_time": true, "size": true, "checks": true, "name": true,
-		"rto_ns": true, "rpo": true, "age_ns": true, "gap_ns": true}
+	allowed := map[string]bool{"json_version": true, "version": true, "drill": true, "started": true, "finished": true, "host": true, "tool": true, "passed": true,
+		"runs": true, "snapshot": true, "source": true, "engine": true, "snapshot_time": true, "size_bytes": true, "checks": true, "name": true,
+		"rto_seconds": true, "rpo": true, "age_seconds": true, "gap_seconds": true}
 	for _, k := range jsonKeys(list) {
 		if !allowed[k] {
 			t.Errorf("coffer drills --json with the writer key has the field %q:\n%s", k, summary)

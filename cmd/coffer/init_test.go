@@ -286,8 +286,9 @@ func TestInitJSON(t *testing.T) {
 		c := newCLI(t, repo)
 		out := c.ok(nil, "init", "--json")
 		var res struct {
+			JSONVersion int      `json:"json_version"`
 			Repository  string   `json:"repository"`
-			ID          string   `json:"id"`
+			ID          string   `json:"repository_id"`
 			Operators   []string `json:"operators"`
 			Fingerprint string   `json:"writer_key_fingerprint"`
 			WriterKey   string   `json:"writer_key_file"`
@@ -334,7 +335,7 @@ func TestInitJSON(t *testing.T) {
 		if len(ops) != 2 || ops[0] != pub1 || ops[1] != pub2 {
 			t.Errorf("operators = %v, want %s, %s", res["operators"], pub1, pub2)
 		}
-		for _, k := range []string{"repository", "id", "writer_key_fingerprint", "writer_key_file"} {
+		for _, k := range []string{"repository", "repository_id", "writer_key_fingerprint", "writer_key_file"} {
 			if s, _ := res[k].(string); s == "" {
 				t.Errorf("init --json has no %s: %s", k, out)
 			}

@@ -22,32 +22,64 @@ var version = "0.1.0"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := startProfile()
-	cmd, err := newRootCmd().ExecuteContextC(ctx)
+	g := &globals{}
+	cmd, err := newRootCmd(g).ExecuteContextC(ctx)
 	stopProfile()
 	interrupted := ctx.Err() != nil
 	stop()
-	if err != nil && interrupted {
+	if err == nil {
+		return
+	}
+	report := printError
+	if g.json || jsonFlagGiven(os.Args[1:]) {
+		report = printErrorJSON
+	}
+	if interrupted {
 		// Ctrl-C or SIGTERM: say what it left, not "context canceled" or
 		// the failure of a child that the signal stopped.
-		fmt.Fprintln(os.Stderr, "coffer: interrupted:", interruptedResult(cmd.Name()))
+		report("interrupted: "+interruptedResult(cmd.Name()), nil)
 		os.Exit(130)
 	}
-	if err != nil {
-		// Error messages carry names from snapshots and servers (tables,
-		// databases, sources): they are escaped, on a terminal or not
-		// (a log is read on a terminal later), keeping their line breaks.
-		var ee *exitError
-		if errors.As(err, &ee) {
-			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(ee.msg))
-			}
-			os.Exit(ee.code)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			report(ee.msg, err)
 		}
-		// cobra indents its suggestions with a tab, which termsafe would
-		// show escaped.
-		fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(strings.ReplaceAll(err.Error(), "\n\t", "\n  ")))
-		os.Exit(1)
+		os.Exit(ee.code)
 	}
+	// cobra indents its suggestions with a tab, which termsafe would
+	// show escaped.
+	report(strings.ReplaceAll(err.Error(), "\n\t", "\n  "), err)
+	os.Exit(1)
+}
+
+// printError prints an error for a person. Error messages carry names from
+// snapshots and servers (tables, databases, sources): they are escaped, on
+// a terminal or not (a log is read on a terminal later), keeping their line
+// breaks.
+func printError(msg string, _ error) {
+	fmt.Fprintln(os.Stderr, "coffer:", termsafe.Lines(msg))
+}
+
+// printErrorJSON prints an error as one line of JSON on standard error
+// (standard output may be a restore's data). JSON escapes every control
+// character, so the names in it are safe on a terminal too.
+func printErrorJSON(msg string, err error) {
+	printJSONLine(os.Stderr, describe(msg, err))
+}
+
+// jsonFlagGiven reports whether --json was given, for errors that come
+// before cobra has parsed the flags (an unknown flag or command).
+func jsonFlagGiven(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		if a == "--json" || a == "--json=true" {
+			return true
+		}
+	}
+	return false
 }
 
 // interruptedResult says what an interrupted command left behind.
@@ -67,14 +99,18 @@ func interruptedResult(command string) string {
 
 // exitError ends the command with a given status.
 type exitError struct {
-	code int
-	msg  string
+	code           int
+	msg            string
+	err            error  // the cause, if any, for the object and remedy of --json
+	object, remedy string // for --json, when err gives none
 }
 
-func (e *exitError) Error() string { return e.msg }
+func (e *exitError) Error() string       { return e.msg }
+func (e *exitError) Unwrap() error       { return e.err }
+func (e *exitError) ErrorObject() string { return e.object }
+func (e *exitError) ErrorRemedy() string { return e.remedy }
 
-func newRootCmd() *cobra.Command {
-	g := &globals{}
+func newRootCmd(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "coffer",
 		Short: "Encrypted, deduplicated backups of customer databases, with restore drills",
@@ -91,13 +127,24 @@ Environment:
   COFFER_IDENTITY_PASSPHRASE_FILE  passphrase of a protected identity file (else asked on the terminal)
   COFFER_TRUST_FILE            where an operator's pins live (default: the identity file's path + ".trust")
   COFFER_WRITER_FINGERPRINT    pin the writer key restorers accept (machines without state; wins over the trust file)`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version,
+		SilenceUsage:      true,
+		SilenceErrors:     true,
+		Version:           version,
+		PersistentPreRunE: refuseJSON(g),
 	}
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "r", "", "repository (default $COFFER_REPO)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON for machines")
-	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newUnlockCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newPolicyCmd(g), newKeyCmd(g), newDaemonCmd(), newScheduleCmd(), newConfigCmd(), newDemoCmd(), newWALPushCmd(g), newWALFetchCmd(g), newWALStatusCmd(g), newCopyCmd(g), newTraceCmd(g), newClassifyCmd(g))
+	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newUnlockCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newPolicyCmd(g), newKeyCmd(g), newDaemonCmd(), newScheduleCmd(g), newConfigCmd(g), newDemoCmd(), newWALPushCmd(g), newWALFetchCmd(g), newWALStatusCmd(g), newCopyCmd(g), newTraceCmd(g), newClassifyCmd(g))
 	addHabits(root, g)
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "help":
+			noJSON(c, "it prints help")
+		case "completion":
+			noJSON(c, "it prints shell scripts")
+		}
+	}
 	return root
 }

@@ -51,7 +51,10 @@ func TestOutputPostgres(t *testing.T) {
 	ls := c.ok(nil, "ls", b.Snapshot)
 	mustContain(t, "coffer ls", ls, "PART", "globals.sql", name+".pgdump", name+".public.customers", "3000")
 	var lj struct {
-		Parts []engine.Part `json:"parts"`
+		Parts []struct {
+			Name string `json:"name"`
+			Size int64  `json:"size_bytes"`
+		} `json:"parts"`
 	}
 	if err := json.Unmarshal([]byte(c.ok(nil, "ls", b.Snapshot, "--json")), &lj); err != nil || len(lj.Parts) != 2 {
 		t.Fatalf("ls --json parts: %+v %v", lj.Parts, err)

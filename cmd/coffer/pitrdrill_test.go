@@ -29,7 +29,7 @@ type pitrDrillReport struct {
 			GotRows int64  `json:"got_rows"`
 		} `json:"tables"`
 		RPO struct {
-			Age int64 `json:"age_ns"`
+			Age float64 `json:"age_seconds"`
 		} `json:"rpo"`
 	} `json:"runs"`
 }

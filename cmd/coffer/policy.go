@@ -46,10 +46,27 @@ type forgetJSON struct {
 }
 
 type decisionJSON struct {
-	ID      string    `json:"id"`
+	ID      string    `json:"snapshot"`
 	Time    time.Time `json:"time"`
 	Keep    bool      `json:"keep"`
 	Reasons []string  `json:"reasons"`
+}
+
+// forgottenJSON is forget SNAPSHOT…'s --json: the snapshots given, by
+// source and host, as a policy's decisions are printed.
+func forgottenJSON(doomed []*repository.Snapshot) []forgetJSON {
+	out := []forgetJSON{}
+	at := map[[2]string]int{}
+	for _, s := range doomed {
+		k := [2]string{s.Source, s.Host}
+		i, ok := at[k]
+		if !ok {
+			i, at[k] = len(out), len(out)
+			out = append(out, forgetJSON{Source: s.Source, Host: s.Host})
+		}
+		out[i].Items = append(out[i].Items, decisionJSON{ID: s.ID().String(), Time: s.Time.UTC(), Keep: false, Reasons: []string{"given"}})
+	}
+	return out
 }
 
 // applyPolicy decides and prints; it returns the snapshots to remove.

@@ -19,7 +19,7 @@ import (
 type restoreDBJSON struct {
 	Snapshot string               `json:"snapshot"`
 	Target   string               `json:"target"`
-	Bytes    int64                `json:"bytes"`
+	Bytes    int64                `json:"size_bytes"`
 	Load     float64              `json:"load_seconds"`
 	Verify   float64              `json:"verify_seconds"`
 	Verified bool                 `json:"verified"`

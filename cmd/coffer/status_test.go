@@ -67,7 +67,12 @@ sources:
 	if d := bySource["crm"].LastDrill; d == nil || !d.Passed || d.RTOSeconds <= 0 {
 		t.Fatalf("crm's last drill: %+v", d)
 	}
-	mustContain(t, "status", r.stderr, "source crm: overdue", `"@daily" due at`)
+	// With --json the error is JSON too, on standard error.
+	var failed struct{ Error string }
+	if err := json.Unmarshal([]byte(r.stderr), &failed); err != nil {
+		t.Fatalf("status --json: standard error %q: %v", r.stderr, err)
+	}
+	mustContain(t, "status", failed.Error, "source crm: overdue", `"@daily" due at`)
 
 	// Fresh again: exit 0.
 	c.backup(nil, "--source", "crm", "--sqlite", db)

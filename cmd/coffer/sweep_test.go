@@ -137,11 +137,11 @@ func TestSQLiteRestoreClean(t *testing.T) {
 
 	var recs []struct {
 		Event  string
-		Detail map[string]string
+		Detail map[string]any
 	}
 	json.Unmarshal([]byte(c.ok(nil, "audit", "--json")), &recs)
 	last := recs[len(recs)-1]
-	if last.Event != "restore" || last.Detail["trust_snapshot"] != "true" || last.Detail["globals"] != "all" || last.Detail["clean"] != "true" {
+	if last.Event != "restore" || last.Detail["trust_snapshot"] != true || last.Detail["globals"] != "all" || last.Detail["clean"] != true {
 		t.Fatalf("audit record of the restore: %+v", last)
 	}
 

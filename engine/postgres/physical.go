@@ -232,10 +232,9 @@ type ArchiverStatus struct {
 	Archived     int64     `json:"archived_count"`
 	Failed       int64     `json:"failed_count"`
 	LastArchived string    `json:"last_archived_wal"`
-	LastTime     time.Time `json:"last_archived_time"`
-	LastUnix     float64   `json:"last_archived_unix"` // 0 when none
+	LastTime     time.Time `json:"last_archived_time,omitzero"` // absent when none
 	LastFailed   string    `json:"last_failed_wal"`
-	FailedTime   time.Time `json:"last_failed_time"`
+	FailedTime   time.Time `json:"last_failed_time,omitzero"`
 	// Ready is the number of WAL files waiting to be archived (the
 	// archiver's queue), -1 when the user may not list pg_wal.
 	Ready int64 `json:"ready_files"`
@@ -256,7 +255,7 @@ func Archiver(ctx context.Context, dsn string) (*ArchiverStatus, error) {
 		return nil, fmt.Errorf("PostgreSQL server at %s: read pg_stat_archiver: %w", c.addr(), err)
 	}
 	if last != nil {
-		st.LastTime, st.LastUnix = last.UTC(), float64(last.UnixNano())/1e9
+		st.LastTime = last.UTC()
 	}
 	if failedTime != nil {
 		st.FailedTime = failedTime.UTC()

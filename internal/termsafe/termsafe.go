@@ -109,3 +109,33 @@ func bidi(r rune) bool {
 	}
 	return false
 }
+
+// JSON returns the encoded JSON b with every rune that String would escape
+// written as a JSON escape (\u009b, \u202e): it decodes to the same value,
+// and shows nothing a terminal would interpret. Outside its strings, JSON
+// holds only printable ASCII and white space, which stay as they are.
+func JSON(b []byte) []byte {
+	if safe(string(b), true) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		switch {
+		case printable(r, n, true), r == '\t', r == '\r':
+			out = append(out, b[i:i+n]...)
+		case r > 0xffff:
+			hi, lo := utf16Pair(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, hi, lo)
+		default:
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		i += n
+	}
+	return out
+}
+
+func utf16Pair(r rune) (rune, rune) {
+	r -= 0x10000
+	return 0xd800 + (r>>10)&0x3ff, 0xdc00 + r&0x3ff
+}

@@ -76,6 +76,14 @@ func (e *MismatchError) Error() string {
 		e.Path, e.Pinned.Fingerprint, e.Pinned.RepositoryID, where, e.Pinned.Pinned.UTC().Format(time.RFC3339))
 }
 
+// ErrorObject names the repository.
+func (e *MismatchError) ErrorObject() string { return e.Found.Location }
+
+// ErrorRemedy says what to do about it.
+func (e *MismatchError) ErrorRemedy() string {
+	return "do not use it until you know why; if the change is legitimate, confirm the new fingerprint and run `coffer key trust`"
+}
+
 // Result says what Check did.
 type Result int
 
