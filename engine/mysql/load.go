@@ -23,13 +23,15 @@ type statement struct {
 // multi-statements); with stripDefiners, DEFINER clauses are taken out
 // first, so that the connecting account becomes the definer. Splitting
 // runs ahead of the server by a few statements.
-func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, stripDefiners bool) error {
+// check, when set, is called before each statement is executed; its
+// error stops the load (a masked load's checks, maskload.go).
+func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, stripDefiners bool, check func(context.Context, *sql.Conn, []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stmts := make(chan statement, 16)
 	execErr := make(chan error, 1)
 	go func() {
-		execErr <- execAll(ctx, conn, label, stmts, stripDefiners)
+		execErr <- execAll(ctx, conn, label, stmts, stripDefiners, check)
 		cancel()
 	}()
 	p := newSplitter(label, func(s []byte, line int) error {
@@ -57,7 +59,7 @@ func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, st
 
 var errStopped = errors.New("stopped")
 
-func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan statement, stripDefiners bool) error {
+func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan statement, stripDefiners bool, check func(context.Context, *sql.Conn, []byte) error) error {
 	var v commentVersion
 	if stripDefiners {
 		var err error
@@ -86,6 +88,11 @@ func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan sta
 			text = stripDefiner(text)
 		}
 		text = unqualifyTrigger(text, label)
+		if check != nil {
+			if err := check(ctx, conn, text); err != nil {
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
+			}
+		}
 		if _, err := conn.ExecContext(ctx, string(text)); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

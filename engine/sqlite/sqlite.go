@@ -147,6 +147,20 @@ func digestTable(ctx context.Context, db *sql.DB, table string, d *engine.Digest
 	if err != nil {
 		return err
 	}
+	var buf []byte
+	return eachRow(rows, func(vals []any) error {
+		buf = buf[:0]
+		for _, v := range vals {
+			buf = appendValue(buf, v)
+		}
+		d.Add(table, buf)
+		return nil
+	})
+}
+
+// eachRow calls fn with the values of each row of rows, which it closes.
+// fn may not keep vals.
+func eachRow(rows *sql.Rows, fn func(vals []any) error) error {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
@@ -157,16 +171,13 @@ func digestTable(ctx context.Context, db *sql.DB, table string, d *engine.Digest
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	var buf []byte
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		buf = buf[:0]
-		for _, v := range vals {
-			buf = appendValue(buf, v)
+		if err := fn(vals); err != nil {
+			return err
 		}
-		d.Add(table, buf)
 	}
 	return rows.Err()
 }

@@ -1,0 +1,484 @@
+package main_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode"
+)
+
+// Masked restores of MariaDB dumps and SQLite snapshots (issue 14 for
+// those engines): the shop of shop_test.go, in each.
+
+const myShopSchema = `
+CREATE TABLE customers (
+  id BIGINT PRIMARY KEY, first_name VARCHAR(100) NOT NULL, last_name VARCHAR(100) NOT NULL,
+  email VARCHAR(200) NOT NULL UNIQUE, phone VARCHAR(40), street_address VARCHAR(200), city VARCHAR(100), country VARCHAR(100),
+  card_number VARCHAR(30), date_of_birth DATE, notes TEXT, loyalty_tier VARCHAR(10) NOT NULL,
+  created_at DATETIME NOT NULL) ENGINE=InnoDB;
+CREATE TABLE orders (
+  id BIGINT PRIMARY KEY, customer_id BIGINT NOT NULL, placed_at DATETIME NOT NULL, total_cents INT NOT NULL,
+  status VARCHAR(20) NOT NULL, shipping_address VARCHAR(200), KEY orders_customer (customer_id),
+  CONSTRAINT orders_fk FOREIGN KEY (customer_id) REFERENCES customers (id)) ENGINE=InnoDB;
+CREATE TABLE payments (
+  id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, method VARCHAR(10) NOT NULL, card_number VARCHAR(30), iban VARCHAR(40),
+  amount_cents INT NOT NULL, paid_at DATETIME NOT NULL,
+  CONSTRAINT payments_fk FOREIGN KEY (order_id) REFERENCES orders (id)) ENGINE=InnoDB;`
+
+// myShopRules are shopRules for MariaDB and SQLite, whose tables have no schema.
+var myShopRules = strings.ReplaceAll(shopRules, "public.", "")
+
+// fillShop inserts the shop's rows with db's placeholders.
+func fillShop(t *testing.T, db *sql.DB, n int64, seed uint64) {
+	t.Helper()
+	for _, tb := range shopRows(t, n, seed) {
+		for start := 0; start < len(tb.rows); start += 200 {
+			rows := tb.rows[start:min(start+200, len(tb.rows))]
+			ph := "(" + strings.TrimSuffix(strings.Repeat("?,", len(tb.cols)), ",") + ")"
+			var args []any
+			for _, r := range rows {
+				for _, v := range r {
+					if tm, ok := v.(time.Time); ok {
+						v = tm.UTC().Format("2006-01-02 15:04:05")
+					}
+					args = append(args, v)
+				}
+			}
+			q := "INSERT INTO " + tb.name + " (" + strings.Join(tb.cols, ", ") + ") VALUES " + strings.TrimSuffix(strings.Repeat(ph+",", len(rows)), ",")
+			if _, err := db.Exec(q, args...); err != nil {
+				t.Fatalf("fill %s: %v", tb.name, err)
+			}
+		}
+	}
+}
+
+// sqlStrings runs a query of one text column.
+func sqlStrings(t *testing.T, db *sql.DB, q string) []string {
+	t.Helper()
+	rows, err := db.Query(q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v sql.NullString
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Valid {
+			out = append(out, v.String)
+		}
+	}
+	return out
+}
+
+// shopOriginals are the values of a shop that must not reach a masked copy.
+func shopOriginals(t *testing.T, db *sql.DB, concat string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for what, q := range map[string]string{
+		"email": "SELECT email FROM customers", "first name": "SELECT first_name FROM customers", "last name": "SELECT last_name FROM customers",
+		"name": "SELECT " + concat + " FROM customers", "card": "SELECT card_number FROM customers",
+		"payment card": "SELECT card_number FROM payments", "iban": "SELECT iban FROM payments",
+	} {
+		for _, v := range sqlStrings(t, db, q) {
+			out[v] = what
+		}
+	}
+	return out
+}
+
+// sqlLeaks searches every value of the given text columns for the
+// originals, whole and word by word.
+func sqlLeaks(t *testing.T, db *sql.DB, cols [][2]string, quote func(string) string, orig map[string]string) []string {
+	t.Helper()
+	if len(cols) == 0 {
+		t.Fatal("no text columns to search")
+	}
+	var found []string
+	for _, c := range cols {
+		for _, v := range sqlStrings(t, db, "SELECT "+quote(c[1])+" FROM "+quote(c[0])) {
+			words := append(strings.FieldsFunc(v, func(r rune) bool { return unicode.IsSpace(r) || r == ',' || r == ';' }), v)
+			for _, w := range words {
+				w = strings.TrimRight(w, ".")
+				if what, ok := orig[w]; ok && len(found) < 20 {
+					found = append(found, c[0]+"."+c[1]+": "+what+" "+w)
+				}
+			}
+		}
+	}
+	return found
+}
+
+func myTextColumns(t *testing.T, db *sql.DB, name string) [][2]string {
+	t.Helper()
+	rows, err := db.Query("SELECT TABLE_NAME, COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND DATA_TYPE IN ('varchar', 'char', 'text', 'mediumtext', 'longtext', 'tinytext')", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out [][2]string
+	for rows.Next() {
+		var c [2]string
+		rows.Scan(&c[0], &c[1])
+		out = append(out, c)
+	}
+	return out
+}
+
+type shopPseudonyms struct{ email, phone, first, last, card string }
+
+func pseudonyms(t *testing.T, db *sql.DB) map[int64]shopPseudonyms {
+	t.Helper()
+	rows, err := db.Query("SELECT id, email, phone, first_name, last_name, card_number FROM customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[int64]shopPseudonyms{}
+	for rows.Next() {
+		var id int64
+		var p shopPseudonyms
+		rows.Scan(&id, &p.email, &p.phone, &p.first, &p.last, &p.card)
+		out[id] = p
+	}
+	return out
+}
+
+// checkNextNight: the customers that did not change between two masked
+// copies have the same pseudonyms; those that did (id % 100 == 0) not.
+func checkNextNight(t *testing.T, a, b map[int64]shopPseudonyms, added int) {
+	t.Helper()
+	same := 0
+	for id, p := range a {
+		switch {
+		case id%100 == 0:
+			if b[id].email == p.email || b[id].phone == p.phone {
+				t.Errorf("customer %d changed e-mail and phone but kept their pseudonyms", id)
+			}
+		case b[id] == p:
+			same++
+		default:
+			t.Errorf("customer %d is unchanged but its pseudonyms changed: %+v then %+v", id, p, b[id])
+		}
+	}
+	if same < len(a)*9/10 || len(b) != len(a)+added {
+		t.Fatalf("%d of %d unchanged customers kept their pseudonyms; %d in the second copy", same, len(a), len(b))
+	}
+}
+
+// checkPhones: a masked phone is never the customer's own, and another
+// customer's only by rare chance.
+func checkPhones(t *testing.T, src, dst *sql.DB) {
+	t.Helper()
+	phones := map[string]int64{}
+	rows, _ := src.Query("SELECT id, phone FROM customers")
+	for rows.Next() {
+		var id int64
+		var p string
+		rows.Scan(&id, &p)
+		phones[p] = id
+	}
+	rows.Close()
+	var own, others int
+	for id, p := range pseudonyms(t, dst) {
+		switch oid, ok := phones[p.phone]; {
+		case ok && oid == id:
+			own++
+		case ok:
+			others++
+		}
+	}
+	if own > 0 || others > 2 {
+		t.Fatalf("%d masked phones are the customer's own, %d another customer's", own, others)
+	}
+}
+
+func mustVerifyMasked(t *testing.T, out string, tables ...string) {
+	t.Helper()
+	var res restoreDB
+	if err := json.Unmarshal([]byte(out), &res); err != nil || !res.Verified {
+		t.Fatalf("masked restore: %v\n%s", err, out)
+	}
+	want := map[string]bool{}
+	for _, tb := range tables {
+		want[tb] = true
+	}
+	for _, tb := range res.Tables {
+		if !tb.Match || !want[tb.Table] {
+			t.Errorf("verification of %s: match %v (want one of %v)", tb.Table, tb.Match, want)
+		}
+		delete(want, tb.Table)
+	}
+	if len(want) > 0 {
+		t.Errorf("verification did not cover %v", want)
+	}
+}
+
+func writeRules(t *testing.T, rules string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(p, []byte(rules), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func myShop(t *testing.T, n int64, seed uint64) (string, *sql.DB, *sql.DB) {
+	t.Helper()
+	name := fmt.Sprintf("h_maskdb_%d", time.Now().UnixNano()%1e9)
+	admin := mariadb(t, "")
+	hmyDrop(t, admin, name, name+"_m1", name+"_m2", name+"_m")
+	hmyExec(t, admin, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4")
+	src := mariadb(t, name)
+	t.Cleanup(func() { src.Close(); admin.Close() })
+	if _, err := src.Exec(myShopSchema); err != nil {
+		t.Fatal(err)
+	}
+	fillShop(t, src, n, seed)
+	return name, admin, src
+}
+
+// TestMaskedRestoreMariaDB is done-when 2 of issue 14 for MariaDB.
+func TestMaskedRestoreMariaDB(t *testing.T) {
+	name, _, src := myShop(t, 3000, 14)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := writeRules(t, myShopRules)
+	url := hmyServer + name
+	first := c.backup(nil, "--source", "shop", "--mysql", url)
+	out := c.ok(nil, "restore", first.Snapshot, "--to", url+"_m1", "--mask", rules, "--json")
+	var tables []string
+	for _, tb := range []string{"customers", "orders", "payments"} {
+		tables = append(tables, name+"."+tb, name+"."+tb+" (kept columns)")
+	}
+	mustVerifyMasked(t, out, tables...)
+	dst := mariadb(t, name+"_m1")
+	defer dst.Close()
+	for _, tb := range []string{"customers", "orders", "payments"} {
+		q := "SELECT COUNT(*) FROM " + tb
+		if a, b := hmyCount(t, src, q), hmyCount(t, dst, q); a != b || a == 0 {
+			t.Errorf("%s: %d rows in the backup, %d in the masked copy", tb, a, b)
+		}
+	}
+	orig := shopOriginals(t, src, "CONCAT(first_name, ' ', last_name)")
+	if f := sqlLeaks(t, src, myTextColumns(t, src, name), hmyQuote, orig); len(f) == 0 {
+		t.Fatal("the leak search finds nothing in the original database: it cannot find anything")
+	}
+	if f := sqlLeaks(t, dst, myTextColumns(t, dst, name+"_m1"), hmyQuote, orig); len(f) > 0 {
+		t.Fatalf("original values in the masked copy:\n%s", strings.Join(f, "\n"))
+	}
+	checkPhones(t, src, dst)
+	dump, err := exec.Command("mariadb-dump", "-h", "127.0.0.1", "-u", "root", name+"_m1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for v := range orig {
+		if n++; n > 500 {
+			break
+		}
+		if strings.Contains(string(dump), v) {
+			t.Fatalf("mariadb-dump of the masked copy holds %s %q", orig[v], v)
+		}
+	}
+	// Keys and foreign keys are there and hold.
+	cons := func(db string) int {
+		return hmyCount(t, src, "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = ? AND CONSTRAINT_TYPE IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY')", db)
+	}
+	if a, b := cons(name), cons(name+"_m1"); a != b || a < 6 {
+		t.Fatalf("constraints: %d in the source, %d in the masked copy", a, b)
+	}
+	for q, want := range map[string]int{
+		"SELECT COUNT(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL": 0,
+		"SELECT COUNT(*) FROM payments p LEFT JOIN orders o ON o.id = p.order_id WHERE o.id IS NULL":     0,
+		"SELECT COUNT(*) - COUNT(DISTINCT email) FROM customers":                                         0,
+		`SELECT COUNT(*) FROM payments p JOIN orders o ON o.id = p.order_id JOIN customers c ON c.id = o.customer_id
+			WHERE p.method = 'card' AND p.card_number <> c.card_number`: 0,
+	} {
+		if got := hmyCount(t, dst, q); got != want {
+			t.Errorf("%s: %d, want %d", q, got, want)
+		}
+	}
+
+	// The next night: some customers change, some are added.
+	hmyExec(t, src, `UPDATE customers SET email = CONCAT('moved.', id, '@mail.example.org'), phone = CONCAT('+1-555-0000-', LPAD(id, 4, '0')) WHERE id % 100 = 0`,
+		`INSERT INTO customers SELECT id + 100000, first_name, last_name, CONCAT('new.', email), phone, street_address, city, country, card_number, date_of_birth, NULL, loyalty_tier, created_at FROM customers WHERE id <= 100`)
+	second := c.backup(nil, "--source", "shop", "--mysql", url)
+	c.ok(nil, "restore", second.Snapshot, "--to", url+"_m2", "--mask", rules)
+	dst2 := mariadb(t, name+"_m2")
+	defer dst2.Close()
+	checkNextNight(t, pseudonyms(t, dst), pseudonyms(t, dst2), 100)
+}
+
+// TestMaskDefaultFailMariaDB: rules with default: fail refuse a dump with
+// a column they do not name, before anything is written to the server.
+func TestMaskDefaultFailMariaDB(t *testing.T) {
+	name, admin, src := myShop(t, 50, 1)
+	hmyExec(t, src, "ALTER TABLE customers ADD COLUMN passport_no VARCHAR(20) DEFAULT 'X1234567'")
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := writeRules(t, myShopRules)
+	snap := c.backup(nil, "--source", "shop", "--mysql", hmyServer+name)
+	msg := c.fail(nil, "restore", snap.Snapshot, "--to", hmyServer+name+"_m", "--mask", rules)
+	mustContain(t, "restore --mask with an unnamed column", msg, "customers.passport_no", "default: fail", "nothing was written", rules)
+	if n := hmyCount(t, admin, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", name+"_m"); n != 0 {
+		t.Fatal("the refused masked restore created the target database")
+	}
+}
+
+const liteShopSchema = `
+CREATE TABLE customers (
+  id INTEGER PRIMARY KEY, first_name TEXT NOT NULL, last_name TEXT NOT NULL, email TEXT NOT NULL UNIQUE, phone TEXT,
+  street_address TEXT, city TEXT, country TEXT, card_number TEXT, date_of_birth TEXT, notes TEXT, loyalty_tier TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+CREATE TABLE orders (
+  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL REFERENCES customers(id), placed_at TEXT NOT NULL,
+  total_cents INTEGER NOT NULL, status TEXT NOT NULL, shipping_address TEXT);
+CREATE TABLE payments (
+  id INTEGER PRIMARY KEY, order_id INTEGER NOT NULL REFERENCES orders(id), method TEXT NOT NULL, card_number TEXT,
+  iban TEXT, amount_cents INTEGER NOT NULL, paid_at TEXT NOT NULL);
+CREATE INDEX orders_customer ON orders(customer_id);`
+
+func liteShop(t *testing.T, n int64, seed uint64) (string, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "shop.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(liteShopSchema); err != nil {
+		t.Fatal(err)
+	}
+	fillShop(t, db, n, seed)
+	return path, db
+}
+
+func liteOpen(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func liteTextColumns(t *testing.T, db *sql.DB) [][2]string {
+	t.Helper()
+	var out [][2]string
+	for _, tb := range sqlStrings(t, db, "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'") {
+		for _, c := range sqlStrings(t, db, "SELECT name FROM pragma_table_info('"+tb+"') WHERE type = 'TEXT'") {
+			out = append(out, [2]string{tb, c})
+		}
+	}
+	return out
+}
+
+func liteQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// TestMaskedRestoreSQLite is done-when 2 of issue 14 for SQLite, and the
+// same pseudonyms across engines: a MariaDB and a SQLite copy of the same
+// customers, masked under one repository's key, agree.
+func TestMaskedRestoreSQLite(t *testing.T) {
+	path, src := liteShop(t, 3000, 14)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := writeRules(t, myShopRules)
+	first := c.backup(nil, "--source", "shop", "--sqlite", path)
+	dir := t.TempDir()
+	out := c.ok(nil, "restore", first.Snapshot, "--to", "sqlite:"+filepath.Join(dir, "m1.db"), "--mask", rules, "--json")
+	mustVerifyMasked(t, out, "customers (kept columns)", "orders (kept columns)", "payments (kept columns)")
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Fatalf("the masked restore left %d files in the target's directory, want the database alone", len(entries))
+	}
+	dst := liteOpen(t, filepath.Join(dir, "m1.db"))
+	for _, tb := range []string{"customers", "orders", "payments"} {
+		q := "SELECT COUNT(*) FROM " + tb
+		if a, b := hmyCount(t, src, q), hmyCount(t, dst, q); a != b || a == 0 {
+			t.Errorf("%s: %d rows in the backup, %d in the masked copy", tb, a, b)
+		}
+	}
+	orig := shopOriginals(t, src, "first_name || ' ' || last_name")
+	if f := sqlLeaks(t, src, liteTextColumns(t, src), liteQuote, orig); len(f) == 0 {
+		t.Fatal("the leak search finds nothing in the original database: it cannot find anything")
+	}
+	if f := sqlLeaks(t, dst, liteTextColumns(t, dst), liteQuote, orig); len(f) > 0 {
+		t.Fatalf("original values in the masked copy:\n%s", strings.Join(f, "\n"))
+	}
+	checkPhones(t, src, dst)
+	// The file holds no original, not even in a free page.
+	raw, err := os.ReadFile(filepath.Join(dir, "m1.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for v := range orig {
+		if n++; n > 500 {
+			break
+		}
+		if strings.Contains(string(raw), v) {
+			t.Fatalf("the masked database file holds %s %q", orig[v], v)
+		}
+	}
+	for q, want := range map[string]int{
+		"SELECT COUNT(*) FROM pragma_foreign_key_check":                                                  0,
+		"SELECT COUNT(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL": 0,
+		"SELECT COUNT(*) - COUNT(DISTINCT email) FROM customers":                                          0,
+		"SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL":                     1,
+		`SELECT COUNT(*) FROM payments p JOIN orders o ON o.id = p.order_id JOIN customers c ON c.id = o.customer_id
+			WHERE p.method = 'card' AND p.card_number <> c.card_number`: 0,
+	} {
+		if got := hmyCount(t, dst, q); got != want {
+			t.Errorf("%s: %d, want %d", q, got, want)
+		}
+	}
+	if integrity := sqlStrings(t, dst, "PRAGMA integrity_check"); len(integrity) != 1 || integrity[0] != "ok" {
+		t.Fatalf("integrity_check: %v", integrity)
+	}
+
+	// The next night.
+	hmyExec(t, src, `UPDATE customers SET email = 'moved.' || id || '@mail.example.org', phone = '+1-555-0000-' || substr('0000' || id, -4) WHERE id % 100 = 0`,
+		`INSERT INTO customers SELECT id + 100000, first_name, last_name, 'new.' || email, phone, street_address, city, country, card_number, date_of_birth, NULL, loyalty_tier, created_at FROM customers WHERE id <= 100`)
+	second := c.backup(nil, "--source", "shop", "--sqlite", path)
+	c.ok(nil, "restore", second.Snapshot, "--to", "sqlite:"+filepath.Join(dir, "m2.db"), "--mask", rules)
+	checkNextNight(t, pseudonyms(t, dst), pseudonyms(t, liteOpen(t, filepath.Join(dir, "m2.db"))), 100)
+
+	// The same customers in MariaDB, in the same repository: the same pseudonyms.
+	name, _, _ := myShop(t, 300, 14)
+	my := c.backup(nil, "--source", "myshop", "--mysql", hmyServer+name)
+	c.ok(nil, "restore", my.Snapshot, "--to", hmyServer+name+"_m1", "--mask", rules)
+	myCopy := mariadb(t, name+"_m1")
+	defer myCopy.Close()
+	a, b := pseudonyms(t, dst), pseudonyms(t, myCopy)
+	for id := int64(1); id <= 300; id++ {
+		if a[id] != b[id] {
+			t.Fatalf("customer %d: SQLite copy %+v, MariaDB copy %+v", id, a[id], b[id])
+		}
+	}
+}
+
+// TestMaskDefaultFailSQLite: an unnamed column is refused before the
+// target file exists.
+func TestMaskDefaultFailSQLite(t *testing.T) {
+	path, src := liteShop(t, 50, 1)
+	hmyExec(t, src, "ALTER TABLE customers ADD COLUMN passport_no TEXT DEFAULT 'X1234567'")
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := writeRules(t, myShopRules)
+	snap := c.backup(nil, "--source", "shop", "--sqlite", path)
+	target := filepath.Join(t.TempDir(), "m.db")
+	msg := c.fail(nil, "restore", snap.Snapshot, "--to", "sqlite:"+target, "--mask", rules)
+	mustContain(t, "restore --mask with an unnamed column", msg, "customers.passport_no", "default: fail", "nothing was written", rules)
+	if _, err := os.Stat(target); err == nil {
+		t.Fatal("the refused masked restore created the target file")
+	}
+}
