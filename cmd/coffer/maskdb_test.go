@@ -432,8 +432,8 @@ func TestMaskedRestoreSQLite(t *testing.T) {
 	for q, want := range map[string]int{
 		"SELECT COUNT(*) FROM pragma_foreign_key_check":                                                  0,
 		"SELECT COUNT(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL": 0,
-		"SELECT COUNT(*) - COUNT(DISTINCT email) FROM customers":                                          0,
-		"SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL":                     1,
+		"SELECT COUNT(*) - COUNT(DISTINCT email) FROM customers":                                         0,
+		"SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL":                    1,
 		`SELECT COUNT(*) FROM payments p JOIN orders o ON o.id = p.order_id JOIN customers c ON c.id = o.customer_id
 			WHERE p.method = 'card' AND p.card_number <> c.card_number`: 0,
 	} {
