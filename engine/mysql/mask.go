@@ -67,7 +67,11 @@ func maskDump(m *Masking, label string, r io.Reader, w io.Writer, v *maskVerify)
 	var sp *parser
 	sp = newSplitter(label, func(stmt []byte, line int) error {
 		if err := d.statement(stmt, string(sp.delim)); err != nil {
-			return &DumpError{Database: label, Line: line, Reason: err.Error() + "; nothing was written to the target"}
+			reason := err.Error()
+			if de, ok := err.(*DumpError); ok { // the row parser's, within the statement
+				reason = de.Reason
+			}
+			return &DumpError{Database: label, Line: line, Reason: reason + "; a masked load refuses what it cannot follow, and nothing was written to the target"}
 		}
 		return nil
 	})
@@ -279,7 +283,7 @@ func (d *maskDB) row(t *maskTable, row []byte) error {
 		if err != nil {
 			return fmt.Errorf("masked load of database %q: %w", d.label, err)
 		}
-		tag := maskedTag(x.tag, out, null)
+		tag := maskedTag(x.tag, out, null, binaryType(t.types[t.cols[i]]))
 		d.sql, _ = appendLiteral(d.sql, tag, []byte(out))
 		d.want = appendCanon(d.want, tag, []byte(out))
 	}
@@ -289,19 +293,30 @@ func (d *maskDB) row(t *maskTable, row []byte) error {
 	return nil
 }
 
-// maskedTag is how a masked value is written: NULL, a number where the
-// original was one and the pseudonym is one, binary where the original
-// was, else a string.
-func maskedTag(orig byte, out string, null bool) byte {
+// maskedTag is how a masked value is written, as mariadb-dump writes the
+// column's values: NULL, a number where the original was one and the
+// pseudonym is one, binary in a binary column, else a string.
+func maskedTag(orig byte, out string, null, binary bool) byte {
 	switch {
 	case null:
 		return 'N'
 	case orig == 'D' && isNumber([]byte(out)):
 		return 'D'
-	case orig == 'X':
+	case binary:
 		return 'X'
 	}
 	return 'S'
+}
+
+// binaryType reports whether a declared column type holds bytes, which
+// mariadb-dump --hex-blob writes as 0x….
+func binaryType(typ string) bool {
+	base, _, _ := strings.Cut(typ, "(")
+	switch base {
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+		return true
+	}
+	return false
 }
 
 // appendLiteral writes a value as SQL, as the dump parser reads it back.

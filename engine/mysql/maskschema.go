@@ -47,9 +47,12 @@ func parseCreateTable(stmt []byte) (*createTable, error) {
 	if len(rest) == 0 || rest[0] != '(' {
 		return nil, fmt.Errorf("CREATE TABLE %s without a column list", quoteIdent(name))
 	}
-	items, err := tableItems(rest[1:])
+	items, end, err := tableItems(rest[1:])
 	if err != nil {
 		return nil, fmt.Errorf("CREATE TABLE %s: %w", quoteIdent(name), err)
+	}
+	if w := tailWord(rest[1+end:]); w != "" {
+		return nil, fmt.Errorf("CREATE TABLE %s: %s after the column list, which fills the table from the statement itself: mariadb-dump never writes it", quoteIdent(name), w)
 	}
 	t := &createTable{name: name, types: map[string]string{}, unique: map[string]bool{}}
 	seen := map[string]bool{}
@@ -61,6 +64,9 @@ func parseCreateTable(stmt []byte) (*createTable, error) {
 				return nil, fmt.Errorf("CREATE TABLE %s: a column name that is not one backquoted name, or twice", quoteIdent(name))
 			}
 			seen[strings.ToLower(col)] = true
+			if generated(tail) {
+				return nil, fmt.Errorf("CREATE TABLE %s: column %s is generated: the server computes its values from its expression, not from the rows, so a masked load cannot mask them; restore this snapshot unmasked, or drop the column from the source", quoteIdent(name), quoteIdent(col))
+			}
 			t.cols = append(t.cols, col)
 			typ, _, _ := strings.Cut(strings.TrimSpace(string(tail)), " ")
 			t.types[col] = strings.ToLower(typ)
@@ -86,7 +92,7 @@ func skipSpaces(s []byte, i int) int {
 // tableItems splits the body of CREATE TABLE (after its '(') at the commas
 // outside quotes and parentheses, up to its ')'. Comments in it are
 // refused: mariadb-dump writes none there.
-func tableItems(b []byte) ([][]byte, error) {
+func tableItems(b []byte) ([][]byte, int, error) {
 	var items [][]byte
 	depth, start := 0, 0
 	for i := 0; i < len(b); i++ {
@@ -94,14 +100,14 @@ func tableItems(b []byte) ([][]byte, error) {
 		case '\'', '"', '`':
 			j, ok := quoteEnd(b, i)
 			if !ok {
-				return nil, fmt.Errorf("an unterminated quote")
+				return nil, 0, fmt.Errorf("an unterminated quote")
 			}
 			i = j
 		case '(':
 			depth++
 		case ')':
 			if depth == 0 {
-				return append(items, b[start:i]), nil
+				return append(items, b[start:i]), i + 1, nil
 			}
 			depth--
 		case ',':
@@ -111,11 +117,64 @@ func tableItems(b []byte) ([][]byte, error) {
 			}
 		case '#', '/', '-':
 			if c == '#' || i+1 < len(b) && (c == '/' && b[i+1] == '*' || c == '-' && b[i+1] == '-') {
-				return nil, fmt.Errorf("a comment in the column list, which mariadb-dump never writes")
+				return nil, 0, fmt.Errorf("a comment in the column list, which mariadb-dump never writes")
 			}
 		}
 	}
-	return nil, fmt.Errorf("no end to the column list")
+	return nil, 0, fmt.Errorf("no end to the column list")
+}
+
+// words are the words of b outside quotes, upper-cased, and "(" for each
+// opening parenthesis.
+func words(b []byte) []string {
+	var out []string
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\'', c == '"', c == '`':
+			j, ok := quoteEnd(b, i)
+			if !ok {
+				return append(out, "'")
+			}
+			i = j
+		case c == '(':
+			out = append(out, "(")
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_':
+			w, j := headWord(b, i)
+			out = append(out, strings.ToUpper(string(w)))
+			i = j - 1
+		}
+	}
+	return out
+}
+
+// generated reports whether a column definition (after its name) makes a
+// generated column: GENERATED ALWAYS AS (…) or AS (…).
+func generated(def []byte) bool {
+	w := words(def)
+	for i, x := range w {
+		if x == "GENERATED" || x == "AS" && i+1 < len(w) && w[i+1] == "(" {
+			return true
+		}
+	}
+	return false
+}
+
+// tailWord is the first word of what follows a CREATE TABLE's column list
+// that makes it more than a definition: a query (SELECT, VALUES, TABLE,
+// WITH) whose rows would fill the table, or LIKE.
+func tailWord(tail []byte) string {
+	w := words(tail)
+	for i, x := range w {
+		switch x {
+		case "SELECT", "TABLE", "WITH", "LIKE", "IGNORE", "REPLACE", "'":
+			return x
+		case "VALUES": // but PARTITION … VALUES LESS THAN / VALUES IN
+			if i+1 >= len(w) || w[i+1] != "LESS" && w[i+1] != "IN" {
+				return x
+			}
+		}
+	}
+	return ""
 }
 
 // quoteEnd is the index of the quote that closes the one at i.

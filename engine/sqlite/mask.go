@@ -76,6 +76,10 @@ func MaskCopy(ctx context.Context, r io.Reader, tmp string, m *Masking) (*Masked
 		return fail(err)
 	}
 	RemoveDatabase(orig)
+	// What would go to the target is searched for originals first.
+	if _, err := MaskedDigests(ctx, out.Path, out); err != nil {
+		return fail(fmt.Errorf("%w; nothing was written to the target", err))
+	}
 	return out, nil
 }
 
@@ -213,8 +217,8 @@ func schema(ctx context.Context, c *sql.Conn) ([]schemaEntry, error) {
 	return out, rows.Err()
 }
 
-// tableOf reads a table's stored columns (not generated ones, which SQLite
-// computes from the others), their rules, and which are unique.
+// tableOf reads a table's columns, their rules, and which are unique. A
+// generated column is refused.
 func tableOf(ctx context.Context, c *sql.Conn, m *Masking, name string) (*maskTable, error) {
 	t := &maskTable{name: name, key: m.Rules.TableKey("", name)}
 	rows, err := c.QueryContext(ctx, "SELECT name, hidden FROM pragma_table_xinfo(?) ORDER BY cid", name)
@@ -228,9 +232,11 @@ func tableOf(ctx context.Context, c *sql.Conn, m *Masking, name string) (*maskTa
 			rows.Close()
 			return nil, err
 		}
-		if hidden == 0 {
-			t.cols = append(t.cols, col)
+		if hidden != 0 {
+			rows.Close()
+			return nil, fmt.Errorf("column %q is generated: SQLite computes its values from its expression, not from the rows, so a masked copy cannot mask them; restore this snapshot unmasked, or drop the column from the source; nothing was written to the target", col)
 		}
+		t.cols = append(t.cols, col)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
