@@ -188,7 +188,7 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 	if len(opts.Canaries) > 0 {
 		ct, ok := target.(canaryTarget)
 		if !ok {
-			return out, abort(ctx, target, fmt.Errorf("%s cannot hold canaries: they go into masked PostgreSQL copies", target))
+			return out, abort(ctx, target, fmt.Errorf("%s cannot hold canaries: they go into masked copies", target))
 		}
 		if err := ct.PlantCanaries(ctx, opts.Canaries); err != nil {
 			return out, abort(ctx, target, err)
@@ -335,6 +335,15 @@ func (t *sqliteTarget) MaskExpected() []engine.TableDigest {
 		return nil
 	}
 	return t.masked.Expected()
+}
+
+// PlantCanaries implements canaryTarget, in the loaded file.
+func (t *sqliteTarget) PlantCanaries(ctx context.Context, cs []mask.Canary) error {
+	if err := sqlite.PlantCanaries(ctx, t.loadedPath(), t.mask, cs); err != nil {
+		return err
+	}
+	t.notes = append(t.notes, fmt.Sprintf("%d canary customers were planted in %s", len(cs), t.mask.Rules.Canaries.Table))
+	return nil
 }
 
 // dropMasked removes the private masked copy.

@@ -606,3 +606,72 @@ func TestHostileMaskedRestoreSQLite(t *testing.T) {
 		}
 	}
 }
+
+// TestCanariesMariaDBSQLite is done-when 3 of issue 14 for MariaDB and
+// SQLite: a MariaDB copy for "staging" and a SQLite copy for "contractor",
+// each with its canaries and their orders; trace names the right copy for
+// each canary's e-mail and phone, "not a canary" for a real e-mail, and
+// recognises a pseudonym.
+func TestCanariesMariaDBSQLite(t *testing.T) {
+	name, _, _ := myShop(t, 1000, 3)
+	path, _ := liteShop(t, 1000, 3)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	rules := writeRules(t, myShopRules)
+	my := c.backup(nil, "--source", "myshop", "--mysql", hmyServer+name)
+	lite := c.backup(nil, "--source", "liteshop", "--sqlite", path)
+	liteCopy := filepath.Join(t.TempDir(), "contractor.db")
+	copies := []struct {
+		target, label, snap string
+		open              func() *sql.DB
+	}{
+		{hmyServer + name + "_m1", "staging", my.Snapshot, func() *sql.DB { return mariadb(t, name+"_m1") }},
+		{"sqlite:" + liteCopy, "contractor", lite.Snapshot, func() *sql.DB { return liteOpen(t, liteCopy) }},
+	}
+	var pseudo string
+	for i, cp := range copies {
+		out := c.ok(nil, "restore", cp.snap, "--to", cp.target, "--mask", rules, "--canaries", "5", "--for", cp.label)
+		mustContain(t, "restore --canaries", out, "5 canary customers were planted")
+		db := cp.open()
+		if n := hmyCount(t, db, "SELECT COUNT(*) FROM customers"); n != 1005 {
+			t.Fatalf("%s holds %d customers, want 1005", cp.target, n)
+		}
+		if n := hmyCount(t, db, "SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = o.customer_id WHERE c.email LIKE '%@canary.example.net'"); n < 5 {
+			t.Fatalf("the canaries of %s have %d orders, want 1 to 3 each", cp.target, n)
+		}
+		rows, err := db.Query("SELECT id, email, phone FROM customers WHERE email LIKE '%@canary.example.net'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var planted [][2]string
+		for rows.Next() {
+			var id int64
+			var e, p string
+			rows.Scan(&id, &e, &p)
+			if !strings.HasPrefix(p, "+1-555-0199") || id <= 1000 {
+				t.Errorf("canary %d %s has phone %q", id, e, p)
+			}
+			planted = append(planted, [2]string{e, p})
+		}
+		rows.Close()
+		if len(planted) != 5 {
+			t.Fatalf("%s holds %d canaries, want 5", cp.target, len(planted))
+		}
+		other := copies[1-i]
+		for _, v := range planted {
+			for _, q := range v {
+				out := c.ok(nil, "trace", q)
+				mustContain(t, "trace "+q, out, "is a canary", cp.target, `"`+cp.label+`"`, cp.snap[:8])
+				if strings.Contains(out, other.target) {
+					t.Fatalf("trace %s names the other copy too:\n%s", q, out)
+				}
+			}
+		}
+		if i == 0 {
+			db.QueryRow("SELECT email FROM customers WHERE id = 42").Scan(&pseudo)
+		}
+	}
+	l := loadShopLists(t)
+	mustContain(t, "trace of a real e-mail", c.ok(nil, "trace", shopEmail(l, 42)), "is not a canary, and not a pseudonym")
+	mustContain(t, "trace of a pseudonym", c.ok(nil, "trace", pseudo), "is not a canary: it is a masked value", copies[0].target, copies[1].target)
+}
