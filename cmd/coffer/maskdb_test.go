@@ -623,7 +623,7 @@ func TestCanariesMariaDBSQLite(t *testing.T) {
 	liteCopy := filepath.Join(t.TempDir(), "contractor.db")
 	copies := []struct {
 		target, label, snap string
-		open              func() *sql.DB
+		open                func() *sql.DB
 	}{
 		{hmyServer + name + "_m1", "staging", my.Snapshot, func() *sql.DB { return mariadb(t, name+"_m1") }},
 		{"sqlite:" + liteCopy, "contractor", lite.Snapshot, func() *sql.DB { return liteOpen(t, liteCopy) }},
