@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/coffer-backup/coffer/mask"
 )
 
 // Masked restores of MariaDB dumps and SQLite snapshots (issue 14 for
@@ -674,4 +676,41 @@ func TestCanariesMariaDBSQLite(t *testing.T) {
 	l := loadShopLists(t)
 	mustContain(t, "trace of a real e-mail", c.ok(nil, "trace", shopEmail(l, 42)), "is not a canary, and not a pseudonym")
 	mustContain(t, "trace of a pseudonym", c.ok(nil, "trace", pseudo), "is not a canary: it is a masked value", copies[0].target, copies[1].target)
+}
+
+// TestClassifyMariaDBSQLite: classify proposes the shop's rules on its
+// MariaDB and SQLite copies, and the file it writes masks them.
+func TestClassifyMariaDBSQLite(t *testing.T) {
+	name, _, _ := myShop(t, 2000, 7)
+	path, _ := liteShop(t, 2000, 7)
+	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
+	c.init()
+	want, err := mask.Parse("myShopRules", []byte(myShopRules))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct{ engine, flag, src, to string }{
+		{"mariadb", "--mysql", hmyServer + name, hmyServer + name + "_m"},
+		{"sqlite", "--sqlite", path, "sqlite:" + filepath.Join(t.TempDir(), "m.db")},
+	} {
+		snap := c.backup(nil, "--source", s.engine, s.flag, s.src)
+		out := filepath.Join(t.TempDir(), "proposed.yaml")
+		c.ok(nil, "classify", snap.Snapshot, "--output", out)
+		got, err := mask.Load(out)
+		if err != nil {
+			t.Fatalf("%s: the proposed rules file does not parse: %v", s.engine, err)
+		}
+		var misses []string
+		for table, cols := range want.Tables {
+			for col, w := range cols {
+				if g, ok := got.Lookup(table, col); !ok || g.String() != w.String() {
+					misses = append(misses, fmt.Sprintf("%s.%s: proposed %q, want %q", table, col, g, w))
+				}
+			}
+		}
+		if len(misses) > 0 {
+			t.Errorf("classify of the %s shop missed %d columns:\n%s", s.engine, len(misses), strings.Join(misses, "\n"))
+		}
+		c.ok(nil, "restore", snap.Snapshot, "--to", s.to, "--mask", out)
+	}
 }

@@ -13,6 +13,8 @@ type createTable struct {
 	cols   []string
 	types  map[string]string
 	unique map[string]bool
+	// generated columns, whose values the server computes
+	generated []string
 }
 
 // parseCreateTable reads mariadb-dump's CREATE TABLE `t` ( … ) …. What it
@@ -65,7 +67,7 @@ func parseCreateTable(stmt []byte) (*createTable, error) {
 			}
 			seen[strings.ToLower(col)] = true
 			if generated(tail) {
-				return nil, fmt.Errorf("CREATE TABLE %s: column %s is generated: the server computes its values from its expression, not from the rows, so a masked load cannot mask them; restore this snapshot unmasked, or drop the column from the source", quoteIdent(name), quoteIdent(col))
+				t.generated = append(t.generated, col)
 			}
 			t.cols = append(t.cols, col)
 			typ, _, _ := strings.Cut(strings.TrimSpace(string(tail)), " ")
