@@ -547,15 +547,21 @@ func TestHostileMaskedRestoreMariaDB(t *testing.T) {
 	}
 }
 
-// TestMaskedDrillMariaDB: coffer drill --mask on a MariaDB scratch server.
-func TestMaskedDrillMariaDB(t *testing.T) {
+// TestMaskedDrillMariaDBSQLite: coffer drill --mask on a MariaDB scratch
+// server, and of a SQLite snapshot.
+func TestMaskedDrillMariaDBSQLite(t *testing.T) {
 	name, _, _ := myShop(t, 300, 9)
+	path, _ := liteShop(t, 300, 9)
 	c := newCLI(t, filepath.Join(t.TempDir(), "repo"))
 	c.init()
 	c.backup(nil, "--source", "shop", "--mysql", hmyServer+name)
-	d, _ := c.drill("--source", "shop", "--scratch", hmyServer, "--mask", writeRules(t, myShopRules))
-	if !d.Passed || len(d.Runs) != 1 || !d.Runs[0].Passed {
-		t.Fatalf("masked drill: %+v", d)
+	c.backup(nil, "--source", "lite", "--sqlite", path)
+	rules := writeRules(t, myShopRules)
+	for _, args := range [][]string{{"--source", "shop", "--scratch", hmyServer}, {"--source", "lite"}} {
+		d, _ := c.drill(append(args, "--mask", rules)...)
+		if !d.Passed || len(d.Runs) != 1 || !d.Runs[0].Passed {
+			t.Fatalf("masked drill %v: %+v", args, d)
+		}
 	}
 }
 
