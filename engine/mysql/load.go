@@ -99,7 +99,9 @@ func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan sta
 			}
 			return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
 		}
-		if stripDefiners && isSet(text) {
+		// A masked load (check) writes its own literals: they must be read
+		// as coffer writes them, even with TrustSnapshot.
+		if (stripDefiners || check != nil) && isSet(text) {
 			if why, err := quotingChanged(ctx, conn); err != nil || why != "" {
 				if err != nil {
 					return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
