@@ -178,15 +178,7 @@ func TestMaskedRestorePostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for v := range orig {
-		if n++; n > 500 {
-			break
-		}
-		if strings.Contains(string(dump), v) {
-			t.Fatalf("pg_dump of the masked copy holds %s %q", orig[v], v)
-		}
-	}
+	holdsNone(t, "pg_dump of the masked copy", dump, orig, false)
 
 	// Constraints hold: every primary key, unique and foreign key of the
 	// source is in the copy, validated (pg_restore created them after the

@@ -225,6 +225,26 @@ func mustVerifyMasked(t *testing.T, out string, tables ...string) {
 	}
 }
 
+// holdsNone fails if text (a dump, a file) holds any of 500 of the
+// originals. Without names: in a database file fields are adjacent, and a
+// short name could be spelt across two of them ("Varga" "silas…"); the
+// columns are searched for them.
+func holdsNone(t *testing.T, what string, text []byte, orig map[string]string, skipNames bool) {
+	t.Helper()
+	n := 0
+	for v, kind := range orig {
+		if skipNames && strings.HasSuffix(kind, "name") {
+			continue
+		}
+		if n++; n > 500 {
+			break
+		}
+		if i := strings.Index(string(text), v); i >= 0 {
+			t.Fatalf("%s holds %s %q: %q", what, kind, v, text[max(0, i-80):min(len(text), i+40)])
+		}
+	}
+}
+
 func writeRules(t *testing.T, rules string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "rules.yaml")
@@ -283,15 +303,7 @@ func TestMaskedRestoreMariaDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for v := range orig {
-		if n++; n > 500 {
-			break
-		}
-		if strings.Contains(string(dump), v) {
-			t.Fatalf("mariadb-dump of the masked copy holds %s %q", orig[v], v)
-		}
-	}
+	holdsNone(t, "mariadb-dump of the masked copy", dump, orig, false)
 	// Keys and foreign keys are there and hold.
 	cons := func(db string) int {
 		return hmyCount(t, src, "SELECT COUNT(*) FROM information_schema.TABLE_CONSTRAINTS WHERE TABLE_SCHEMA = ? AND CONSTRAINT_TYPE IN ('PRIMARY KEY', 'UNIQUE', 'FOREIGN KEY')", db)
@@ -423,18 +435,7 @@ func TestMaskedRestoreSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for v, what := range orig {
-		if strings.HasSuffix(what, "name") { // adjacent fields could spell one
-			continue
-		}
-		if n++; n > 500 {
-			break
-		}
-		if strings.Contains(string(raw), v) {
-			t.Fatalf("the masked database file holds %s %q", orig[v], v)
-		}
-	}
+	holdsNone(t, "the masked database file", raw, orig, true)
 	for q, want := range map[string]int{
 		"SELECT COUNT(*) FROM pragma_foreign_key_check":                                                  0,
 		"SELECT COUNT(*) FROM orders o LEFT JOIN customers c ON c.id = o.customer_id WHERE c.id IS NULL": 0,
@@ -597,16 +598,7 @@ func TestHostileMaskedRestoreSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for v, what := range shopOriginals(t, src, "first_name || ' ' || last_name") {
-		// Fields are adjacent in the file: a short name could be found
-		// across two of them ("Varga" "silas…"); TestMaskedRestoreSQLite searches the columns.
-		if strings.HasSuffix(what, "name") {
-			continue
-		}
-		if i := strings.Index(string(raw), v); i >= 0 {
-			t.Fatalf("the masked database file holds %s %q: %q", what, v, raw[max(0, i-80):min(len(raw), i+40)])
-		}
-	}
+	holdsNone(t, "the masked database file", raw, shopOriginals(t, src, "first_name || ' ' || last_name"), true)
 	if n := hmyCount(t, liteOpen(t, target), "SELECT COUNT(*) FROM leak"); n != 0 {
 		t.Fatalf("the trigger ran: %d rows in leak", n)
 	}

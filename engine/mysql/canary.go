@@ -32,12 +32,7 @@ func (t *Target) PlantCanaries(ctx context.Context, cs []mask.Canary) error {
 	if x == nil {
 		return fmt.Errorf("the canaries table %s of %s is not in the snapshot", key, m.Rules.File)
 	}
-	db, err := t.c.openAs(ctx, t.c.user, t.c.password, x.into)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
+	conn, err := t.userConn(ctx, x.into)
 	if err != nil {
 		return err
 	}

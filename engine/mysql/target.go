@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -299,22 +300,43 @@ func (a *admin) count(ctx context.Context, query string, args ...any) (int, erro
 	return n, err
 }
 
+// userConn is a connection to database db as the address's user; closing
+// it closes its pool.
+func (t *Target) userConn(ctx context.Context, db string) (*userConn, error) {
+	p, err := t.c.openAs(ctx, t.c.user, t.c.password, db)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.Conn(ctx)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return &userConn{Conn: c, pool: p}, nil
+}
+
+type userConn struct {
+	*sql.Conn
+	pool *sql.DB
+}
+
+func (c *userConn) Close() error {
+	err := c.Conn.Close()
+	c.pool.Close()
+	return err
+}
+
 // loadOne loads one database's dump into x.into.
 func (t *Target) loadOne(ctx context.Context, a *admin, x *mapping, r io.Reader) error {
 	x.started = true
 	if t.opts.TrustSnapshot {
-		db, err := t.c.openAs(ctx, t.c.user, t.c.password, x.into)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		conn, err := db.Conn(ctx)
+		conn, err := t.userConn(ctx, x.into)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
 		t.note("database %q was loaded with all the rights of user %q (--trust-snapshot), with the definers the snapshot names", x.to, t.c.user)
-		return execDump(ctx, conn, x.from, r, false, t.insertCheck(x.from, x.into))
+		return execDump(ctx, conn.Conn, x.from, r, false, t.insertCheck(x.from, x.into))
 	}
 	l, err := a.createLoadAccount(ctx, x.into)
 	if err != nil {

@@ -438,15 +438,11 @@ func (o *Masked) maskValue(t *maskTable, i int, v any) (any, error) {
 // MaskCopy digested the backup's, and fails if any text or blob of any
 // table equals an original value of a masked column.
 func MaskedDigests(ctx context.Context, path string, m *Masked) ([]engine.TableDigest, error) {
-	db, err := open(path, true)
+	db, tables, err := openTables(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	tables, err := Tables(ctx, db)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite database %s: %w", path, err)
-	}
 	byName := map[string]*maskTable{}
 	for _, t := range m.tables {
 		byName[t.name] = t

@@ -25,15 +25,11 @@ func SampleFile(ctx context.Context, r io.Reader, tmp string, limit int) ([]engi
 	if err := writePrivate(path, r); err != nil {
 		return nil, err
 	}
-	db, err := open(path, true)
+	db, tables, err := openTables(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	tables, err := Tables(ctx, db)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite database: %w", err)
-	}
 	rnd := rand.New(rand.NewPCG(14, 14))
 	var out []engine.ColumnSample
 	for _, t := range tables {
