@@ -35,6 +35,25 @@ func (o *Originals) Seal() {
 	o.h = slices.Compact(o.h)
 }
 
+// Hash is the set's hash of v, for a caller that keeps the hashes of
+// values to look up once the set is sealed (HasHash). Values shorter than
+// MinChecked hash to 0, which HasHash never finds.
+func (o *Originals) Hash(v string) uint64 {
+	if len(v) < MinChecked {
+		return 0
+	}
+	return maphash.String(originalsSeed, v)
+}
+
+// HasHash reports whether h, from Hash, is an original value's.
+func (o *Originals) HasHash(h uint64) bool {
+	if h == 0 {
+		return false
+	}
+	_, ok := slices.BinarySearch(o.h, h)
+	return ok
+}
+
 // Has reports whether v is an original value.
 func (o *Originals) Has(v string) bool {
 	if len(v) < MinChecked {

@@ -28,6 +28,7 @@ type maskTable struct {
 	maskers []*mask.Column // by column; nil for a kept column
 	collect []bool         // remember the column's originals
 	checked bool           // its columns on the server were compared
+	kept    []uint64       // the hashes of its kept strings (mask.Originals.Hash)
 }
 
 // maskDB is a masked load of one database's dump.
@@ -271,6 +272,9 @@ func (d *maskDB) row(t *maskTable, row []byte) error {
 		if c == nil || x.tag == 'N' {
 			if c == nil {
 				d.kept = appendCanon(d.kept, x.tag, x.v)
+				if h := d.v.seen.Hash(string(x.v)); h != 0 && (x.tag == 'S' || x.tag == 'X') {
+					t.kept = append(t.kept, h)
+				}
 			}
 			var err error
 			if d.sql, err = appendLiteral(d.sql, x.tag, x.v); err != nil {
@@ -404,6 +408,21 @@ func (d *maskDB) checkSchema(seen *mask.Originals) error {
 		if seen.HasIn(string(s)) {
 			return fmt.Errorf("dump of database %q: the statement %.60q… holds an original value of a masked column: a masked copy must not carry it; nothing was written to the target", d.label, s)
 		}
+	}
+	return nil
+}
+
+// checkKept refuses a dump in which a column the rules keep holds an
+// original value of a masked column (a copy of the e-mails under another
+// name): found before anything is written.
+func (d *maskDB) checkKept(seen *mask.Originals) error {
+	for _, t := range d.tables {
+		for _, h := range t.kept {
+			if seen.HasHash(h) {
+				return fmt.Errorf("dump of database %q: a column of table %s that the rules keep holds an original value of a masked column; nothing was written to the target: check the rules (a kept column holding what a masked one holds?)", d.label, quoteIdent(t.name))
+			}
+		}
+		t.kept = nil
 	}
 	return nil
 }

@@ -378,8 +378,16 @@ func (o *Masked) maskBatch(ctx context.Context, tx *sql.Tx, t *maskTable, sel, u
 	if err != nil {
 		return 0, err
 	}
+	if len(pending) == 0 {
+		return n, nil
+	}
+	st, err := tx.PrepareContext(ctx, upd)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
 	for _, a := range pending {
-		if _, err := tx.ExecContext(ctx, upd, a...); err != nil {
+		if _, err := st.ExecContext(ctx, a...); err != nil {
 			return 0, err
 		}
 	}
