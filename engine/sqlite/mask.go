@@ -121,7 +121,10 @@ func (o *Masked) mask(ctx context.Context, path string, m *Masking) error {
 		return err
 	}
 	defer c.Close()
-	for _, p := range []string{"PRAGMA foreign_keys = OFF", "PRAGMA ignore_check_constraints = ON", "PRAGMA recursive_triggers = OFF"} {
+	// The file is a private copy, removed on failure: no journal, no sync,
+	// and a page cache that holds the rewrite.
+	for _, p := range []string{"PRAGMA foreign_keys = OFF", "PRAGMA ignore_check_constraints = ON", "PRAGMA recursive_triggers = OFF",
+		"PRAGMA journal_mode = OFF", "PRAGMA synchronous = OFF", "PRAGMA cache_size = -262144", "PRAGMA temp_store = MEMORY"} {
 		if _, err := c.ExecContext(ctx, p); err != nil {
 			return fmt.Errorf("masked copy: %w", err)
 		}
@@ -326,9 +329,13 @@ func (o *Masked) maskTable(ctx context.Context, c *sql.Conn, t *maskTable) error
 		}
 	}
 	if len(uset) > 0 {
-		uupd := "UPDATE " + quoteIdent(t.name) + " SET " + strings.Join(uset, ", ") + " WHERE rowid = ?"
+		st, err := tx.PrepareContext(ctx, "UPDATE "+quoteIdent(t.name)+" SET "+strings.Join(uset, ", ")+" WHERE rowid = ?")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
 		for id, fin := range finals {
-			if _, err := tx.ExecContext(ctx, uupd, append(fin, id)...); err != nil {
+			if _, err := st.ExecContext(ctx, append(fin, id)...); err != nil {
 				return err
 			}
 		}
