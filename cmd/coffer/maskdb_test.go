@@ -548,6 +548,15 @@ func TestHostileMaskedRestoreMariaDB(t *testing.T) {
 		}
 	}
 
+	// A versioned comment that MariaDB skips, hiding a raw INSERT behind a
+	// SET that coffer reads as code: refused, even for a trusted snapshot.
+	evil = hmyEvil(t, c, admin, "evil3", strings.Replace(dump, hmyEnd, "\n/*!99999 SET @a = 1 */ INSERT INTO `customers` VALUES (9, '"+carol+"', 'Oslo');"+hmyEnd, 1))
+	target = hmyName("maskdst")
+	hmyDrop(t, admin, target)
+	for _, trust := range [][]string{nil, {"--trust-snapshot"}} {
+		mustContain(t, "a skipped versioned comment", c.fail(nil, append([]string{"restore", evil, "--to", hmyServer + target, "--mask", evilRules}, trust...)...), "versioned comment this server skips")
+	}
+
 	// A session that stops reading backslash escapes would read coffer's
 	// own literals otherwise: refused, even for a trusted snapshot.
 	evil = hmyEvil(t, c, admin, "evil2", "SET sql_mode = CONCAT('NO_BACKSLASH', '_ESCAPES');\n"+dump)

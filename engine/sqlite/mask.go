@@ -51,10 +51,12 @@ type maskTable struct {
 }
 
 // MaskCopy reads a snapshot's database from r into a private directory
-// under tmp and makes its masked copy there. Nothing is written anywhere
+// under tmp (coffer-sqlite-PID-…, which Sweep removes after a kill) and
+// makes its masked copy there. Nothing is written anywhere
 // else: a rules file that does not name every column (default: fail), a
 // virtual table, or a schema that holds an original value is refused.
 func MaskCopy(ctx context.Context, r io.Reader, tmp string, m *Masking) (*Masked, error) {
+	Sweep(tmp) // what a killed restore or backup left (best effort)
 	dir, err := makeCopyDir(tmp)
 	if err != nil {
 		return nil, err

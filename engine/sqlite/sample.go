@@ -16,6 +16,7 @@ import (
 // their declared types and up to limit values each, spread over the
 // table's rows (a fixed seed: the same file gives the same sample).
 func SampleFile(ctx context.Context, r io.Reader, tmp string, limit int) ([]engine.ColumnSample, error) {
+	Sweep(tmp) // what a killed restore or backup left (best effort)
 	dir, err := makeCopyDir(tmp)
 	if err != nil {
 		return nil, err
