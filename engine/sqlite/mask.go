@@ -312,7 +312,7 @@ func (o *Masked) maskTable(ctx context.Context, c *sql.Conn, t *maskTable) error
 	for _, col := range t.cols {
 		sel += ", " + quoteIdent(col)
 	}
-	sel += " FROM " + quoteIdent(t.name) + " WHERE rowid > ? ORDER BY rowid LIMIT " + strconv.Itoa(batch)
+	sel += " FROM " + quoteIdent(t.name) + " WHERE ?1 IS NULL OR rowid > ?1 ORDER BY rowid LIMIT " + strconv.Itoa(batch)
 	upd := "UPDATE " + quoteIdent(t.name) + " SET " + strings.Join(set, ", ") + " WHERE rowid = ?"
 	tx, err := c.BeginTx(ctx, nil)
 	if err != nil {
@@ -320,7 +320,7 @@ func (o *Masked) maskTable(ctx context.Context, c *sql.Conn, t *maskTable) error
 	}
 	defer tx.Rollback()
 	finals := map[int64][]any{}
-	last := int64(-1 << 63)
+	var last any // the rowid read last: none yet (a rowid may be any int64)
 	for {
 		n, err := o.maskBatch(ctx, tx, t, sel, upd, len(set) > 0, &last, finals)
 		if err != nil {
@@ -345,10 +345,10 @@ func (o *Masked) maskTable(ctx context.Context, c *sql.Conn, t *maskTable) error
 	return tx.Commit()
 }
 
-// maskBatch reads the next rows after *last, digests their kept columns
+// maskBatch reads the next rows after *last (all from the first when nil), digests their kept columns
 // and, when the table has masked columns, rewrites them; it returns how
 // many rows it read.
-func (o *Masked) maskBatch(ctx context.Context, tx *sql.Tx, t *maskTable, sel, upd string, masks bool, last *int64, finals map[int64][]any) (int, error) {
+func (o *Masked) maskBatch(ctx context.Context, tx *sql.Tx, t *maskTable, sel, upd string, masks bool, last *any, finals map[int64][]any) (int, error) {
 	kept := o.kept.Table(t.name + keptSuffix)
 	rs, err := tx.QueryContext(ctx, sel, *last)
 	if err != nil {
