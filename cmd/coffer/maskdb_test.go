@@ -550,7 +550,7 @@ func TestHostileMaskedRestoreMariaDB(t *testing.T) {
 
 	// A versioned comment that MariaDB skips, hiding a raw INSERT behind a
 	// SET that coffer reads as code: refused, even for a trusted snapshot.
-	evil = hmyEvil(t, c, admin, "evil3", strings.Replace(dump, hmyEnd, "\n/*!99999 SET @a = 1 */ INSERT INTO `customers` VALUES (9, '"+carol+"', 'Oslo');"+hmyEnd, 1))
+	evil = hmyEvil(t, c, admin, "evil3", strings.Replace(dump, hmyEnd, "\n/*!99999 SET @a = 1 */ INSERT INTO `customers` VALUES (9, 'frank@mail.example.com', 'Oslo');"+hmyEnd, 1))
 	target = hmyName("maskdst")
 	hmyDrop(t, admin, target)
 	for _, trust := range [][]string{nil, {"--trust-snapshot"}} {
