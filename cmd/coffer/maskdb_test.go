@@ -258,10 +258,16 @@ func myShop(t *testing.T, n int64, seed uint64) (string, *sql.DB, *sql.DB) {
 	t.Helper()
 	name := fmt.Sprintf("h_maskdb_%d", time.Now().UnixNano()%1e9)
 	admin := mariadb(t, "")
+	var src *sql.DB
+	t.Cleanup(func() { // after the drops: cleanups run last first
+		if src != nil {
+			src.Close()
+		}
+		admin.Close()
+	})
 	hmyDrop(t, admin, name, name+"_m1", name+"_m2", name+"_m")
 	hmyExec(t, admin, "CREATE DATABASE "+name+" CHARACTER SET utf8mb4")
-	src := mariadb(t, name)
-	t.Cleanup(func() { src.Close(); admin.Close() })
+	src = mariadb(t, name)
 	if _, err := src.Exec(myShopSchema); err != nil {
 		t.Fatal(err)
 	}
