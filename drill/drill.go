@@ -32,7 +32,7 @@ type Options struct {
 	Jobs       int    // parallel load jobs
 	Assertions []Assertion
 	// Mask drills a masked restore: the scratch copy is masked under these
-	// rules and verified as restore --mask verifies it (PostgreSQL).
+	// rules and verified as restore --mask verifies it.
 	Mask *restore.Masking
 
 	// PITR drills point-in-time recovery of PostgreSQL: the newest

@@ -80,7 +80,8 @@ type TargetOptions struct {
 	// environment (an ephemeral drill server's, which coffer made).
 	Password string
 	// Mask, when set, makes the load a masked copy: no original value of
-	// a column the rules mask reaches the target (PostgreSQL).
+	// a column the rules mask reaches the target (PostgreSQL, MariaDB and
+	// MySQL, SQLite).
 	Mask *Masking
 }
 
@@ -109,12 +110,13 @@ type DBSummary struct {
 
 // ParseTarget turns a --to address into a Target.
 func ParseTarget(addr string, opts TargetOptions) (Target, error) {
-	if opts.Mask != nil && !strings.HasPrefix(addr, "postgres://") && !strings.HasPrefix(addr, "postgresql://") {
-		return nil, fmt.Errorf("restore target %q: masked restores load into PostgreSQL (postgres://…) in this version; SQLite and MariaDB targets are not supported yet", addr)
-	}
 	switch {
 	case strings.HasPrefix(addr, "sqlite:"):
-		return &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean, dropOld: opts.DropOld}, nil
+		t := &sqliteTarget{path: strings.TrimPrefix(addr, "sqlite:"), clean: opts.Clean, dropOld: opts.DropOld}
+		if opts.Mask != nil {
+			t.mask = &sqlite.Masking{Rules: opts.Mask.Rules, Masker: mask.NewMasker(opts.Mask.Key)}
+		}
+		return t, nil
 	case strings.HasPrefix(addr, "mysql://"), strings.HasPrefix(addr, "mariadb://"):
 		return mysql.NewTarget(addr, mysqlOptions(opts))
 	case strings.HasPrefix(addr, "postgres://"), strings.HasPrefix(addr, "postgresql://"):
@@ -186,7 +188,7 @@ func ToDatabase(ctx context.Context, repo *repository.Repo, snap *repository.Sna
 	if len(opts.Canaries) > 0 {
 		ct, ok := target.(canaryTarget)
 		if !ok {
-			return out, abort(ctx, target, fmt.Errorf("%s cannot hold canaries: they go into masked PostgreSQL copies", target))
+			return out, abort(ctx, target, fmt.Errorf("%s cannot hold canaries: they go into masked copies", target))
 		}
 		if err := ct.PlantCanaries(ctx, opts.Canaries); err != nil {
 			return out, abort(ctx, target, err)
@@ -246,7 +248,11 @@ func abort(ctx context.Context, t Target, err error) error {
 }
 
 func mysqlOptions(o TargetOptions) mysql.TargetOptions {
-	return mysql.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Jobs: o.Jobs, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch}
+	m := mysql.TargetOptions{Clean: o.Clean, DropOld: o.DropOld, Jobs: o.Jobs, TrustSnapshot: o.TrustSnapshot, Scratch: o.Scratch}
+	if o.Mask != nil {
+		m.Mask = &mysql.Masking{Rules: o.Mask.Rules, Masker: mask.NewMasker(o.Mask.Key)}
+	}
+	return m
 }
 
 func postgresOptions(o TargetOptions) postgres.TargetOptions {
@@ -265,12 +271,28 @@ type sqliteTarget struct {
 	staged  string    // with clean: the loaded file beside path, until Commit
 	created bool      // Load created path: Abort removes it
 	now     time.Time // when Load ran, names a replaced file (PATH.before-TIME)
+	mask    *sqlite.Masking
+	masked  *sqlite.Masked // a masked load's copy, until Commit or Abort
+	notes   []string
 }
 
 // Load implements Target: into a new file at path, or, with clean (or an
 // empty file at path), into a file beside it that Commit renames over it.
 func (t *sqliteTarget) Load(ctx context.Context, r io.Reader, _ engine.Report) error {
 	t.now = time.Now()
+	if t.mask != nil { // masked in a private directory first
+		m, err := sqlite.MaskCopy(ctx, r, "", t.mask)
+		if err != nil {
+			return err
+		}
+		t.masked, t.notes = m, m.Notes
+		f, err := os.Open(m.Path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
 	st, err := os.Lstat(t.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -290,15 +312,52 @@ func (t *sqliteTarget) Load(ctx context.Context, r io.Reader, _ engine.Report) e
 
 // Digests implements Target: of what Load loaded, before Commit too.
 func (t *sqliteTarget) Digests(ctx context.Context) ([]engine.TableDigest, error) {
+	if t.masked != nil {
+		return sqlite.MaskedDigests(ctx, t.loadedPath(), t.masked)
+	}
 	if t.staged != "" {
 		return sqlite.Digests(ctx, t.staged)
 	}
 	return sqlite.Digests(ctx, t.path)
 }
 
+// loadedPath is where Load put the database.
+func (t *sqliteTarget) loadedPath() string {
+	if t.staged != "" {
+		return t.staged
+	}
+	return t.path
+}
+
+// MaskExpected implements maskedTarget: the backup's kept columns.
+func (t *sqliteTarget) MaskExpected() []engine.TableDigest {
+	if t.masked == nil {
+		return nil
+	}
+	return t.masked.Expected()
+}
+
+// PlantCanaries implements canaryTarget, in the loaded file.
+func (t *sqliteTarget) PlantCanaries(ctx context.Context, cs []mask.Canary) error {
+	if err := sqlite.PlantCanaries(ctx, t.loadedPath(), t.mask, cs); err != nil {
+		return err
+	}
+	t.notes = append(t.notes, fmt.Sprintf("%d canary customers were planted in %s", len(cs), t.mask.Rules.Canaries.Table))
+	return nil
+}
+
+// dropMasked removes the private masked copy.
+func (t *sqliteTarget) dropMasked() {
+	if t.masked != nil {
+		t.masked.Close()
+		t.masked = nil
+	}
+}
+
 // Commit implements Target: a staged file takes path's name, the old one
 // kept as PATH.before-TIME unless dropOld.
 func (t *sqliteTarget) Commit(context.Context) ([]string, error) {
+	t.dropMasked()
 	if t.staged == "" {
 		return nil, nil
 	}
@@ -318,6 +377,7 @@ func (t *sqliteTarget) Commit(context.Context) ([]string, error) {
 // Abort implements Target: removes what Load wrote; a file it was to
 // replace is left as it was.
 func (t *sqliteTarget) Abort(context.Context) error {
+	t.dropMasked()
 	switch {
 	case t.staged != "":
 		err := sqlite.RemoveDatabase(t.staged)
@@ -331,7 +391,7 @@ func (t *sqliteTarget) Abort(context.Context) error {
 }
 
 // Notes implements Target.
-func (t *sqliteTarget) Notes() []string { return nil }
+func (t *sqliteTarget) Notes() []string { return t.notes }
 
 func (t *sqliteTarget) String() string { return "sqlite:" + t.path }
 

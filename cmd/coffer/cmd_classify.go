@@ -20,9 +20,9 @@ func newClassifyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "classify SNAPSHOT|latest [--source NAME] [--output rules.yaml] [--json]",
 		Short: "Propose a masking rule for every column of a database snapshot",
-		Long: `classify reads a PostgreSQL snapshot and proposes, per column, a sensitivity class
-(payment, contact, identity, free text, none) and a masking rule, from the column's
-name and from a sample of its values (e-mail and phone shapes, card numbers with a
+		Long: `classify reads a database snapshot (PostgreSQL, MariaDB/MySQL, SQLite) and
+proposes, per column, a sensitivity class (payment, contact, identity, free text,
+none) and a masking rule, from the column's name and from a sample of its values (e-mail and phone shapes, card numbers with a
 valid Luhn digit, IBANs, dates of birth, free text holding e-mails or phones), with
 the share of sampled values that matched. --output writes the proposals as a rules
 file (default: fail) for restore --mask; review it and keep it in version control.

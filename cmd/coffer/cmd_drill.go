@@ -83,7 +83,7 @@ and coffer-drill-…/pgephemeral-… directories in the temporary directory.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.opts.Source, "source", "", "the source to drill")
-	fl.StringVar(&f.mask, "mask", "", "drill a masked restore under the rules in this file (PostgreSQL): the scratch copy is masked and verified as restore --mask verifies it")
+	fl.StringVar(&f.mask, "mask", "", "drill a masked restore under the rules in this file: the scratch copy is masked and verified as restore --mask verifies it")
 	fl.StringVar(&f.opts.Snapshot, "snapshot", "latest", "the snapshot to drill")
 	fl.IntVar(&f.opts.Sample, "sample", 0, "also drill N random older snapshots of the source")
 	fl.StringVar(&f.opts.Scratch, "scratch", "", "server for the scratch database: postgres://… or mysql://…")

@@ -134,6 +134,24 @@ func genShop(t *testing.T, db string, n int64, seed uint64) {
 	if _, err := c.Exec(ctx, shopSchema); err != nil {
 		t.Fatal(err)
 	}
+	for _, tb := range shopRows(t, n, seed) {
+		if _, err := c.CopyFrom(ctx, pgx.Identifier{tb.name}, tb.cols, pgx.CopyFromRows(tb.rows)); err != nil {
+			t.Fatalf("fill %s: %v", tb.name, err)
+		}
+	}
+}
+
+// shopTable is a table of the shop and its generated rows.
+type shopTable struct {
+	name string
+	cols []string
+	rows [][]any
+}
+
+// shopRows generates the shop's rows: n customers and about two orders
+// each, from seed.
+func shopRows(t *testing.T, n int64, seed uint64) []shopTable {
+	t.Helper()
 	l := loadShopLists(t)
 	r := rand.New(rand.NewPCG(seed, 2))
 	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -163,18 +181,10 @@ func genShop(t *testing.T, db string, n int64, seed uint64) {
 			}
 		}
 	}
-	for _, tb := range []struct {
-		name string
-		cols []string
-		rows [][]any
-	}{
+	return []shopTable{
 		{"customers", []string{"id", "first_name", "last_name", "email", "phone", "street_address", "city", "country", "card_number", "date_of_birth", "notes", "loyalty_tier", "created_at"}, customers},
 		{"orders", []string{"id", "customer_id", "placed_at", "total_cents", "status", "shipping_address"}, orders},
 		{"payments", []string{"id", "order_id", "method", "card_number", "iban", "amount_cents", "paid_at"}, payments},
-	} {
-		if _, err := c.CopyFrom(ctx, pgx.Identifier{tb.name}, tb.cols, pgx.CopyFromRows(tb.rows)); err != nil {
-			t.Fatalf("fill %s: %v", tb.name, err)
-		}
 	}
 }
 

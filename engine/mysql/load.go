@@ -23,13 +23,15 @@ type statement struct {
 // multi-statements); with stripDefiners, DEFINER clauses are taken out
 // first, so that the connecting account becomes the definer. Splitting
 // runs ahead of the server by a few statements.
-func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, stripDefiners bool) error {
+// check, when set, is called before each statement is executed; its
+// error stops the load (a masked load's checks, maskload.go).
+func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, stripDefiners bool, check func(context.Context, *sql.Conn, []byte) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stmts := make(chan statement, 16)
 	execErr := make(chan error, 1)
 	go func() {
-		execErr <- execAll(ctx, conn, label, stmts, stripDefiners)
+		execErr <- execAll(ctx, conn, label, stmts, stripDefiners, check)
 		cancel()
 	}()
 	p := newSplitter(label, func(s []byte, line int) error {
@@ -57,9 +59,9 @@ func execDump(ctx context.Context, conn *sql.Conn, label string, r io.Reader, st
 
 var errStopped = errors.New("stopped")
 
-func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan statement, stripDefiners bool) error {
+func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan statement, stripDefiners bool, check func(context.Context, *sql.Conn, []byte) error) error {
 	var v commentVersion
-	if stripDefiners {
+	if stripDefiners || check != nil {
 		var err error
 		if v, err = readVersion(ctx, conn); err != nil {
 			return err
@@ -67,6 +69,15 @@ func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan sta
 	}
 	for s := range stmts {
 		text := s.text
+		// A masked load (check) chose what to carry by reading versioned
+		// comments as code: one the server skips would make it run what
+		// coffer did not read, trusted snapshot or not.
+		if check != nil && !stripDefiners {
+			if c := skippedComment(text, v); c != "" {
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
+					Err: fmt.Errorf("%s… is a versioned comment this server skips, while coffer would read it as code: a dump tool writes none, and a masked load refuses it", c)}
+			}
+		}
 		if stripDefiners { // a load as the limited account
 			refuse := func(format string, args ...any) error {
 				return &StatementError{Database: label, Line: s.line, Statement: string(s.text),
@@ -86,13 +97,20 @@ func execAll(ctx context.Context, conn *sql.Conn, label string, stmts <-chan sta
 			text = stripDefiner(text)
 		}
 		text = unqualifyTrigger(text, label)
+		if check != nil {
+			if err := check(ctx, conn, text); err != nil {
+				return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
+			}
+		}
 		if _, err := conn.ExecContext(ctx, string(text)); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}
 		}
-		if stripDefiners && isSet(text) {
+		// A masked load (check) writes its own literals: they must be read
+		// as coffer writes them, even with TrustSnapshot.
+		if (stripDefiners || check != nil) && isSet(text) {
 			if why, err := quotingChanged(ctx, conn); err != nil || why != "" {
 				if err != nil {
 					return &StatementError{Database: label, Line: s.line, Statement: string(s.text), Err: err}

@@ -140,6 +140,14 @@ type parser struct {
 	hexStr bool // the quoted value is x'…'
 	intro  string
 	ncols  int
+
+	// onRow, when set, is given each row (its table's name as the dump
+	// spells it, its canonical encoding) besides the digest, and only
+	// the _binary introducer is accepted: a masked load reads rows so.
+	onRow    func(table string, row []byte)
+	rowTable string // the INSERT's table, unqualified
+	rowCols  []byte // the INSERT's column list, without its parentheses
+	inserts  int    // INSERT statements ended
 }
 
 func newParser(db string, dg *engine.Digester) *parser {
@@ -545,17 +553,19 @@ func (p *parser) paren() bool {
 		return false
 	}
 	tail = bytes.TrimSpace(tail)
+	p.rowCols = p.rowCols[:0]
 	if len(tail) > 0 && tail[0] == '(' { // a column list
 		i := bytes.LastIndexByte(tail, ')')
 		if i < 0 {
 			return false
 		}
+		p.rowCols = append(p.rowCols, tail[1:i]...)
 		tail = bytes.TrimSpace(tail[i+1:])
 	}
 	if !asciiEqualFold(tail, "VALUES") {
 		return false
 	}
-	p.table = p.db + "." + name
+	p.table, p.rowTable = p.db+"."+name, name
 	p.dg.Table(p.table)
 	p.startRow()
 	return true
@@ -646,6 +656,7 @@ func (p *parser) rows(c byte) {
 			if p.k == len(p.delim) {
 				p.st = stTop
 				p.reset()
+				p.inserts++
 			}
 		default:
 			p.fail("INSERT INTO %s: want ',' or %q after a row, got %q", p.table, p.delim, c)
@@ -665,6 +676,10 @@ func (p *parser) bare(c byte) {
 		return
 	case tok[0] == '_' && p.intro == "": // a character set introducer
 		p.intro = string(tok)
+		if p.onRow != nil && p.intro != "_binary" {
+			p.fail("INSERT INTO %s: the introducer %.20q, which mariadb-dump never writes (only _binary): a masked load refuses it", p.table, p.intro)
+			return
+		}
 		p.st = rValue
 		p.rows(c)
 		return
@@ -744,6 +759,9 @@ func (p *parser) endRow() {
 		return
 	}
 	p.dg.Add(p.table, p.row)
+	if p.onRow != nil {
+		p.onRow(p.rowTable, p.row)
+	}
 	p.st = rAfterRow
 }
 

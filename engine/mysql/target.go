@@ -2,9 +2,11 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +45,7 @@ type Target struct {
 	readerDBs map[string]bool
 	notes     []string
 	now       func() time.Time
+	mv        *maskVerify // a masked load's, for its verification
 }
 
 // mapping is a database of the snapshot and where it is loaded.
@@ -82,6 +85,7 @@ type TargetOptions struct {
 	Jobs           int
 	TrustSnapshot  bool
 	Scratch        bool
+	Mask           *Masking // a masked copy (mask.go)
 }
 
 // Notes implements restore.Target.
@@ -137,6 +141,17 @@ func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) error
 		return err
 	}
 	t.loaded = m
+	var spools []*os.File
+	if t.opts.Mask != nil { // the whole stream is read and masked first
+		if spools, err = t.maskAll(ctx, r, rep); err != nil {
+			return err
+		}
+		defer func() {
+			for _, f := range spools {
+				f.Close()
+			}
+		}()
+	}
 	a, err := t.c.admin(ctx)
 	if err != nil {
 		return t.failed(ctx, err)
@@ -155,8 +170,35 @@ func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) error
 	if err := t.prepare(ctx, a, m); err != nil {
 		return t.failed(ctx, err)
 	}
+	if spools != nil {
+		err = t.loadSpools(ctx, m, spools)
+	} else {
+		err = t.loadStream(ctx, m, r, rep.Parts)
+	}
+	if err != nil {
+		return t.failed(ctx, err)
+	}
+	return nil
+}
+
+// loadSpools loads masked spools, one per database.
+func (t *Target) loadSpools(ctx context.Context, m []*mapping, spools []*os.File) error {
+	for i, x := range m {
+		a, err := t.adminConn(ctx)
+		if err == nil {
+			err = t.loadOne(ctx, a, x, spools[i])
+		}
+		if err != nil {
+			return fmt.Errorf("load database %q at %s: %w", x.to, t.c.addr(), err)
+		}
+	}
+	return nil
+}
+
+// loadStream loads each database's dump as the stream brings it.
+func (t *Target) loadStream(ctx context.Context, m []*mapping, r io.Reader, parts []engine.Part) error {
 	i := 0
-	err = engine.Split(r, rep.Parts, func(_ engine.Part, pr io.Reader) error {
+	return engine.Split(r, parts, func(_ engine.Part, pr io.Reader) error {
 		x := m[i]
 		i++
 		a, err := t.adminConn(ctx)
@@ -168,10 +210,6 @@ func (t *Target) Load(ctx context.Context, r io.Reader, rep engine.Report) error
 		}
 		return nil
 	})
-	if err != nil {
-		return t.failed(ctx, err)
-	}
-	return nil
 }
 
 // failed undoes a failed Load at once and adds to its error what each
@@ -263,22 +301,43 @@ func (a *admin) count(ctx context.Context, query string, args ...any) (int, erro
 	return n, err
 }
 
+// userConn is a connection to database db as the address's user; closing
+// it closes its pool.
+func (t *Target) userConn(ctx context.Context, db string) (*userConn, error) {
+	p, err := t.c.openAs(ctx, t.c.user, t.c.password, db)
+	if err != nil {
+		return nil, err
+	}
+	c, err := p.Conn(ctx)
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return &userConn{Conn: c, pool: p}, nil
+}
+
+type userConn struct {
+	*sql.Conn
+	pool *sql.DB
+}
+
+func (c *userConn) Close() error {
+	err := c.Conn.Close()
+	c.pool.Close()
+	return err
+}
+
 // loadOne loads one database's dump into x.into.
 func (t *Target) loadOne(ctx context.Context, a *admin, x *mapping, r io.Reader) error {
 	x.started = true
 	if t.opts.TrustSnapshot {
-		db, err := t.c.openAs(ctx, t.c.user, t.c.password, x.into)
-		if err != nil {
-			return err
-		}
-		defer db.Close()
-		conn, err := db.Conn(ctx)
+		conn, err := t.userConn(ctx, x.into)
 		if err != nil {
 			return err
 		}
 		defer conn.Close()
 		t.note("database %q was loaded with all the rights of user %q (--trust-snapshot), with the definers the snapshot names", x.to, t.c.user)
-		return execDump(ctx, conn, x.from, r, false)
+		return execDump(ctx, conn.Conn, x.from, r, false, t.insertCheck(x.from, x.into))
 	}
 	l, err := a.createLoadAccount(ctx, x.into)
 	if err != nil {
@@ -304,7 +363,7 @@ func (t *Target) loadOne(ctx context.Context, a *admin, x *mapping, r io.Reader)
 	if err := conn.QueryRowContext(ctx, "SELECT CURRENT_USER()").Scan(&who); err != nil || who != l.definer() {
 		return fmt.Errorf("the load account %s logged in as %q (%v): another account of the server matches first; remove it", l.sql(), who, err)
 	}
-	if err := execDump(ctx, conn, x.from, r, true); err != nil {
+	if err := execDump(ctx, conn, x.from, r, true, t.insertCheck(x.from, x.into)); err != nil {
 		return err
 	}
 	conn.Close()
@@ -321,6 +380,9 @@ func (t *Target) loadOne(ctx context.Context, a *admin, x *mapping, r io.Reader)
 // Digests implements restore.Target: the digests of the loaded databases,
 // under the names they have in the snapshot.
 func (t *Target) Digests(ctx context.Context) ([]engine.TableDigest, error) {
+	if t.mv != nil {
+		return t.maskedDigests(ctx)
+	}
 	m := t.loaded
 	if m == nil {
 		if t.c.db == "" {

@@ -39,7 +39,7 @@ func (t *Target) PlantCanaries(ctx context.Context, cs []mask.Canary) error {
 	defer pc.Close(context.WithoutCancel(ctx))
 	p := &planter{pc: pc, rules: m.Rules}
 	for _, c := range cs {
-		id, err := p.clone(ctx, schema, table, canaryValues(m.Rules, rulesTable(m.Rules, schema, table), c), "", nil)
+		id, err := p.clone(ctx, schema, table, m.Rules.CanaryValues(rulesTable(m.Rules, schema, table), c), "", nil)
 		if err != nil {
 			return fmt.Errorf("plant canaries in %s.%s of database %q: %w", schema, table, x.into, err)
 		}
@@ -52,29 +52,6 @@ func (t *Target) PlantCanaries(ctx context.Context, cs []mask.Canary) error {
 	}
 	t.note("database %q: %d canary customers were planted in %s.%s", x.into, len(cs), schema, table)
 	return nil
-}
-
-// canaryValues maps the columns the rules fake as contact data to the
-// canary's values.
-func canaryValues(r *mask.Rules, key string, c mask.Canary) map[string]string {
-	out := map[string]string{}
-	for col, rule := range r.Tables[key] {
-		switch {
-		case rule.Action == mask.KeepDomain, rule.Kind == mask.Email:
-			out[col] = c.Email
-		case rule.Kind == mask.Phone:
-			out[col] = c.Phone
-		case rule.Kind == mask.Name:
-			out[col] = c.Name()
-		case rule.Kind == mask.FirstName:
-			out[col] = c.First
-		case rule.Kind == mask.LastName:
-			out[col] = c.Last
-		case rule.Kind == mask.Address:
-			out[col] = c.Address
-		}
-	}
-	return out
 }
 
 type planter struct {

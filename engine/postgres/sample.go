@@ -53,7 +53,7 @@ func SampleArchive(r io.Reader, label string, limit int) ([]engine.ColumnSample,
 					break
 				}
 				if f != copyNull {
-					sample(&s[i], decodeField([]byte(f)), limit, rnd)
+					s[i].Sample(decodeField([]byte(f)), limit, rnd)
 				}
 				i++
 			}
@@ -66,18 +66,6 @@ func SampleArchive(r io.Reader, label string, limit int) ([]engine.ColumnSample,
 		return err
 	})
 	return out, err
-}
-
-// sample adds v to c's reservoir of up to limit values.
-func sample(c *engine.ColumnSample, v string, limit int, rnd *rand.Rand) {
-	c.Rows++ // counts the column's values while sampling; reset by the caller
-	if len(c.Values) < limit {
-		c.Values = append(c.Values, v)
-		return
-	}
-	if j := rnd.Int64N(c.Rows); j < int64(limit) {
-		c.Values[j] = v
-	}
 }
 
 // columnTypes reads the column types of pg_dump's CREATE TABLE statement.

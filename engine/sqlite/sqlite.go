@@ -116,15 +116,11 @@ func vacuumInto(ctx context.Context, src, dst string) (string, error) {
 // the value: NULL; an integer as 8 bytes; a float as its IEEE bits; text
 // and blobs length-prefixed.
 func Digests(ctx context.Context, path string) ([]engine.TableDigest, error) {
-	db, err := open(path, true)
+	db, tables, err := openTables(ctx, path)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	tables, err := Tables(ctx, db)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite database %s: %w", path, err)
-	}
 	d := engine.NewDigester()
 	for _, t := range tables {
 		if err := digestTable(ctx, db, t, d); err != nil {
@@ -132,6 +128,20 @@ func Digests(ctx context.Context, path string) ([]engine.TableDigest, error) {
 		}
 	}
 	return d.Result(), nil
+}
+
+// openTables opens the database at path read-only and lists its tables.
+func openTables(ctx context.Context, path string) (*sql.DB, []string, error) {
+	db, err := open(path, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	tables, err := Tables(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("sqlite database %s: %w", path, err)
+	}
+	return db, tables, nil
 }
 
 // Tables lists the user tables.
@@ -147,6 +157,20 @@ func digestTable(ctx context.Context, db *sql.DB, table string, d *engine.Digest
 	if err != nil {
 		return err
 	}
+	var buf []byte
+	return eachRow(rows, func(vals []any) error {
+		buf = buf[:0]
+		for _, v := range vals {
+			buf = appendValue(buf, v)
+		}
+		d.Add(table, buf)
+		return nil
+	})
+}
+
+// eachRow calls fn with the values of each row of rows, which it closes.
+// fn may not keep vals.
+func eachRow(rows *sql.Rows, fn func(vals []any) error) error {
 	defer rows.Close()
 	cols, err := rows.Columns()
 	if err != nil {
@@ -157,16 +181,13 @@ func digestTable(ctx context.Context, db *sql.DB, table string, d *engine.Digest
 	for i := range vals {
 		ptrs[i] = &vals[i]
 	}
-	var buf []byte
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
-		buf = buf[:0]
-		for _, v := range vals {
-			buf = appendValue(buf, v)
+		if err := fn(vals); err != nil {
+			return err
 		}
-		d.Add(table, buf)
 	}
 	return rows.Err()
 }
