@@ -10,6 +10,8 @@ import (
 
 	"github.com/coffer-backup/coffer/engine"
 	"github.com/coffer-backup/coffer/engine/command"
+
+	"github.com/coffer-backup/coffer/mask"
 )
 
 // maskVerify is what a masked load remembers to prove afterwards: the
@@ -17,7 +19,7 @@ import (
 // columns, and the original values of masked columns.
 type maskVerify struct {
 	want, kept *engine.Digester
-	seen       *originals
+	seen       *mask.Originals
 }
 
 // stopWriter passes writes on until stopped: a masked load keeps the bytes
@@ -45,7 +47,7 @@ func (t *Target) maskArchive(a *archive, head []byte, hdrEnd int64) (*os.File, e
 		return nil, err
 	}
 	if t.mv == nil {
-		t.mv = &maskVerify{want: engine.NewDigester(), kept: engine.NewDigester(), seen: &originals{}}
+		t.mv = &maskVerify{want: engine.NewDigester(), kept: engine.NewDigester(), seen: &mask.Originals{}}
 	}
 	f, err := t.spoolFile()
 	if err != nil {
@@ -55,7 +57,7 @@ func (t *Target) maskArchive(a *archive, head []byte, hdrEnd int64) (*os.File, e
 		f.Close()
 		return nil, err
 	}
-	t.mv.seen.seal()
+	t.mv.seen.Seal()
 	if err := checkSchema(a, t.mv.seen); err != nil {
 		f.Close()
 		return nil, err

@@ -112,7 +112,7 @@ func newMaskTable(m *Masking, key string, e *tocEntry, cols []string, unique map
 		if r.Masks() {
 			// A Masker of its own, so that any goroutine may mask it.
 			t.maskers[i] = m.Masker.Fork().Column(key+"."+cols[i], r)
-			t.collect[i] = checkedKind(r)
+			t.collect[i] = mask.Checked(r)
 		}
 	}
 	t.order, t.workers = maskOrder(rules)
@@ -121,24 +121,6 @@ func newMaskTable(m *Masking, key string, e *tocEntry, cols []string, unique map
 		t.copyStmt = "COPY " + quoteIdent(e.namespace) + "." + quoteIdent(e.tag) + " FROM stdin;\n"
 	}
 	return t
-}
-
-// checkedKind reports whether the originals of a column under r are looked
-// for in the target after the load: not names, addresses, dates or phone
-// numbers, which a pseudonym or another customer's value may equal by
-// chance (a fake phone has the shape of a real one, so among a million
-// customers some pseudonyms are other customers' real numbers).
-func checkedKind(r mask.Rule) bool {
-	switch r.Action {
-	case mask.ShiftDate:
-		return false
-	case mask.Fake:
-		switch r.Kind {
-		case mask.Name, mask.FirstName, mask.LastName, mask.Address, mask.DateOfBirth, mask.Phone:
-			return false
-		}
-	}
-	return true
 }
 
 // rulesTable is the name the rules file gives a table: schema.table, or

@@ -58,13 +58,13 @@ type maskWork struct {
 	null   []bool   // the masked field is NULL
 	empty  int      // rows of a table without columns
 	next   atomic.Int32
-	seen   []originals
+	seen   []mask.Originals
 }
 
 // maskBatch masks a batch of rows, each ended by a newline: the table's
 // goroutines mask their columns at once, then the rows are put together.
 func (m *maskedArchive) maskBatch(t *maskTable, batch []byte) ([]byte, error) {
-	w := &maskWork{t: t, seen: make([]originals, t.workers)}
+	w := &maskWork{t: t, seen: make([]mask.Originals, t.workers)}
 	if err := m.split(w, batch); err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (m *maskedArchive) maskBatch(t *maskTable, batch []byte) ([]byte, error) {
 		return nil, err
 	}
 	for k := range w.seen {
-		m.seen.h = append(m.seen.h, w.seen[k].h...)
+		m.seen.Merge(&w.seen[k])
 	}
 	return w.join(len(batch)), nil
 }
@@ -128,7 +128,7 @@ func (m *maskedArchive) maskColumns(w *maskWork, k int) error {
 			}
 			v := decodeField(w.fields[j])
 			if t.collect[i] {
-				w.seen[k].add(v)
+				w.seen[k].Add(v)
 			}
 			mv, null, err := c.Mask(v)
 			if err != nil {

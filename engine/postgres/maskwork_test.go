@@ -44,16 +44,16 @@ tables:
 	}
 	var key mask.Key
 	key[0] = 7
-	masked := func(workers int) ([]byte, *originals) {
+	masked := func(workers int) ([]byte, *mask.Originals) {
 		m := &Masking{Rules: rules, Masker: mask.NewMasker(key)}
 		tab := newMaskTable(m, "public.customers", e, cols, nil)
 		tab.workers = workers
-		ma := &maskedArchive{a: &archive{label: "shop"}, seen: &originals{}}
+		ma := &maskedArchive{a: &archive{label: "shop"}, seen: &mask.Originals{}}
 		out, err := ma.maskBatch(tab, batch.Bytes())
 		if err != nil {
 			t.Fatal(err)
 		}
-		ma.seen.seal()
+		ma.seen.Seal()
 		return out, ma.seen
 	}
 	one, seen1 := masked(1)
@@ -61,8 +61,8 @@ tables:
 	if !bytes.Equal(one, two) {
 		t.Fatalf("four goroutines masked otherwise than one:\n%.400s\n%.400s", one, two)
 	}
-	if len(seen1.h) != len(seen2.h) || !seen2.has("c.299@mail.example.com") || !seen2.has("wrote\tfrom x0@mail.example.com") {
-		t.Fatalf("originals: %d and %d", len(seen1.h), len(seen2.h))
+	if seen1.Len() != seen2.Len() || !seen2.Has("c.299@mail.example.com") || !seen2.Has("wrote\tfrom x0@mail.example.com") {
+		t.Fatalf("originals: %d and %d", seen1.Len(), seen2.Len())
 	}
 	rows := strings.Split(strings.TrimSuffix(string(two), "\n"), "\n")
 	if len(rows) != 300 || strings.Contains(string(two), "mail.example.com") || !strings.HasSuffix(rows[1], "\t\\N\tLyon") {

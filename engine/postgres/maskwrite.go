@@ -11,6 +11,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/coffer-backup/coffer/engine"
+
+	"github.com/coffer-backup/coffer/mask"
 )
 
 // maskedArchive writes the masked archive of a (whose header and table of
@@ -29,7 +31,7 @@ type maskedArchive struct {
 	flag map[int64]int64  // dump id → where its data offset flag is in f
 	want *engine.Digester // digests of the masked rows, as the target must hold them
 	kept *engine.Digester // digests of the original rows' kept columns
-	seen *originals
+	seen *mask.Originals
 	proj []byte
 
 	blockAt map[int64]int64 // dump id → where its data block is in f
