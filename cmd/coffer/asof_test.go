@@ -114,7 +114,15 @@ func TestCLIAsOfAfterAttack(t *testing.T) {
 			t.Fatalf("snapshot %s restored --as-of differs from the original", id[:8])
 		}
 	}
-	out := c.ok(nil, "check", "--as-of", at, "--read-data")
+	if got := c.snapshots("--as-of", at); len(got) != len(ids) {
+		t.Fatalf("snapshots --as-of: %d, want %d", len(got), len(ids))
+	}
+	r := c.run(nil, "check", "--as-of", at, "--read-data")
+	t.Logf("check --as-of:\n%s%s", r.stdout, r.stderr)
+	out := r.stdout
+	if r.code != 0 {
+		t.Fatalf("check --as-of failed")
+	}
 	mustContain(t, "check --as-of", out, "3 snapshots", "all verified", "no errors")
 
 	var dry undeleteJSON
@@ -128,6 +136,7 @@ func TestCLIAsOfAfterAttack(t *testing.T) {
 		t.Fatal("undelete --dry-run changed the repository")
 	}
 	out = c.ok(nil, "undelete", "--as-of", at)
+	t.Logf("undelete:\n%s", out)
 	mustContain(t, "undelete", out, "brought back 4 objects", dry.Newer[0], "--hide-newer")
 	// The planted snapshot is still current: hide it (what was written
 	// since the moment), then the repository is as it was.
