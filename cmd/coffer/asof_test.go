@@ -191,3 +191,55 @@ func TestCLIAsOfRefusals(t *testing.T) {
 	}
 	mustContain(t, "check on an unversioned bucket", r.stderr, "neither versioning nor Object Lock")
 }
+
+// TestCLIUndeleteObjectLock: in an Object Lock bucket a plain delete
+// still hides objects behind a delete marker; undelete brings them back,
+// each retained again under the repository's lock policy.
+func TestCLIUndeleteObjectLock(t *testing.T) {
+	ctx := context.Background()
+	m := testminio.Server(t)
+	bucket := m.Bucket(t, true)
+	c := newCLI(t, "", m.Env(bucket, "repo")...)
+	c.ok(nil, "init", "--lock", "governance", "--lock-days", "2")
+	b := c.backup(strings.NewReader(string(synth.Bytes(5, 1<<20))), "--source", "stream", "--stdin")
+	time.Sleep(1100 * time.Millisecond)
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(1100 * time.Millisecond)
+	key := "repo/snapshots/" + b.Snapshot
+	if err := m.Client().RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if rows := c.snapshots(); len(rows) != 0 {
+		t.Fatalf("the delete marker did not hide the snapshot: %+v", rows)
+	}
+	c.ok(nil, "restore", b.Snapshot, "--as-of", at, "-o", filepath.Join(t.TempDir(), "stream"))
+	out := c.ok(nil, "undelete", "--as-of", at)
+	mustContain(t, "undelete on a locked bucket", out, "brought back 1 object")
+	_, until, err := m.Client().GetObjectRetention(ctx, bucket, key, "")
+	if err != nil || until == nil || time.Until(*until) < 47*time.Hour {
+		t.Fatalf("the brought-back snapshot is retained until %v (%v), want about 2 days from now", until, err)
+	}
+	c.ok(nil, "check", "--read-data")
+}
+
+// TestCLIUndeleteRefusesDamagedPast: undelete changes nothing when the
+// repository as of TIME has problems of its own (a pack whose every
+// version the bucket owner deleted).
+func TestCLIUndeleteRefusesDamagedPast(t *testing.T) {
+	ctx := context.Background()
+	m := testminio.Server(t)
+	bucket := versionedBucket(t, m)
+	c := newCLI(t, "", m.Env(bucket, "repo")...)
+	c.init()
+	c.backup(strings.NewReader(string(synth.Bytes(6, 1<<20))), "--source", "stream", "--stdin")
+	cl := m.Client()
+	for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "repo/data/", Recursive: true, WithVersions: true}) {
+		if err := cl.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	msg := c.fail(nil, "undelete", "--as-of", at)
+	mustContain(t, "undelete of a damaged past", msg, "problem", "nothing was changed", "another --as-of")
+}

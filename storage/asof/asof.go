@@ -234,3 +234,17 @@ func (v *View) Delete(ctx context.Context, name string) error {
 func (v *View) readOnly(op, name string) error {
 	return fmt.Errorf("%s %s: %s is read-only (%w): coffer undelete --as-of brings that state back", op, name, v.Location(), storage.ErrUnsupported)
 }
+
+// lockChecker is what storage/s3 says about the bucket's Object Lock.
+type lockChecker interface {
+	ObjectLockEnabled(ctx context.Context) (bool, error)
+}
+
+// ObjectLockEnabled answers for the bucket (the repository of an Object
+// Lock bucket opens only on one), or false when src cannot tell.
+func (v *View) ObjectLockEnabled(ctx context.Context) (bool, error) {
+	if lc, ok := v.src.(lockChecker); ok {
+		return lc.ObjectLockEnabled(ctx)
+	}
+	return false, nil
+}

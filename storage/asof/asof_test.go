@@ -181,3 +181,36 @@ func TestCompareAndRestore(t *testing.T) {
 		t.Errorf("after restoring, Compare = %+v, %v; want nothing to restore", again, err)
 	}
 }
+
+// TestNullVersion: an object written before versioning was enabled has
+// the version "null", which the view reads and RestoreVersion copies.
+func TestNullVersion(t *testing.T) {
+	ctx := context.Background()
+	m := testminio.Server(t)
+	name := m.Bucket(t, false)
+	b, err := s3.Open(ctx, s3.Config{Endpoint: m.Endpoint, Bucket: name, AccessKey: m.AccessKey, SecretKey: m.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, b, "data/aa/p", "before versioning")
+	if err := m.Client().SetBucketVersioning(ctx, name, minio.BucketVersioningConfiguration{Status: "Enabled"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	at := time.Now()
+	time.Sleep(1100 * time.Millisecond)
+	put(t, b, "data/aa/p", "overwritten")
+	if got := read(t, asof.New(b, at), "data/aa/p"); got != "before versioning" {
+		t.Fatalf("as of the moment: %q", got)
+	}
+	c, err := asof.Compare(ctx, b, "", at)
+	if err != nil || len(c.Restore) != 1 || c.Restore[0].ID != "null" {
+		t.Fatalf("Compare: %+v, %v", c, err)
+	}
+	if err := asof.Apply(ctx, b, c.Restore, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, b, "data/aa/p"); got != "before versioning" {
+		t.Fatalf("after restoring the null version: %q", got)
+	}
+}
