@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -242,4 +244,58 @@ func TestCLIUndeleteRefusesDamagedPast(t *testing.T) {
 	at := time.Now().UTC().Format(time.RFC3339Nano)
 	msg := c.fail(nil, "undelete", "--as-of", at)
 	mustContain(t, "undelete of a damaged past", msg, "problem", "nothing was changed", "another --as-of")
+}
+
+// TestCLIUndeleteKilled: undelete killed with SIGKILL at random points
+// never leaves a current snapshot without what it needs (check passes
+// after every kill), and a run to the end brings everything back.
+func TestCLIUndeleteKilled(t *testing.T) {
+	ctx := context.Background()
+	m := testminio.Server(t)
+	bucket := versionedBucket(t, m)
+	c := newCLI(t, "", m.Env(bucket, "repo")...)
+	c.init()
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, c.backup(strings.NewReader(string(synth.Bytes(uint64(20+i), 256<<10))), "--source", fmt.Sprint("s", i), "--stdin").Snapshot)
+	}
+	want := restoreAll(t, c, ids)
+	time.Sleep(1100 * time.Millisecond)
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(1100 * time.Millisecond)
+	cl := m.Client()
+	for _, dir := range []string{"data/", "index/", "chunklists/", "snapshots/"} {
+		for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "repo/" + dir, Recursive: true}) {
+			if err := cl.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 12 {
+		cmd := c.cmd(ctx, nil, "undelete", "--as-of", at)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Later and later, so that some kills land among the copies.
+		time.Sleep(time.Duration(10*i+mrand.IntN(40)) * time.Millisecond)
+		cmd.Process.Kill()
+		cmd.Wait()
+		if r := c.run(nil, "check"); r.code != 0 {
+			t.Fatalf("check after undelete killed (run %d):\n%s%s", i, r.stdout, r.stderr)
+		} else {
+			t.Logf("killed run %d: %s", i, firstLineOf(r.stdout))
+		}
+	}
+	c.ok(nil, "undelete", "--as-of", at)
+	c.ok(nil, "check", "--read-data")
+	for id, h := range restoreAll(t, c, ids) {
+		if h != want[id] {
+			t.Fatalf("snapshot %s differs after undelete", id[:8])
+		}
+	}
+}
+
+func firstLineOf(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
