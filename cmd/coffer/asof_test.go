@@ -28,6 +28,27 @@ func versionedBucket(t *testing.T, m *testminio.MinIO) string {
 	return b
 }
 
+// versionedRepo initialises a repository in a fresh versioned bucket,
+// under the prefix "repo".
+func versionedRepo(t *testing.T) (*testminio.MinIO, string, *cli) {
+	t.Helper()
+	m := testminio.Server(t)
+	bucket := versionedBucket(t, m)
+	c := newCLI(t, "", m.Env(bucket, "repo")...)
+	c.init()
+	return m, bucket, c
+}
+
+// moment returns a time strictly between what was written before and
+// what is written after (the bucket dates versions to the millisecond;
+// a second apart either way leaves room).
+func moment() string {
+	time.Sleep(1100 * time.Millisecond)
+	at := time.Now().UTC().Format(time.RFC3339Nano)
+	time.Sleep(1100 * time.Millisecond)
+	return at
+}
+
 // restoreAll restores every snapshot's whole stream (with args, such as
 // --as-of) and returns the hashes by snapshot id.
 func restoreAll(t *testing.T, c *cli, ids []string, args ...string) map[string][32]byte {
@@ -103,9 +124,7 @@ func TestCLIAsOfAfterAttack(t *testing.T) {
 	}
 	want := restoreAll(t, c, ids)
 
-	time.Sleep(1100 * time.Millisecond) // the bucket's times are in milliseconds
-	at := time.Now().UTC().Format(time.RFC3339Nano)
-	time.Sleep(1100 * time.Millisecond)
+	at := moment()
 	attack(t, m, bucket, "repo")
 
 	if r := c.run(nil, "check", "--read-data"); r.code == 0 {
@@ -204,9 +223,7 @@ func TestCLIUndeleteObjectLock(t *testing.T) {
 	c := newCLI(t, "", m.Env(bucket, "repo")...)
 	c.ok(nil, "init", "--lock", "governance", "--lock-days", "2")
 	b := c.backup(strings.NewReader(string(synth.Bytes(5, 1<<20))), "--source", "stream", "--stdin")
-	time.Sleep(1100 * time.Millisecond)
-	at := time.Now().UTC().Format(time.RFC3339Nano)
-	time.Sleep(1100 * time.Millisecond)
+	at := moment()
 	key := "repo/snapshots/" + b.Snapshot
 	if err := m.Client().RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)
@@ -229,10 +246,7 @@ func TestCLIUndeleteObjectLock(t *testing.T) {
 // version the bucket owner deleted).
 func TestCLIUndeleteRefusesDamagedPast(t *testing.T) {
 	ctx := context.Background()
-	m := testminio.Server(t)
-	bucket := versionedBucket(t, m)
-	c := newCLI(t, "", m.Env(bucket, "repo")...)
-	c.init()
+	m, bucket, c := versionedRepo(t)
 	c.backup(strings.NewReader(string(synth.Bytes(6, 1<<20))), "--source", "stream", "--stdin")
 	cl := m.Client()
 	for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "repo/data/", Recursive: true, WithVersions: true}) {
@@ -240,8 +254,7 @@ func TestCLIUndeleteRefusesDamagedPast(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond)
-	at := time.Now().UTC().Format(time.RFC3339Nano)
+	at := moment()
 	msg := c.fail(nil, "undelete", "--as-of", at)
 	mustContain(t, "undelete of a damaged past", msg, "problem", "nothing was changed", "another --as-of")
 }
@@ -251,18 +264,13 @@ func TestCLIUndeleteRefusesDamagedPast(t *testing.T) {
 // after every kill), and a run to the end brings everything back.
 func TestCLIUndeleteKilled(t *testing.T) {
 	ctx := context.Background()
-	m := testminio.Server(t)
-	bucket := versionedBucket(t, m)
-	c := newCLI(t, "", m.Env(bucket, "repo")...)
-	c.init()
+	m, bucket, c := versionedRepo(t)
 	var ids []string
 	for i := range 10 {
 		ids = append(ids, c.backup(strings.NewReader(string(synth.Bytes(uint64(20+i), 256<<10))), "--source", fmt.Sprint("s", i), "--stdin").Snapshot)
 	}
 	want := restoreAll(t, c, ids)
-	time.Sleep(1100 * time.Millisecond)
-	at := time.Now().UTC().Format(time.RFC3339Nano)
-	time.Sleep(1100 * time.Millisecond)
+	at := moment()
 	cl := m.Client()
 	for _, dir := range []string{"data/", "index/", "chunklists/", "snapshots/"} {
 		for o := range cl.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "repo/" + dir, Recursive: true}) {
