@@ -64,6 +64,6 @@ func asOfView(ctx context.Context, be storage.Backend, at time.Time) (storage.Ba
 		}
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "reading %s (the bucket's versions, by the bucket's clock)\n", termsafe.String(view.Location()))
+	fmt.Fprintf(os.Stderr, "reading %s (the bucket's versions, by the bucket's clock)\n", termsafe.String(view.String()))
 	return retry.New(view, 5, 250*time.Millisecond), nil
 }

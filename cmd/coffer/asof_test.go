@@ -130,6 +130,10 @@ func TestCLIAsOfAfterAttack(t *testing.T) {
 	if r := c.run(nil, "check", "--read-data"); r.code == 0 {
 		t.Fatalf("plain check passed after the attack:\n%s", r.stdout)
 	}
+	r0 := c.run(nil, "restore", ids[0], "--as-of", at, "--part", "all", "-o", filepath.Join(dir, "first"))
+	if r0.code != 0 || strings.Contains(r0.stderr, "first open") {
+		t.Fatalf("restore --as-of: exit %d\n%s", r0.code, r0.stderr)
+	}
 	for id, h := range restoreAll(t, c, ids, "--as-of", at) {
 		if h != want[id] {
 			t.Fatalf("snapshot %s restored --as-of differs from the original", id[:8])

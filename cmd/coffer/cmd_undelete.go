@@ -224,11 +224,11 @@ func printUndelete(cmd *cobra.Command, res undeleteResult) {
 	if len(res.Newer) == 0 {
 		return
 	}
-	what := "left as they are (--hide-newer hides them)"
+	what := "left in place (--hide-newer hides them)"
 	if res.Hidden {
 		what = "hidden behind a delete marker, but for locks, prune markers and audit records"
 	}
-	fmt.Fprintf(w, "%s written since then %s:\n", count(len(res.Newer), "object"), what)
+	fmt.Fprintf(w, "written since then, %s: %s\n", what, count(len(res.Newer), "object"))
 	for _, n := range res.Newer {
 		fmt.Fprintf(w, "  %s\n", termsafe.String(n))
 	}

@@ -60,8 +60,12 @@ func New(src Source, at time.Time) *View {
 // At is the moment the view shows.
 func (v *View) At() time.Time { return v.at }
 
-// Location names the store and the moment.
-func (v *View) Location() string {
+// Location is the store's own: the view is the same repository (its
+// pins in a trust file apply), seen at another moment.
+func (v *View) Location() string { return v.src.Location() }
+
+// String names the store and the moment, for messages.
+func (v *View) String() string {
 	return fmt.Sprintf("%s as of %s", v.src.Location(), v.at.UTC().Format(time.RFC3339Nano))
 }
 
@@ -175,11 +179,11 @@ func (v *View) resolve(ctx context.Context, name string) (storage.Version, error
 	case e.present():
 		return e.v, nil
 	case !ok:
-		return storage.Version{}, fmt.Errorf("%s: %w in %s (no version of it was ever stored)", name, storage.ErrNotFound, v.Location())
+		return storage.Version{}, fmt.Errorf("%s: %w in %s (no version of it was ever stored)", name, storage.ErrNotFound, v.String())
 	case e.v.Deleted:
-		return storage.Version{}, fmt.Errorf("%s: %w in %s (deleted at %s)", name, storage.ErrNotFound, v.Location(), stamp(e.v.ModTime))
+		return storage.Version{}, fmt.Errorf("%s: %w in %s (deleted at %s)", name, storage.ErrNotFound, v.String(), stamp(e.v.ModTime))
 	}
-	return storage.Version{}, fmt.Errorf("%s: %w in %s (its first version was written at %s, later)", name, storage.ErrNotFound, v.Location(), stamp(e.oldest))
+	return storage.Version{}, fmt.Errorf("%s: %w in %s (its first version was written at %s, later)", name, storage.ErrNotFound, v.String(), stamp(e.oldest))
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
@@ -232,7 +236,7 @@ func (v *View) Delete(ctx context.Context, name string) error {
 }
 
 func (v *View) readOnly(op, name string) error {
-	return fmt.Errorf("%s %s: %s is read-only (%w): coffer undelete --as-of brings that state back", op, name, v.Location(), storage.ErrUnsupported)
+	return fmt.Errorf("%s %s: %s is a read-only view of the past (%w): to write, make that state current first (coffer undelete --as-of)", op, name, v.String(), storage.ErrUnsupported)
 }
 
 // lockChecker is what storage/s3 says about the bucket's Object Lock.
