@@ -311,3 +311,26 @@ func firstLineOf(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// TestRecoveryPolicy: under `coffer policy recovery` (temporary MinIO
+// credentials restricted to it) undelete and --hide-newer work, and the
+// server refuses the role deleting a version.
+func TestRecoveryPolicy(t *testing.T) {
+	ctx := context.Background()
+	m, bucket, admin := versionedRepo(t)
+	admin.backup(strings.NewReader(string(synth.Bytes(8, 1<<20))), "--source", "stream", "--stdin")
+	at := moment()
+	attack(t, m, bucket, "repo")
+	rec, c := asRole(t, m, admin, "recovery")
+	rec.ok(nil, "undelete", "--as-of", at, "--hide-newer")
+	admin.ok(nil, "check", "--read-data")
+	for o := range c.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: "repo/snapshots/", Recursive: true, WithVersions: true}) {
+		if o.Err != nil {
+			t.Fatal(o.Err)
+		}
+		err := c.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{VersionID: o.VersionID})
+		if err == nil || !strings.Contains(err.Error(), "Access Denied") {
+			t.Fatalf("the recovery role deleted version %s of %s: %v", o.VersionID, o.Key, err)
+		}
+	}
+}

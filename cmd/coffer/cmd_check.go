@@ -39,7 +39,7 @@ exit status is 1 when there is one.`,
 				return err
 			}
 			if g.asOf.IsZero() {
-				warnUnprotected(cmd, repo.Backend())
+				warnBucket(cmd, repo.Backend(), false)
 			}
 			prog := newProgress(os.Stderr, "check")
 			rep, err := repo.Check(cmd.Context(), repository.CheckOptions{ReadData: readData, Subset: sub, Progress: prog.check})

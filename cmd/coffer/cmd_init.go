@@ -238,6 +238,13 @@ type bucketProtection interface {
 // it in a policy (see coffer policy --help), and nothing would bring the
 // old objects back.
 func warnUnprotected(cmd *cobra.Command, be storage.Backend) {
+	warnBucket(cmd, be, true)
+}
+
+// warnBucket is warnUnprotected; unless unknown, it says nothing when the
+// bucket's settings cannot be read (the least-privilege roles may not
+// read its versioning: check runs under them).
+func warnBucket(cmd *cobra.Command, be storage.Backend, unknown bool) {
 	s3, protected, err := bucketProtected(cmd.Context(), be)
 	w := cmd.ErrOrStderr()
 	switch {
@@ -246,7 +253,7 @@ func warnUnprotected(cmd *cobra.Command, be storage.Backend) {
 			"packs and snapshots, and nothing would bring them back. Enable versioning on the bucket (mc version enable ALIAS/BUCKET, or "+
 			"aws s3api put-bucket-versioning --versioning-configuration Status=Enabled), or create it with --lock; on AWS, use the policy of "+
 			"`coffer policy writer`, which forbids overwrites\n", termsafe.String(be.Location()))
-	case err != nil:
+	case err != nil && unknown:
 		fmt.Fprintf(w, "warning: could not read whether the bucket of %s is versioned or locked (%v): make sure it is one of them, "+
 			"or that backup hosts cannot overwrite objects\n", termsafe.String(be.Location()), termsafe.String(err.Error()))
 	}

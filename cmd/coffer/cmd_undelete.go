@@ -38,8 +38,8 @@ and that their chunks are stored), and refuses a state with problems: choose
 another TIME. Snapshots are brought back last, after what they need. Run again,
 it finishes what a killed run left. It needs the writer key (or an operator
 identity) and an S3 key that may read old versions (s3:GetObjectVersion) and
-put the repository's objects, such as the bucket owner's; it is recorded in the
-audit log. TIME is compared with the bucket's clock (docs/threat-model.md).`,
+put the repository's objects (coffer policy recovery, or the bucket owner's);
+it is recorded in the audit log. TIME is compared with the bucket's clock (docs/threat-model.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUndelete(cmd, g, o) },
 	}
