@@ -36,7 +36,9 @@ Before copying anything, undelete verifies the repository as of TIME as check
 --as-of does (its config, keys and this machine's pins, every snapshot and index
 and that their chunks are stored), and refuses a state with problems: choose
 another TIME. Snapshots are brought back last, after what they need. Run again,
-it finishes what a killed run left. It needs the writer key (or an operator
+it finishes what a killed run left. Run it while no prune runs (a prune could
+take the packs brought back for garbage before their snapshots are back), and
+--hide-newer while no backup runs (it would hide the packs a backup is writing). It needs the writer key (or an operator
 identity) and an S3 key that may read old versions (s3:GetObjectVersion) and
 put the repository's objects (coffer policy recovery, or the bucket owner's);
 it is recorded in the audit log. TIME is compared with the bucket's clock (docs/threat-model.md).`,
