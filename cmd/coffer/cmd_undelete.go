@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +36,8 @@ markers are not brought back.
 Before copying anything, undelete verifies the repository as of TIME as check
 --as-of does (its config, keys and this machine's pins, every snapshot and index
 and that their chunks are stored), and refuses a state with problems: choose
-another TIME. Snapshots are brought back last, after what they need. Run again,
+another TIME. Objects come back in a backup's order (packs, index, chunk lists,
+the rest, snapshots), each step complete before the next. Run again,
 it finishes what a killed run left. Run it while no prune runs (a prune could
 take the packs brought back for garbage before their snapshots are back), and
 --hide-newer while no backup runs (it would hide the packs a backup is writing). It needs the writer key (or an operator
@@ -86,12 +88,15 @@ func runUndelete(cmd *cobra.Command, g *globals, o undeleteOptions) error {
 	if err != nil {
 		return fmt.Errorf("undelete: %w", err)
 	}
-	data, snaps := splitUndelete(ch.Restore)
-	newer := hideable(ch.Newer)
+	// Locks and prune markers belong to processes of the past (not
+	// brought back) or of the present (not hidden); audit records are
+	// signed, and audit verify judges them: never hidden.
+	back := without(ch.Restore, "locks/", "prune/")
+	newer := without(ch.Newer, "locks/", "prune/", "audit/")
 	res := undeleteResult{AsOf: at.UTC().Format(time.RFC3339Nano), DryRun: o.dryRun, Unchanged: ch.Same,
-		Restored: names(append(data, snaps...)), Newer: names(ch.Newer), Hidden: o.hideNewer}
+		Restored: names(back), Newer: names(ch.Newer), Hidden: o.hideNewer}
 	if !o.dryRun {
-		err := undelete(ctx, be, r, then, data, snaps, newer, o.hideNewer)
+		err := undelete(ctx, be, r, then, back, newer, o.hideNewer)
 		auditUndelete(ctx, g, res, err)
 		if err != nil {
 			return fmt.Errorf("undelete: %w\nnothing was lost: run undelete again to finish", err)
@@ -104,44 +109,56 @@ func runUndelete(cmd *cobra.Command, g *globals, o undeleteOptions) error {
 	return nil
 }
 
-// undelete brings back what the snapshots need, then the snapshots, and
-// only then (with hide) hides the newer objects: snapshots first, so that
-// none is ever current without what it needs.
-func undelete(ctx context.Context, be storage.Backend, r asof.Restorer, then *repository.Repo, data, snaps, newer []storage.Version, hide bool) error {
+// undelete brings objects back in a backup's order (phases), each phase
+// only once the one before it is complete, and then (with hide) hides the
+// newer objects in the reverse order, so that no snapshot is ever current
+// without its chunk lists, no index entry without its pack: a backup run
+// in between, or a kill, finds a whole repository.
+func undelete(ctx context.Context, be storage.Backend, r asof.Restorer, then *repository.Repo, back, newer []storage.Version, hide bool) error {
 	retain := retainUntil(then)
-	if err := asof.Apply(ctx, r, data, retain); err != nil {
-		return err
+	for _, p := range phases(back) {
+		if err := asof.Apply(ctx, r, p, retain); err != nil {
+			return err
+		}
 	}
-	if err := asof.Apply(ctx, r, snaps, retain); err != nil || !hide {
-		return err
+	if !hide {
+		return nil
 	}
 	h, ok := storage.Find[asof.Hider](be)
 	if !ok {
 		return fmt.Errorf("%s cannot hide objects", termsafe.String(be.Location()))
 	}
-	var first, rest []storage.Version
-	for _, v := range newer {
-		if strings.HasPrefix(v.Name, "snapshots/") {
-			first = append(first, v)
-		} else {
-			rest = append(rest, v)
+	ps := phases(newer)
+	for i := len(ps) - 1; i >= 0; i-- {
+		if err := asof.HideAll(ctx, h, ps[i]); err != nil {
+			return err
 		}
 	}
-	if err := asof.HideAll(ctx, h, first); err != nil {
-		return err
-	}
-	return asof.HideAll(ctx, h, rest)
+	return nil
 }
 
-// hideable leaves out of the newer objects those --hide-newer never
-// hides: locks and prune markers of processes running now, and audit
-// records (signed: audit verify judges them).
-func hideable(vs []storage.Version) []storage.Version {
-	var out []storage.Version
-	for _, v := range vs {
-		if !strings.HasPrefix(v.Name, "locks/") && !strings.HasPrefix(v.Name, "prune/") && !strings.HasPrefix(v.Name, "audit/") {
-			out = append(out, v)
+// phaseOf is the step of a backup's order an object belongs to: packs
+// (and WAL) first, then the index naming them, the chunk lists, the rest
+// (config, keys, audit and drill records), and snapshots last.
+func phaseOf(name string) int {
+	for i, dirs := range [][]string{{"data/", "wal/"}, {"index/"}, {"chunklists/"}} {
+		for _, d := range dirs {
+			if strings.HasPrefix(name, d) {
+				return i
+			}
 		}
+	}
+	if strings.HasPrefix(name, "snapshots/") {
+		return 4
+	}
+	return 3
+}
+
+// phases groups vs by phaseOf, in order.
+func phases(vs []storage.Version) [][]storage.Version {
+	out := make([][]storage.Version, 5)
+	for _, v := range vs {
+		out[phaseOf(v.Name)] = append(out[phaseOf(v.Name)], v)
 	}
 	return out
 }
@@ -169,20 +186,15 @@ func verifyAsOf(ctx context.Context, g *globals) (*repository.Repo, error) {
 	return repo, nil
 }
 
-// splitUndelete leaves out locks and prune markers, which belong to
-// processes of the past, and puts snapshots apart, to be brought back
-// after the objects they need.
-func splitUndelete(vs []storage.Version) (data, snaps []storage.Version) {
+// without leaves out of vs the objects under the directories dirs.
+func without(vs []storage.Version, dirs ...string) []storage.Version {
+	var out []storage.Version
 	for _, v := range vs {
-		switch {
-		case strings.HasPrefix(v.Name, "locks/"), strings.HasPrefix(v.Name, "prune/"):
-		case strings.HasPrefix(v.Name, "snapshots/"):
-			snaps = append(snaps, v)
-		default:
-			data = append(data, v)
+		if !slices.ContainsFunc(dirs, func(d string) bool { return strings.HasPrefix(v.Name, d) }) {
+			out = append(out, v)
 		}
 	}
-	return data, snaps
+	return out
 }
 
 // retainUntil is the retain-until date of brought-back objects under the
