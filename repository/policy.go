@@ -8,7 +8,7 @@ import (
 )
 
 // Roles are the least-privilege roles of DESIGN.md.
-var Roles = []string{"writer", "maintainer", "restorer", "copier", "copy-source"}
+var Roles = []string{"writer", "maintainer", "restorer", "copier", "copy-source", "recovery"}
 
 // rolePermissions says, per role, which S3 actions it needs on which of
 // the repository's objects (names relative to the repository root; "*"
@@ -53,6 +53,17 @@ var rolePermissions = map[string]map[string][]string{
 		"s3:DeleteObject":        {"locks/*"},
 		"s3:DeleteObjectVersion": {"locks/*"},
 	},
+	"recovery": {
+		// coffer undelete: read every version of every object and copy
+		// old versions back as current ones (config and keys included,
+		// retained under Object Lock), hide newer objects behind delete
+		// markers; never delete a version, so history stays whole
+		"s3:GetObject":          {"*"},
+		"s3:GetObjectVersion":   {"*"},
+		"s3:PutObject":          {"*"},
+		"s3:PutObjectRetention": {"*"},
+		"s3:DeleteObject":       {"*"},
+	},
 	"restorer": {
 		// read everything, record restores and drills
 		"s3:GetObject": {"*"},
@@ -72,6 +83,11 @@ type PolicyOptions struct {
 	// bucket must be versioned or locked instead (README).
 	IfNoneMatch bool
 }
+
+// replacesObjects are the roles whose puts replace objects on purpose
+// (undelete copies an old version over the current one): their PutObject
+// carries no If-None-Match condition.
+var replacesObjects = map[string]bool{"recovery": true}
 
 // ifNoneMatchKey is the condition key of a PUT's If-None-Match header.
 const ifNoneMatchKey = "s3:if-none-match"
@@ -136,7 +152,7 @@ func BucketPolicy(role, bucket, prefix string, opts PolicyOptions) (string, erro
 			res = append(res, "arn:aws:s3:::"+root+"/"+o)
 		}
 		st := statement{Sid: sid, Effect: "Allow", Action: same[k], Resource: res}
-		if a == "s3:PutObject" && opts.IfNoneMatch {
+		if a == "s3:PutObject" && opts.IfNoneMatch && !replacesObjects[role] {
 			// Allow only puts that carry the header, and deny the others
 			// explicitly, so that no broader grant elsewhere lets this role
 			// replace an object. Locks are the exception: a backup

@@ -38,6 +38,9 @@ exit status is 1 when there is one.`,
 			if err != nil {
 				return err
 			}
+			if g.asOf.IsZero() {
+				warnBucket(cmd, repo.Backend(), false)
+			}
 			prog := newProgress(os.Stderr, "check")
 			rep, err := repo.Check(cmd.Context(), repository.CheckOptions{ReadData: readData, Subset: sub, Progress: prog.check})
 			prog.done()
@@ -60,6 +63,7 @@ exit status is 1 when there is one.`,
 		},
 	}
 	cmd.Flags().BoolVar(&readData, "read-data", false, "download, decrypt and verify the data (needs COFFER_IDENTITY_FILE)")
+	addAsOfFlag(cmd, g, "check")
 	cmd.Flags().StringVar(&subset, "subset", "", "with --read-data, read only these packs: a share such as 10% (at least one), or slice n/t such as 1/5")
 	return cmd
 }

@@ -238,22 +238,38 @@ type bucketProtection interface {
 // it in a policy (see coffer policy --help), and nothing would bring the
 // old objects back.
 func warnUnprotected(cmd *cobra.Command, be storage.Backend) {
-	bp, ok := storage.Find[bucketProtection](be)
-	if !ok {
-		return
-	}
-	ctx := cmd.Context()
-	lock, lerr := bp.ObjectLockEnabled(ctx)
-	versioned, verr := bp.VersioningEnabled(ctx)
+	warnBucket(cmd, be, true)
+}
+
+// warnBucket is warnUnprotected; unless unknown, it says nothing when the
+// bucket's settings cannot be read (the least-privilege roles may not
+// read its versioning: check runs under them).
+func warnBucket(cmd *cobra.Command, be storage.Backend, unknown bool) {
+	s3, protected, err := bucketProtected(cmd.Context(), be)
 	w := cmd.ErrOrStderr()
 	switch {
-	case lerr == nil && verr == nil && !lock && !versioned:
+	case s3 && err == nil && !protected:
 		fmt.Fprintf(w, "warning: bucket of %s has neither versioning nor Object Lock: a backup host whose S3 key may put objects could overwrite "+
 			"packs and snapshots, and nothing would bring them back. Enable versioning on the bucket (mc version enable ALIAS/BUCKET, or "+
 			"aws s3api put-bucket-versioning --versioning-configuration Status=Enabled), or create it with --lock; on AWS, use the policy of "+
 			"`coffer policy writer`, which forbids overwrites\n", termsafe.String(be.Location()))
-	case lerr != nil || verr != nil:
+	case err != nil && unknown:
 		fmt.Fprintf(w, "warning: could not read whether the bucket of %s is versioned or locked (%v): make sure it is one of them, "+
-			"or that backup hosts cannot overwrite objects\n", termsafe.String(be.Location()), termsafe.String(errors.Join(lerr, verr).Error()))
+			"or that backup hosts cannot overwrite objects\n", termsafe.String(be.Location()), termsafe.String(err.Error()))
 	}
+}
+
+// bucketProtected reports whether be is an S3 bucket, and if so whether
+// it keeps old versions (versioning or Object Lock).
+func bucketProtected(ctx context.Context, be storage.Backend) (s3, protected bool, err error) {
+	bp, ok := storage.Find[bucketProtection](be)
+	if !ok {
+		return false, false, nil
+	}
+	lock, lerr := bp.ObjectLockEnabled(ctx)
+	versioned, verr := bp.VersioningEnabled(ctx)
+	if err := errors.Join(lerr, verr); err != nil {
+		return true, false, err
+	}
+	return true, lock || versioned, nil
 }

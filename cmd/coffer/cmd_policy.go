@@ -16,7 +16,7 @@ import (
 func newPolicyCmd(g *globals) *cobra.Command {
 	ifNoneMatch := "auto"
 	cmd := &cobra.Command{
-		Use:   "policy writer|maintainer|restorer|copier|copy-source",
+		Use:   "policy writer|maintainer|restorer|copier|copy-source|recovery",
 		Short: "Print the minimal S3 bucket policy for a role",
 		Long: `policy prints the IAM policy a role needs on the repository's bucket and
 prefix (from --repo or COFFER_REPO), and nothing more: the writer (backup host)
@@ -25,6 +25,9 @@ not read data, the restorer can read everything and record what it did. For
 coffer copy, copy-source reads every object of the source and holds a lock
 there, and copier adds objects at an initialised destination as a writer does
 (plus drill records, WAL and copy records), deleting nothing but its own locks.
+recovery is coffer undelete's: it reads every version and copies old versions
+back over the current objects (its puts carry no If-None-Match), and hides
+newer objects behind delete markers, but may not delete a version.
 
 Every object a role writes is named after its content and coffer never replaces
 one. With --if-none-match require, the policy allows PutObject only with the

@@ -80,6 +80,7 @@ identity (COFFER_IDENTITY_FILE).`,
 	f.StringVar(&o.canaryFor, "for", "", "with --canaries: who the copy is for (e.g. \"contractor Acme\"), recorded with the canaries")
 	f.StringVar(&o.mask, "mask", "", "with --to: load a masked copy under the rules in this file (coffer classify writes one; docs/masking.md): no original value of a masked column reaches the target")
 	addPGDataFlags(cmd, &o.pg)
+	addAsOfFlag(cmd, g, "restore from")
 	return cmd
 }
 

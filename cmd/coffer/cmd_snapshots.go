@@ -114,6 +114,7 @@ func newSnapshotsCmd(g *globals) *cobra.Command {
 		},
 	}
 	filter.flags(cmd)
+	addAsOfFlag(cmd, g, "list")
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"filippo.io/age"
 	"filippo.io/age/plugin"
@@ -24,6 +25,7 @@ import (
 type globals struct {
 	repo string
 	json bool
+	asOf time.Time // --as-of: read the repository as it was then (asof.go)
 }
 
 func (g *globals) repoURL() (string, error) {
@@ -41,7 +43,7 @@ func (g *globals) backend(ctx context.Context, create, objectLock bool) (storage
 	if err != nil {
 		return nil, err
 	}
-	return location.Open(ctx, u, location.S3Options{
+	be, err := location.Open(ctx, u, location.S3Options{
 		Endpoint:     os.Getenv("COFFER_S3_ENDPOINT"),
 		AccessKey:    os.Getenv("AWS_ACCESS_KEY_ID"),
 		SecretKey:    os.Getenv("AWS_SECRET_ACCESS_KEY"),
@@ -50,6 +52,10 @@ func (g *globals) backend(ctx context.Context, create, objectLock bool) (storage
 		CreateBucket: create,
 		ObjectLock:   objectLock,
 	})
+	if err != nil || g.asOf.IsZero() {
+		return be, err
+	}
+	return asOfView(ctx, be, g.asOf)
 }
 
 func pluginUI() *plugin.ClientUI {

@@ -135,6 +135,7 @@ Environment:
 	root.PersistentFlags().StringVarP(&g.repo, "repo", "r", "", "repository (default $COFFER_REPO)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON for machines")
 	root.AddCommand(newInitCmd(g), newBackupCmd(g), newSnapshotsCmd(g), newRestoreCmd(g), newCheckCmd(g), newLsCmd(g), newForgetCmd(g), newPruneCmd(g), newUnlockCmd(g), newStatsCmd(g), newDrillCmd(g), newDrillsCmd(g), newAuditCmd(g), newPolicyCmd(g), newKeyCmd(g), newDaemonCmd(), newScheduleCmd(g), newConfigCmd(g), newDemoCmd(), newWALPushCmd(g), newWALFetchCmd(g), newWALStatusCmd(g), newCopyCmd(g), newTraceCmd(g), newClassifyCmd(g))
+	root.AddCommand(newUndeleteCmd(g))
 	addHabits(root, g)
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd()

@@ -28,6 +28,7 @@ var readmeSections = []string{"The two commands", "Install", "A first backup, re
 var readmeOther = map[string]string{
 	"Point-in-time recovery (PostgreSQL)": "needs a server of its own that archives its WAL: TestPITRRestoreToTargets and TestWALArchiveCommand run these commands against one",
 	"A second copy":                       "needs a second repository with credentials of its own: TestCLICopy runs coffer copy local → MinIO → MinIO with COFFER_COPY_* credentials",
+	"Recovery from a versioned bucket":    "needs a versioned bucket and an attack on it: TestCLIAsOfAfterAttack runs snapshots, check and restore --as-of and undelete (--dry-run, --hide-newer) against MinIO",
 	"Copies for staging":                  "needs a staging server and an editor: TestClassifyShop, TestMaskedRestorePostgres, TestCanaries, TestMaskedRestoreMariaDB, TestMaskedRestoreSQLite and TestCanariesMariaDBSQLite run classify, restore --mask --canaries and trace",
 }
 

@@ -52,6 +52,11 @@ func (b *Backend) Put(ctx context.Context, name string, data []byte, opts storag
 // made before fn runs, so a missing object is ErrNotFound, not a read
 // error inside fn.
 func (b *Backend) Get(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error {
+	return b.get(ctx, name, "", offset, length, fn)
+}
+
+// get is Get of one version ("": the current one).
+func (b *Backend) get(ctx context.Context, name, version string, offset, length int64, fn func(io.Reader) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -59,7 +64,7 @@ func (b *Backend) Get(ctx context.Context, name string, offset, length int64, fn
 	if err != nil {
 		return err
 	}
-	var opts minio.GetObjectOptions
+	opts := minio.GetObjectOptions{VersionID: version}
 	if offset < 0 {
 		return fmt.Errorf("get %s: negative offset %d", name, offset)
 	}
@@ -101,20 +106,32 @@ func (b *Backend) Stat(ctx context.Context, name string) (storage.Info, error) {
 // backend's prefix. A failed listing is an error, never a short list:
 // prune must not take a missing page for missing objects.
 func (b *Backend) List(ctx context.Context, prefix string, fn func(storage.Info) error) error {
+	return b.list(ctx, prefix, false, func(name string, oi minio.ObjectInfo) error {
+		return fn(storage.Info{Name: name, Size: oi.Size, ModTime: oi.LastModified})
+	})
+}
+
+// list calls fn with every object (with versions: every version) under
+// prefix and its name relative to the backend's prefix.
+func (b *Backend) list(ctx context.Context, prefix string, versions bool, fn func(string, minio.ObjectInfo) error) error {
 	root := ""
 	if b.prefix != "" {
 		root = b.prefix + "/"
 	}
-	opts := minio.ListObjectsOptions{Prefix: root + prefix, Recursive: true}
+	opts := minio.ListObjectsOptions{Prefix: root + prefix, Recursive: true, WithVersions: versions}
 	for oi := range b.client.ListObjectsIter(ctx, b.bucket, opts) {
 		if oi.Err != nil {
-			return b.wrap("list", fmt.Sprintf("%q", prefix), oi.Err)
+			op := "list"
+			if versions {
+				op = "list versions of"
+			}
+			return b.wrap(op, fmt.Sprintf("%q", prefix), oi.Err)
 		}
 		name := strings.TrimPrefix(oi.Key, root)
 		if name == "" || strings.HasSuffix(name, "/") {
 			continue // a folder marker made by some S3 tools
 		}
-		if err := fn(storage.Info{Name: name, Size: oi.Size, ModTime: oi.LastModified}); err != nil {
+		if err := fn(name, oi); err != nil {
 			return err
 		}
 	}
