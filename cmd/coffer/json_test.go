@@ -248,6 +248,12 @@ func TestJSONEveryCommand(t *testing.T) {
 	j.run(w, jsonCase{}, "config", "check", cfg, "--json")
 	j.run(w, jsonCase{}, "config", "check", cfg, "--offline", "--json")
 	j.run(w, jsonCase{}, "copy", "--json", "--to", filepath.Join(dir, "copy"))
+	// undelete needs a versioned bucket: one snapshot, then it is deleted.
+	_, _, vc := versionedRepo(t)
+	vc.backup(strings.NewReader("night one\n"), "--source", "notes", "--stdin")
+	at := moment()
+	j.run(vc, jsonCase{}, "undelete", "--as-of", at, "--dry-run", "--json")
+	j.run(vc, jsonCase{}, "undelete", "--as-of", at, "--json")
 	j.run(w, jsonCase{}, "unlock", "--json")
 	j.run(w, jsonCase{}, "forget", notes, "--json")
 	j.run(w, jsonCase{}, "forget", "--json", "--keep-last", "1", "--dry-run")
