@@ -35,11 +35,20 @@ func randInt(n int) int {
 	return int(v.Int64())
 }
 
-// NewCanaries makes n canaries, all different, under cfg.
-func NewCanaries(cfg *Canaries, n int) []Canary {
+// NewCanaries makes n canaries under cfg, all different, and different
+// from every canary of used (those planted in earlier copies): a canary
+// that is in two copies could not name the one that leaked. E-mails and
+// phones are compared as Matches compares them (case, digits).
+func NewCanaries(cfg *Canaries, n int, used []Canary) ([]Canary, error) {
 	out := make([]Canary, 0, n)
 	seen := map[string]bool{}
-	for len(out) < n {
+	for _, c := range used {
+		seen[strings.ToLower(c.Email)], seen[onlyDigits(c.Phone)] = true, true
+	}
+	for tries := 0; len(out) < n; tries++ {
+		if tries > 1000*n {
+			return out, fmt.Errorf("mask: the phone range %q has no %d numbers left that no earlier copy holds (%d canaries planted so far): give a longer range (fewer fixed digits)", cfg.PhonePrefix, n, len(used))
+		}
 		c := Canary{First: words.first[randInt(len(words.first))], Last: words.last[randInt(len(words.last))]}
 		var tag strings.Builder
 		for range 6 {
@@ -48,13 +57,14 @@ func NewCanaries(cfg *Canaries, n int) []Canary {
 		c.Email = strings.ToLower(c.First+"."+c.Last) + "." + tag.String() + "@" + cfg.Domain
 		c.Phone = canaryPhone(cfg.PhonePrefix)
 		c.Address = fmt.Sprintf("%d %s", 1+randInt(240), words.streets[randInt(len(words.streets))])
-		if seen[c.Email] || seen[c.Phone] {
+		email, phone := strings.ToLower(c.Email), onlyDigits(c.Phone)
+		if seen[email] || seen[phone] {
 			continue
 		}
-		seen[c.Email], seen[c.Phone] = true, true
+		seen[email], seen[phone] = true, true
 		out = append(out, c)
 	}
-	return out
+	return out, nil
 }
 
 // canaryPhone fills the prefix to 11 digits (a country code and a 10-digit

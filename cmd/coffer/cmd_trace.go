@@ -63,19 +63,19 @@ identity (COFFER_IDENTITY_FILE).`,
 func trace(key mask.Key, recs []*repository.AuditRecord, v string) traceJSON {
 	res := traceJSON{Value: v, Verdict: "none"}
 	var masked []mask.CanaryCopy
+	opened := canaryRecords(key, recs)
 	for _, r := range recs {
-		if r.Event != "restore" || r.Outcome != "ok" || r.Detail["mask"] == "" {
+		cr, ok := opened[r]
+		if !ok {
 			continue
 		}
 		cp := mask.CanaryCopy{Target: r.Detail["to"], Snapshot: r.Snapshot, Time: r.Time, Actor: r.Actor}
-		if s := r.Detail["canaries_sealed"]; s != "" {
-			if cr, err := mask.OpenRecord(key, s); err == nil {
-				cp.For, cp.Target = cr.For, cr.Target
-				for _, c := range cr.Canaries {
-					if c.Matches(v) {
-						res.Verdict = "canary"
-						res.Copies = append(res.Copies, cp)
-					}
+		if cr != nil {
+			cp.For, cp.Target = cr.For, cr.Target
+			for _, c := range cr.Canaries {
+				if c.Matches(v) {
+					res.Verdict = "canary"
+					res.Copies = append(res.Copies, cp)
 				}
 			}
 		}

@@ -87,7 +87,45 @@ func (o *restoreOptions) masking(ctx context.Context, repo *repository.Repo) (*m
 		if m.Rules.Canaries == nil {
 			return nil, fmt.Errorf("restore: --canaries: %s has no canaries section: add one with the table, the e-mail domain you watch and the phone range (docs/masking.md)", o.mask)
 		}
-		mr.canaries = mask.NewCanaries(m.Rules.Canaries, o.canaries)
+		used, err := plantedCanaries(ctx, repo, m.Key)
+		if err != nil {
+			return nil, err
+		}
+		if mr.canaries, err = mask.NewCanaries(m.Rules.Canaries, o.canaries, used); err != nil {
+			return nil, fmt.Errorf("restore: --canaries: %w", err)
+		}
 	}
 	return mr, nil
+}
+
+// plantedCanaries are the canaries of every earlier masked copy, from the
+// audit log, so that a new copy's are none of them.
+func plantedCanaries(ctx context.Context, repo *repository.Repo, key mask.Key) ([]mask.Canary, error) {
+	recs, _, err := repo.AuditLog(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("restore: --canaries: read the audit log for the canaries of earlier copies: %w", err)
+	}
+	var used []mask.Canary
+	for _, cr := range canaryRecords(key, recs) {
+		used = append(used, cr.Canaries...)
+	}
+	return used, nil
+}
+
+// canaryRecords opens the canary records of the audit log's masked
+// restores, with the restore record each came in (nil record: none).
+func canaryRecords(key mask.Key, recs []*repository.AuditRecord) map[*repository.AuditRecord]*mask.CanaryRecord {
+	out := map[*repository.AuditRecord]*mask.CanaryRecord{}
+	for _, r := range recs {
+		if r.Event != "restore" || r.Outcome != "ok" || r.Detail["mask"] == "" {
+			continue
+		}
+		out[r] = nil
+		if s := r.Detail["canaries_sealed"]; s != "" {
+			if cr, err := mask.OpenRecord(key, s); err == nil {
+				out[r] = cr
+			}
+		}
+	}
+	return out
 }
