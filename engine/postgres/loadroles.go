@@ -125,19 +125,29 @@ type loadRole struct {
 	verifier string // what the server stores for it
 }
 
+// loadConnections is how many sessions pg_restore may hold at once: one
+// in a single transaction; with jobs, one per job and the leader's, which
+// reconnects at the end while the workers' sessions may still be ending.
+func loadConnections(jobs int) int {
+	if jobs <= 1 {
+		return 1
+	}
+	return jobs + 1
+}
+
 // createLoadRole creates the role that loads db: it can log in and owns
 // nothing yet. The server receives only a SCRAM verifier of its password
 // (which shows in no statement log); the password itself reaches only
 // pg_restore's environment. It expires in a day, should coffer be killed
 // before dropping it, and takes no more connections than pg_restore
-// opens (one, or one per job), which the snapshot cannot change.
+// opens (loadConnections), a limit the snapshot cannot change.
 func (t *Target) createLoadRole(ctx context.Context, pc *pgx.Conn, db string) (*loadRole, error) {
 	lr := &loadRole{name: loadRolePrefix + randomHex(8), password: randomHex(24)}
 	lr.verifier = scramVerifier(lr.password)
 	until := time.Now().Add(24 * time.Hour).UTC().Format("2006-01-02 15:04:05+00")
 	stmts := []string{
 		"CREATE ROLE " + quoteIdent(lr.name) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT" +
-			" CONNECTION LIMIT " + strconv.Itoa(t.jobs) +
+			" CONNECTION LIMIT " + strconv.Itoa(loadConnections(t.jobs)) +
 			" PASSWORD " + quoteLiteral(lr.verifier) + " VALID UNTIL " + quoteLiteral(until),
 		"COMMENT ON ROLE " + quoteIdent(lr.name) + " IS " + quoteLiteral(loadComment+db),
 	}

@@ -59,9 +59,10 @@ func TestClosedEndpoint(t *testing.T) {
 
 func TestBucketStem(t *testing.T) {
 	for in, want := range map[string]string{
-		"TestS3/Conformance/Put_Get": "tests3-conformance-put-get",
+		"TestS3/Conformance/Put_Get": "s3-conforman",
 		"T":                          "bucket",
-		strings.Repeat("a", 80):      strings.Repeat("a", 40),
+		"TestMaintainerPolicy":       "maintainerpo",
+		strings.Repeat("a", 80):      strings.Repeat("a", 12),
 	} {
 		if got := bucketStem(in); got != want {
 			t.Errorf("bucketStem(%q) = %q, want %q", in, got, want)
